@@ -1,0 +1,359 @@
+//! collect-keys: one S3 event -> the paths to invalidate in each distribution.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{ChangeKind, Ignored, ObjectChange, parse_event};
+use crate::keys::key_readings;
+use crate::path::is_valid_path;
+use crate::routes::MappingConfig;
+use crate::{Error, Result};
+
+/// One path to invalidate in one distribution, with the change that caused it (for the audit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathChange {
+    pub distribution_id: String,
+    pub path: String,
+    pub bucket: String,
+    /// The decoded object key.
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub etag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sequencer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub event_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub event_id: Option<String>,
+    pub change: ChangeKind,
+}
+
+/// The task output: paths sorted by distribution then path, each pair once; and what was skipped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectOutput {
+    pub paths: Vec<PathChange>,
+    pub ignored: Vec<Ignored>,
+}
+
+/// Maps an S3 event to paths. Unknown buckets, keys outside every route and excluded keys are
+/// ignored with a reason; malformed events and keys S3 cannot have are errors.
+///
+/// When one event names the same path twice (several records, or two readings of a key that
+/// map alike), the last change wins.
+pub fn collect(event: &serde_json::Value, cfg: &MappingConfig) -> Result<CollectOutput> {
+    let parsed = parse_event(event)?;
+    let mut ignored = parsed.ignored;
+    let mut paths = BTreeMap::new();
+    for change in &parsed.changes {
+        if !cfg.routes.iter().any(|r| r.bucket == change.bucket) {
+            ignored.push(Ignored::new(
+                Some(&change.bucket),
+                Some(&change.raw_key),
+                format!("no route for bucket {:?}", change.bucket),
+            ));
+            continue;
+        }
+        for key in key_readings(&change.raw_key, change.source, cfg.key_encoding)? {
+            let ignore = |reason: String| Ignored::new(Some(&change.bucket), Some(&key), reason);
+            if let Some(pattern) = cfg.excluded_by(&key) {
+                ignored.push(ignore(format!("excluded by pattern {pattern:?}")));
+                continue;
+            }
+            let mut matched = false;
+            for route in &cfg.routes {
+                let Some(relative) = route.relative_key(&change.bucket, &key) else {
+                    continue;
+                };
+                matched = true;
+                for path in cfg.paths_for(relative) {
+                    let entry = path_change(change, &key, &route.distribution_id, path)?;
+                    paths.insert((entry.distribution_id.clone(), entry.path.clone()), entry);
+                }
+            }
+            if !matched {
+                ignored.push(ignore(format!(
+                    "no route of bucket {:?} covers the key (key prefix / origin path)",
+                    change.bucket
+                )));
+            }
+        }
+    }
+    Ok(CollectOutput {
+        paths: paths.into_values().collect(),
+        ignored,
+    })
+}
+
+fn path_change(
+    change: &ObjectChange,
+    key: &str,
+    distribution: &str,
+    path: String,
+) -> Result<PathChange> {
+    // encode_path only makes valid paths; this guards the invariant at the boundary, since a
+    // path CloudFront rejects would fail the whole batch later.
+    if !is_valid_path(&path) {
+        return Err(Error::InvalidKey(format!(
+            "key {key:?} maps to {path:?}, which is not a valid CloudFront path"
+        )));
+    }
+    Ok(PathChange {
+        distribution_id: distribution.to_owned(),
+        path,
+        bucket: change.bucket.clone(),
+        key: key.to_owned(),
+        version_id: change.version_id.clone(),
+        etag: change.etag.clone(),
+        sequencer: change.sequencer.clone(),
+        event_time: change.event_time.clone(),
+        event_id: change.event_id.clone(),
+        change: change.kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyEncoding;
+    use crate::routes::Route;
+    use serde_json::{Value, json};
+
+    fn route(key_prefix: &str, distribution_id: &str, origin_path: &str) -> Route {
+        Route {
+            bucket: "site".into(),
+            key_prefix: key_prefix.into(),
+            distribution_id: distribution_id.into(),
+            origin_path: origin_path.into(),
+        }
+    }
+
+    fn config(routes: Vec<Route>, key_encoding: KeyEncoding) -> MappingConfig {
+        MappingConfig {
+            routes,
+            index_document: Some("index.html".into()),
+            key_encoding,
+            exclude: vec!["*.map".into(), "tmp/*".into()],
+        }
+    }
+
+    fn eventbridge(key: &str) -> Value {
+        json!({
+            "id": "ev-1", "source": "aws.s3", "detail-type": "Object Created",
+            "time": "2024-01-01T00:00:00Z",
+            "detail": {
+                "bucket": {"name": "site"},
+                "object": {"key": key, "etag": "e1", "sequencer": "01"}
+            }
+        })
+    }
+
+    fn paths_of(out: &CollectOutput) -> Vec<(&str, &str)> {
+        out.paths
+            .iter()
+            .map(|p| (p.distribution_id.as_str(), p.path.as_str()))
+            .collect()
+    }
+
+    /// Object key (as S3 stores it) -> the paths invalidated, in output order.
+    ///
+    /// Reasoned from the docs: no emulator can confirm CloudFront's cache keys. Sources: the
+    /// CloudFront developer guide, "Invalidating files" (specifying the files to invalidate:
+    /// encode non-ASCII and RFC 1738-unsafe characters, nothing else; `*` only at the end;
+    /// paths are case-sensitive; at most 4,000 characters), and the S3 user guide, "Naming
+    /// Amazon S3 objects" (any UTF-8 up to 1,024 bytes, `/` is just a character, `..` and
+    /// empty segments are legal) and "Event message structure" (notification keys are
+    /// form-encoded; tested separately). `?` is encoded too (it would start a query string),
+    /// and a key ending in `*` is invalidated as a wildcard on purpose.
+    #[test]
+    fn keys_map_to_cloudfront_paths() {
+        let ascii_max = "a".repeat(1024);
+        let korean_max = format!("{}a", "한".repeat(341)); // 1,024 bytes
+        let emoji_max = "😀".repeat(256); // 1,024 bytes
+        let table: Vec<(&str, Vec<String>)> = vec![
+            ("plain.html", vec!["/plain.html".into()]),
+            ("red flower.jpg", vec!["/red%20flower.jpg".into()]),
+            ("trailing space ", vec!["/trailing%20space%20".into()]),
+            ("a+b.jpg", vec!["/a+b.jpg".into()]),
+            ("plus+and space", vec!["/plus+and%20space".into()]),
+            ("100%.txt", vec!["/100%25.txt".into()]),
+            ("a%20b", vec!["/a%2520b".into()]),
+            ("notes#1.txt", vec!["/notes%231.txt".into()]),
+            ("what?.html", vec!["/what%3F.html".into()]),
+            ("~user/home.html", vec!["/%7Euser/home.html".into()]),
+            (
+                "한글/파일.txt",
+                vec!["/%ED%95%9C%EA%B8%80/%ED%8C%8C%EC%9D%BC.txt".into()],
+            ),
+            ("emoji/😀.png", vec!["/emoji/%F0%9F%98%80.png".into()]),
+            ("café.html", vec!["/caf%C3%A9.html".into()]),
+            ("cafe\u{301}.html", vec!["/cafe%CC%81.html".into()]), // no Unicode normalisation
+            ("a*b.txt", vec!["/a%2Ab.txt".into()]),
+            ("prefix*", vec!["/prefix*".into()]), // a trailing '*' is a wildcard, deliberately
+            ("a**", vec!["/a%2A*".into()]),
+            ("*", vec!["/*".into()]),
+            ("../x/./y.txt", vec!["/../x/./y.txt".into()]),
+            ("dir/", vec!["/dir/".into()]),
+            ("a//b", vec!["/a//b".into()]),
+            ("x<y>z.html", vec!["/x%3Cy%3Ez.html".into()]),
+            ("\"quoted\".txt", vec!["/%22quoted%22.txt".into()]),
+            ("{a}|b.txt", vec!["/%7Ba%7D%7Cb.txt".into()]),
+            ("back\\slash^.txt", vec!["/back%5Cslash%5E.txt".into()]),
+            ("[1].txt", vec!["/%5B1%5D.txt".into()]),
+            ("`tick`.txt", vec!["/%60tick%60.txt".into()]),
+            ("tab\there", vec!["/tab%09here".into()]),
+            ("nl\nx\u{7f}", vec!["/nl%0Ax%7F".into()]),
+            ("nul\u{0}byte", vec!["/nul%00byte".into()]),
+            (
+                "a&b=c;d$e,f'g(h)i!j@k:l.txt",
+                vec!["/a&b=c;d$e,f'g(h)i!j@k:l.txt".into()],
+            ),
+            ("-_.0.txt", vec!["/-_.0.txt".into()]),
+            ("UPPER/Case.HTML", vec!["/UPPER/Case.HTML".into()]),
+            (
+                "very/deep/nested/dir/tree/file.css",
+                vec!["/very/deep/nested/dir/tree/file.css".into()],
+            ),
+            (&ascii_max, vec![format!("/{ascii_max}")]),
+            (&korean_max, vec![format!("/{}a", "%ED%95%9C".repeat(341))]),
+            (&emoji_max, vec![format!("/{}", "%F0%9F%98%80".repeat(256))]),
+            ("index.html", vec!["/".into(), "/index.html".into()]),
+            (
+                "docs/index.html",
+                vec!["/docs".into(), "/docs/".into(), "/docs/index.html".into()],
+            ),
+            (
+                "my docs/v1/index.html",
+                vec![
+                    "/my%20docs/v1".into(),
+                    "/my%20docs/v1/".into(),
+                    "/my%20docs/v1/index.html".into(),
+                ],
+            ),
+            ("docs/index.htm", vec!["/docs/index.htm".into()]),
+            ("docs/Index.html", vec!["/docs/Index.html".into()]),
+        ];
+        assert!(table.len() >= 35);
+        let cfg = config(vec![route("", "E1", "")], KeyEncoding::Raw);
+        for (key, expected) in &table {
+            let out = collect(&eventbridge(key), &cfg).unwrap();
+            let got: Vec<&str> = out.paths.iter().map(|p| p.path.as_str()).collect();
+            assert_eq!(got, *expected, "key {key:?}");
+            assert!(
+                out.paths
+                    .iter()
+                    .all(|p| is_valid_path(&p.path) && p.key == *key)
+            );
+            assert!(out.ignored.is_empty(), "{key:?}: {:?}", out.ignored);
+        }
+    }
+
+    #[test]
+    fn ambiguous_eventbridge_keys_cover_both_readings_unless_pinned() {
+        let event = eventbridge("a+b%20c.txt");
+        let auto = collect(
+            &event,
+            &config(vec![route("", "E1", "")], KeyEncoding::Auto),
+        )
+        .unwrap();
+        assert_eq!(
+            paths_of(&auto),
+            [("E1", "/a%20b%20c.txt"), ("E1", "/a+b%2520c.txt")]
+        );
+        let keys: Vec<&str> = auto.paths.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["a b c.txt", "a+b%20c.txt"]);
+        let raw = collect(&event, &config(vec![route("", "E1", "")], KeyEncoding::Raw)).unwrap();
+        assert_eq!(paths_of(&raw), [("E1", "/a+b%2520c.txt")]);
+        let form = collect(
+            &event,
+            &config(vec![route("", "E1", "")], KeyEncoding::Form),
+        )
+        .unwrap();
+        assert_eq!(paths_of(&form), [("E1", "/a%20b%20c.txt")]);
+    }
+
+    #[test]
+    fn one_key_can_reach_several_distributions() {
+        let cfg = config(
+            vec![
+                route("", "E1", ""),
+                route("site/", "E2", "/site"),
+                route("other/", "E3", ""),
+            ],
+            KeyEncoding::Auto,
+        );
+        let out = collect(&eventbridge("site/index.html"), &cfg).unwrap();
+        assert_eq!(
+            paths_of(&out),
+            [
+                ("E1", "/site"),
+                ("E1", "/site/"),
+                ("E1", "/site/index.html"),
+                ("E2", "/"),
+                ("E2", "/index.html"),
+            ]
+        );
+        let change = &out.paths[0];
+        assert_eq!(change.etag.as_deref(), Some("e1"));
+        assert_eq!(change.sequencer.as_deref(), Some("01"));
+        assert_eq!(change.event_id.as_deref(), Some("ev-1"));
+        assert_eq!(change.event_time.as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(change.version_id, None);
+    }
+
+    #[test]
+    fn unrouted_and_excluded_keys_are_ignored_with_a_reason() {
+        let cfg = config(vec![route("site/", "E2", "/site")], KeyEncoding::Auto);
+        for (key, reason) in [
+            (
+                "elsewhere/a.html",
+                "no route of bucket \"site\" covers the key",
+            ),
+            ("site/app.js.map", "excluded by pattern \"*.map\""),
+            ("tmp/upload.bin", "excluded by pattern \"tmp/*\""),
+        ] {
+            let out = collect(&eventbridge(key), &cfg).unwrap();
+            assert!(out.paths.is_empty(), "{key}");
+            assert_eq!(out.ignored.len(), 1, "{key}");
+            assert_eq!(out.ignored[0].key.as_deref(), Some(key));
+            assert!(
+                out.ignored[0].reason.contains(reason),
+                "{key}: {:?}",
+                out.ignored
+            );
+        }
+    }
+
+    #[test]
+    fn notification_records_are_decoded_routed_and_deduplicated() {
+        let record = |name: &str, key: &str, seq: &str| {
+            json!({"eventSource": "aws:s3", "eventName": name,
+                   "responseElements": {"x-amz-request-id": "R1"},
+                   "s3": {"bucket": {"name": "site"}, "object": {"key": key, "sequencer": seq}}})
+        };
+        let event = json!({"Records": [
+            record("ObjectCreated:Put", "site/a+b/index.html", "01"),
+            record("ObjectRemoved:Delete", "site/a%20b/index.html", "02"),
+            record("ObjectCreated:Copy", "site/%E2%9C%93.txt", "03"),
+        ]});
+        let cfg = config(vec![route("", "E2", "site")], KeyEncoding::Auto);
+        let out = collect(&event, &cfg).unwrap();
+        assert_eq!(
+            paths_of(&out),
+            [
+                ("E2", "/%E2%9C%93.txt"),
+                ("E2", "/a%20b"),
+                ("E2", "/a%20b/"),
+                ("E2", "/a%20b/index.html")
+            ]
+        );
+        // The same path from two records: the later one wins.
+        assert_eq!(out.paths[1].change, ChangeKind::Deleted);
+        assert_eq!(out.paths[1].event_id.as_deref(), Some("R1:02"));
+        assert_eq!(out.paths[0].key, "site/✓.txt");
+    }
+}

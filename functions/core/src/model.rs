@@ -1,0 +1,239 @@
+//! The batch and audit data model shared by every function (DESIGN.md §4).
+//!
+//! One DynamoDB table, single-table design. Keys are built here and nowhere else.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Lifecycle of a batch. FAILED is set by the outcome recorder (or a failing task) and cleared by a
+/// later success, so it can follow any of the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BatchStatus {
+    Open,
+    Closed,
+    Submitted,
+    Completed,
+    Failed,
+}
+
+impl BatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchStatus::Open => "OPEN",
+            BatchStatus::Closed => "CLOSED",
+            BatchStatus::Submitted => "SUBMITTED",
+            BatchStatus::Completed => "COMPLETED",
+            BatchStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "OPEN" => BatchStatus::Open,
+            "CLOSED" => BatchStatus::Closed,
+            "SUBMITTED" => BatchStatus::Submitted,
+            "COMPLETED" => BatchStatus::Completed,
+            "FAILED" => BatchStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// Identifies a batch in task inputs and outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRef {
+    pub batch_id: String,
+    pub distribution_id: String,
+}
+
+/// A request for a batch's flush execution: the batch plus the time its debounce ends. The
+/// debounce is fixed from the batch's opening, not sliding, so continuous writes cannot starve
+/// a flush; and every request for the same batch carries the same input, which keeps
+/// `StartExecution` (named by the batch id) idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlushRequest {
+    #[serde(flatten)]
+    pub batch: BatchRef,
+    pub flush_at: String,
+}
+
+impl FlushRequest {
+    pub fn new(batch: BatchRef, opened_at: OffsetDateTime, debounce: std::time::Duration) -> Self {
+        Self {
+            batch,
+            flush_at: timestamp(opened_at + debounce),
+        }
+    }
+}
+
+/// The open-batch pointer of a distribution (`DIST#<id>` / `OPEN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPointer {
+    pub batch_id: String,
+    pub opened_at: OffsetDateTime,
+}
+
+/// The batch item (`BATCH#<id>` / `META`): counts, never lists, so it stays far below 400 KB.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub batch_id: String,
+    pub distribution_id: String,
+    pub status: BatchStatus,
+    pub opened_at: OffsetDateTime,
+    /// The committed plan (its id and chunk count); `None` until then.
+    pub plan: Option<PlanRef>,
+    pub submitted_at: Option<OffsetDateTime>,
+    /// The Step Functions redrive epoch the poll deadline was last reset for.
+    pub poll_epoch: Option<u32>,
+    pub poll_since: Option<OffsetDateTime>,
+}
+
+/// Which plan of a batch is the committed one. Chunks are keyed by plan id, so an attempt that
+/// lost the commit race can never overwrite the committed plan's chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRef {
+    pub plan_id: String,
+    pub chunks: u32,
+}
+
+/// One CreateInvalidation request of a stored plan (`BATCH#<id>` / `PLAN#<planId>#<n>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub plan_id: String,
+    pub index: u32,
+    pub paths: Vec<String>,
+    pub invalidation_id: Option<String>,
+    pub completed: bool,
+}
+
+/// Time source, injected so tests can move it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+pub mod keys {
+    //! Table keys. Paths can be 4,000 characters but sort keys only 1,024 bytes, so path items
+    //! are keyed by the SHA-256 of the path.
+    use super::*;
+
+    pub const META: &str = "META";
+    pub const OPEN: &str = "OPEN";
+    pub const PATH_PREFIX: &str = "PATH#";
+    pub const PLAN_PREFIX: &str = "PLAN#";
+
+    pub fn dist_pk(distribution_id: &str) -> String {
+        format!("DIST#{distribution_id}")
+    }
+    pub fn batch_pk(batch_id: &str) -> String {
+        format!("BATCH#{batch_id}")
+    }
+    pub fn path_hash(path: &str) -> String {
+        Sha256::digest(path.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+    pub fn path_sk(path: &str) -> String {
+        format!("{PATH_PREFIX}{}", path_hash(path))
+    }
+    pub fn plan_prefix(plan_id: &str) -> String {
+        format!("{PLAN_PREFIX}{plan_id}#")
+    }
+    pub fn plan_sk(plan_id: &str, index: u32) -> String {
+        format!("{PLAN_PREFIX}{plan_id}#{index:04}")
+    }
+    /// Partition key of the `byPath` index: one partition per (distribution, path).
+    pub fn path_index_pk(distribution_id: &str, path: &str) -> String {
+        format!("PATH#{distribution_id}#{}", path_hash(path))
+    }
+    /// `CallerReference` of chunk `n`: derived from the batch, never from the clock, so every
+    /// retry and redrive of the same chunk names the same invalidation.
+    pub fn caller_reference(batch_id: &str, index: u32) -> String {
+        format!("{batch_id}#{index}")
+    }
+}
+
+/// A new batch id: `<distributionId>-<UTC time>-<8 random hex>`. It names the flush execution,
+/// so it stays within Step Functions' 80 characters and uses only letters, digits and `-`.
+pub fn new_batch_id(distribution_id: &str, now: OffsetDateTime) -> String {
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    format!(
+        "{distribution_id}-{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        &random[random.len() - 8..]
+    )
+}
+
+/// RFC 3339 in UTC with exactly three fractional digits: fixed width, so it sorts as a string,
+/// which the time-range indexes need.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
+pub fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn batch_id_is_a_valid_execution_name() {
+        let id = new_batch_id("E2QWRUHAPOMQZL", datetime!(2026-11-25 03:04:05 UTC));
+        assert!(id.starts_with("E2QWRUHAPOMQZL-20261125T030405Z-"), "{id}");
+        assert!(id.len() <= 80);
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        assert_ne!(
+            id,
+            new_batch_id("E2QWRUHAPOMQZL", datetime!(2026-11-25 03:04:05 UTC))
+        );
+    }
+
+    #[test]
+    fn path_keys_fit_dynamodb_sort_key_limit_for_the_longest_path() {
+        let long = format!("/{}", "%E2%82%AC".repeat(444));
+        assert!(keys::path_sk(&long).len() < 1024);
+        assert_eq!(keys::path_sk("/a"), keys::path_sk("/a"));
+        assert_ne!(keys::path_sk("/a"), keys::path_sk("/A"));
+    }
+
+    #[test]
+    fn timestamps_sort_as_strings() {
+        let a = timestamp(datetime!(2026-11-25 03:04:05.1234 UTC));
+        let b = timestamp(datetime!(2026-11-25 03:04:05.9 UTC));
+        assert_eq!(
+            timestamp(datetime!(2026-11-25 03:04:05 UTC)),
+            "2026-11-25T03:04:05.000Z"
+        );
+        assert_eq!(a, "2026-11-25T03:04:05.123Z");
+        assert!(a < b);
+        assert_eq!(parse_timestamp(&a).map(|t| t.millisecond()), Some(123));
+    }
+}

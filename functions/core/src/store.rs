@@ -1,0 +1,161 @@
+//! The narrow interface every function uses to reach the table. The DynamoDB adapter lives in
+//! `dynamo.rs`; the join and close protocols built on it live in the functions that own them.
+
+use std::future::Future;
+
+use time::OffsetDateTime;
+
+use crate::Result;
+use crate::collect::PathChange;
+use crate::model::{Batch, BatchRef, Chunk, OpenPointer};
+use crate::plan::Plan;
+
+/// What the batch's path items add up to, read after the close.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchPaths {
+    pub paths: Vec<String>,
+    /// Distinct S3 events (by event id) that contributed paths.
+    pub events: usize,
+}
+
+/// How an execution of the batch machine ended, as reported by EventBridge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub status: String,
+    pub execution_arn: String,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+pub trait BatchStore: Send + Sync {
+    /// The open-batch pointer of a distribution (strongly consistent).
+    fn get_pointer(
+        &self,
+        distribution_id: &str,
+    ) -> impl Future<Output = Result<Option<OpenPointer>>> + Send;
+
+    /// Points the distribution at a new batch, only if it still points at `replacing` (or at
+    /// nothing when `None`). `false` when another writer won the race.
+    fn swap_pointer(
+        &self,
+        distribution_id: &str,
+        new: &OpenPointer,
+        replacing: Option<&str>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes the pointer if it still names `batch_id`; a lost race is not an error.
+    fn delete_pointer(
+        &self,
+        distribution_id: &str,
+        batch_id: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Creates the OPEN batch item unless it exists (idempotent: any joiner may call it).
+    fn create_batch(
+        &self,
+        batch: &BatchRef,
+        opened_at: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The batch item (strongly consistent).
+    fn get_batch(&self, batch_id: &str) -> impl Future<Output = Result<Option<Batch>>> + Send;
+
+    /// Records one path of one S3 event in the batch (idempotent per event id).
+    fn put_path(
+        &self,
+        batch_id: &str,
+        change: &PathChange,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// OPEN -> CLOSED (a batch closed before stays as it is). Returns the batch after the close.
+    fn close_batch(
+        &self,
+        batch: &BatchRef,
+        now: OffsetDateTime,
+        execution_arn: &str,
+    ) -> impl Future<Output = Result<Batch>> + Send;
+
+    /// Every path of the batch: a strongly consistent, paginated query of the base table.
+    fn batch_paths(&self, batch_id: &str) -> impl Future<Output = Result<BatchPaths>> + Send;
+
+    /// Stores `plan` unless a plan is already committed, and returns the committed one: a
+    /// retry or redrive always replays the first plan.
+    fn commit_plan(
+        &self,
+        batch_id: &str,
+        plan: &Plan,
+        received: &BatchPaths,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<Chunk>>> + Send;
+
+    /// The committed plan's chunks, in order.
+    fn load_plan(&self, batch_id: &str) -> impl Future<Output = Result<Vec<Chunk>>> + Send;
+
+    fn record_invalidation(
+        &self,
+        batch_id: &str,
+        chunk: u32,
+        invalidation_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    fn mark_submitted(
+        &self,
+        batch_id: &str,
+        billed: usize,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Writes a task's error to the batch item (the execution may still retry).
+    fn record_error(
+        &self,
+        batch_id: &str,
+        error: &crate::Error,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Starts a new poll window when the execution was redriven (`epoch` = RedriveCount).
+    /// Returns the start of the current window.
+    fn poll_window(
+        &self,
+        batch_id: &str,
+        epoch: u32,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<OffsetDateTime>> + Send;
+
+    fn mark_chunk_completed(
+        &self,
+        batch_id: &str,
+        chunk: u32,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    fn mark_completed(
+        &self,
+        batch_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Applies an execution outcome unless a newer one was applied already.
+    fn record_outcome(
+        &self,
+        batch: &BatchRef,
+        outcome: &Outcome,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records a failed object-changed execution: the S3 change it carried is visible in the
+    /// failures index even though it never reached a batch.
+    fn record_failed_event(
+        &self,
+        outcome: &Outcome,
+        input: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// OPEN batches opened before `before` (with their opening time), oldest first.
+    fn open_batches_before(
+        &self,
+        before: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<(BatchRef, OffsetDateTime)>>> + Send;
+}
