@@ -1,0 +1,68 @@
+//! collect-keys: one S3 event in, the CloudFront paths to invalidate out (per distribution).
+//! Pure: no AWS calls, so it needs no SDK at all.
+
+use cfinv_core::collect::{CollectOutput, collect};
+use cfinv_core::routes::MappingConfig;
+use cfinv_core::{Error, Result};
+use serde_json::Value;
+
+/// Maps the event. A configuration error fails every invocation with `InvalidConfig`, so a
+/// misconfigured stack is loud in the console instead of dropping events.
+pub fn handle(event: &Value, config: &Result<MappingConfig>) -> Result<CollectOutput> {
+    let config = config.as_ref().map_err(Error::clone)?;
+    let out = collect(event, config)?;
+    for ignored in &out.ignored {
+        tracing::info!(bucket = ?ignored.bucket, key = ?ignored.key, reason = %ignored.reason, "ignored");
+    }
+    for p in &out.paths {
+        tracing::info!(distribution = %p.distribution_id, path = %p.path, key = %p.key, "path");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config() -> Result<MappingConfig> {
+        MappingConfig::from_lookup(|k| match k {
+            "BUCKET_NAME" => Some("site".into()),
+            "DISTRIBUTION_IDS" => Some("E1,E2".into()),
+            _ => None,
+        })
+    }
+
+    fn event(bucket: &str, key: &str) -> Value {
+        json!({"version": "0", "id": "1", "detail-type": "Object Created", "source": "aws.s3",
+               "time": "2026-11-25T00:00:00Z", "region": "us-east-1",
+               "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1, "etag": "x", "sequencer": "01"},
+                          "reason": "PutObject"}})
+    }
+
+    #[test]
+    fn one_key_fans_out_to_every_distribution() {
+        let out = handle(&event("site", "img/a b.png"), &config()).unwrap();
+        let got: Vec<_> = out
+            .paths
+            .iter()
+            .map(|p| (p.distribution_id.as_str(), p.path.as_str()))
+            .collect();
+        assert_eq!(got, [("E1", "/img/a%20b.png"), ("E2", "/img/a%20b.png")]);
+    }
+
+    #[test]
+    fn an_unknown_bucket_is_ignored_with_a_reason() {
+        let out = handle(&event("other", "a.png"), &config()).unwrap();
+        assert!(out.paths.is_empty());
+        assert_eq!(out.ignored.len(), 1);
+        assert!(!out.ignored[0].reason.is_empty());
+    }
+
+    #[test]
+    fn a_bad_configuration_is_a_named_error_on_every_event() {
+        let broken = MappingConfig::from_lookup(|_| None);
+        let err = handle(&event("site", "a.png"), &broken).unwrap_err();
+        assert_eq!(err.name(), "InvalidConfig");
+    }
+}

@@ -1,0 +1,116 @@
+//! poll-status: asks CloudFront how each invalidation of a batch is doing, and completes the
+//! batch when all are done.
+//!
+//! The poll loop is bounded by a window stored in the table, not by a counter in the execution
+//! input: a redrive resumes with the failed state's original input, so an input-borne bound
+//! would fail again at once. Each redrive (`$$.Execution.RedriveCount`) opens a new window.
+
+use std::time::Duration;
+
+use cfinv_core::cdn::{Cdn, InvalidationStatus};
+use cfinv_core::model::{BatchRef, Clock};
+use cfinv_core::store::BatchStore;
+use cfinv_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long one poll window may last before the execution fails for an operator to look.
+    pub max_wait: Duration,
+    /// How long the state machine waits between polls (`waitSeconds` in the output).
+    pub poll_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollInput {
+    #[serde(flatten)]
+    pub batch: BatchRef,
+    #[serde(default)]
+    pub redrive_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollOutput {
+    pub batch_id: String,
+    pub distribution_id: String,
+    pub done: bool,
+    pub pending: usize,
+    pub wait_seconds: u64,
+}
+
+pub async fn poll<S: BatchStore, C: Cdn>(
+    store: &S,
+    cdn: &C,
+    clock: &dyn Clock,
+    settings: &Settings,
+    input: PollInput,
+) -> Result<PollOutput> {
+    let PollInput {
+        batch,
+        redrive_count,
+    } = input;
+    let result = poll_batch(store, cdn, clock, settings, &batch, redrive_count).await;
+    if let Err(error) = &result
+        && let Err(e) = store
+            .record_error(&batch.batch_id, error, clock.now())
+            .await
+    {
+        tracing::error!(batch = %batch.batch_id, error = %e, "could not record the error on the batch");
+    }
+    result
+}
+
+async fn poll_batch<S: BatchStore, C: Cdn>(
+    store: &S,
+    cdn: &C,
+    clock: &dyn Clock,
+    settings: &Settings,
+    batch: &BatchRef,
+    redrive_count: u32,
+) -> Result<PollOutput> {
+    let chunks = store.load_plan(&batch.batch_id).await?;
+    let mut pending = 0;
+    for chunk in chunks.iter().filter(|c| !c.completed) {
+        let id = chunk.invalidation_id.as_deref().ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "chunk {} of batch {} was never submitted",
+                chunk.index, batch.batch_id
+            ))
+        })?;
+        match cdn.invalidation_status(&batch.distribution_id, id).await? {
+            InvalidationStatus::Completed => {
+                store
+                    .mark_chunk_completed(&batch.batch_id, chunk.index, clock.now())
+                    .await?;
+                tracing::info!(batch = %batch.batch_id, invalidation = id, "invalidation completed");
+            }
+            InvalidationStatus::InProgress => pending += 1,
+        }
+    }
+    let out = |done| PollOutput {
+        batch_id: batch.batch_id.clone(),
+        distribution_id: batch.distribution_id.clone(),
+        done,
+        pending,
+        wait_seconds: settings.poll_seconds,
+    };
+    if pending == 0 {
+        store.mark_completed(&batch.batch_id, clock.now()).await?;
+        tracing::info!(batch = %batch.batch_id, "batch completed");
+        return Ok(out(true));
+    }
+    let now = clock.now();
+    let since = store
+        .poll_window(&batch.batch_id, redrive_count, now)
+        .await?;
+    if now - since > settings.max_wait {
+        return Err(Error::InvalidationNotCompleted(format!(
+            "{pending} invalidation(s) of batch {} still in progress after {}s; redrive to keep polling",
+            batch.batch_id,
+            settings.max_wait.as_secs()
+        )));
+    }
+    Ok(out(false))
+}
