@@ -1,0 +1,105 @@
+# cf-invalidator: the local stack, the demo, the tests and the benchmark.
+# `make demo` and `make test` work on a fresh clone: they install what they need themselves.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+STATE := .local
+BUILD_DIR := target/release
+FUNCTIONS := collect-keys dedupe create-invalidation poll-status record-outcome sweep
+
+DEBOUNCE_SECONDS ?= 5
+POLL_SECONDS ?= 2
+DISTRIBUTIONS ?= 8
+UP_ARGS ?=
+
+VENV_OK := $(VENV)/.installed
+TOOLS_OK := $(TOOLS)/.installed
+BINARIES := $(addprefix $(BUILD_DIR)/,$(FUNCTIONS))
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV_OK): local/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r local/requirements.txt
+	touch $@
+
+# Static checkers live apart from the emulator: aws-sam-cli pins its own boto versions.
+$(TOOLS_OK):
+	$(PYTHON) -m venv $(TOOLS)/py
+	$(TOOLS)/py/bin/pip install --quiet --disable-pip-version-check "cfn-lint==1.*" "aws-sam-cli==1.*"
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS)/node asl-validator@4.0.0
+	touch $@
+
+.PHONY: build
+build: ## Build the functions once, for this machine (release: what the local stack runs)
+	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS))
+
+.PHONY: up
+up: $(VENV_OK) build ## Start the local stack in the background and deploy template.yaml
+	@if [ -f $(STATE)/stack.pid ] && kill -0 "$$(cat $(STATE)/stack.pid)" 2>/dev/null; then \
+	  echo "a local stack is already running (pid $$(cat $(STATE)/stack.pid)); run 'make down' first" >&2; exit 1; fi
+	@mkdir -p $(STATE)
+	@rm -f $(STATE)/stack.json
+	nohup $(VENV)/bin/python -m local up --build-dir $(BUILD_DIR) --template template.yaml \
+	  --state-dir $(STATE) --debounce-seconds $(DEBOUNCE_SECONDS) --poll-seconds $(POLL_SECONDS) \
+	  --distributions $(DISTRIBUTIONS) $(UP_ARGS) > $(STATE)/stack.log 2>&1 &
+	$(VENV)/bin/python -m local wait --state-dir $(STATE) --timeout 120 || { tail -n 40 $(STATE)/stack.log >&2; exit 1; }
+
+.PHONY: down
+down: ## Stop everything `make up` started
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python -m local down --state-dir $(STATE); \
+	else echo "no local stack: $(VENV) does not exist" >&2; exit 1; fi
+
+.PHONY: demo
+demo: $(VENV_OK) ## Run the main job on the local emulated stack (no AWS account), then tear down
+	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=5 POLL_SECONDS=2 DISTRIBUTIONS=1
+	status=0; $(VENV)/bin/python -m local.demo --state-dir $(STATE) || status=$$?; \
+	$(MAKE) --no-print-directory down; exit $$status
+
+.PHONY: lint
+lint: $(TOOLS_OK) ## Format, clippy, cfn-lint, sam validate, asl-validator
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(TOOLS)/py/bin/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x SAM_CLI_TELEMETRY=0 \
+	  $(TOOLS)/py/bin/sam validate --lint --template template.yaml
+	$(TOOLS)/node/node_modules/.bin/asl-validator --json-definition-path statemachine/object-changed.asl.json
+	$(TOOLS)/node/node_modules/.bin/asl-validator --json-definition-path statemachine/invalidate-batch.asl.json
+
+.PHONY: unit
+unit: ## Unit and adapter tests (no emulator)
+	cargo test --workspace --exclude e2e --locked
+
+.PHONY: test-local
+test-local: $(VENV_OK) ## The local stack's own tests
+	$(VENV)/bin/python -m pytest local/tests -q
+
+.PHONY: e2e
+e2e: ## End-to-end tests against a fresh local stack (started and stopped here)
+	$(MAKE) --no-print-directory up
+	status=0; CFINV_STACK=$(CURDIR)/$(STATE)/stack.json cargo test -p e2e --locked -- --test-threads 8 || status=$$?; \
+	$(MAKE) --no-print-directory down; exit $$status
+
+.PHONY: test
+test: ## Everything: lint, unit, local stack, end-to-end
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory test-local
+	$(MAKE) --no-print-directory e2e
+
+.PHONY: package
+package: ## Build the arm64 Lambda packages as `sam build` does (needs cargo-lambda and zig)
+	$(VENV)/bin/pip install --quiet cargo-lambda ziglang
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
+	@ls -l target/lambda/*/bootstrap
+
+.PHONY: clean
+clean: ## Remove build output, virtualenvs and local state
+	rm -rf target $(VENV) $(TOOLS) $(STATE)
