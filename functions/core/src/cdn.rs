@@ -144,3 +144,126 @@ mod sdk {
         }
     }
 }
+
+/// Adapter tests: real CloudFront XML error bodies through the SDK's own parser, so the
+/// mapping is checked against what the wire says, not against hand-built SDK errors.
+#[cfg(all(test, feature = "cloudfront"))]
+mod tests {
+    use aws_sdk_cloudfront::Client;
+    use aws_sdk_cloudfront::operation::get_invalidation::GetInvalidationOutput;
+    use aws_sdk_cloudfront::types::Invalidation;
+    use aws_smithy_mocks::{mock, mock_client};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn error_xml(status: u16, code: &str) -> Response<SdkBody> {
+        let body = format!(
+            r#"<?xml version="1.0"?><ErrorResponse xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><Error><Type>Sender</Type><Code>{code}</Code><Message>{code} happened</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"#
+        );
+        Response::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+    }
+
+    async fn create_fails_with(status: u16, code: &'static str) -> crate::Error {
+        let rule =
+            mock!(Client::create_invalidation).then_http_response(move || error_xml(status, code));
+        let client = mock_client!(aws_sdk_cloudfront, [&rule]);
+        CloudFront::new(client)
+            .create_invalidation("E1", "b#0", &["/a".to_owned()])
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn errors_are_named_by_their_code() {
+        for (status, code, name) in [
+            (
+                400,
+                "TooManyInvalidationsInProgress",
+                "TooManyInvalidationsInProgress",
+            ),
+            (400, "Throttling", "Throttling"),
+            (503, "ServiceUnavailable", "ServiceUnavailable"),
+            (404, "NoSuchDistribution", "NoSuchDistribution"),
+            (403, "AccessDenied", "AccessDenied"),
+            (
+                409,
+                "InvalidationBatchAlreadyExists",
+                "InvalidationBatchAlreadyExists",
+            ),
+            (400, "InvalidArgument", "CloudFrontRejected"),
+            (500, "SomethingNew", "ServiceUnavailable"),
+        ] {
+            let err = create_fails_with(status, code).await;
+            assert_eq!(err.name(), name, "{code} -> {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn create_sends_the_caller_reference_and_paths() {
+        let rule = mock!(Client::create_invalidation)
+            .match_requests(|r| {
+                let batch = r.invalidation_batch().unwrap();
+                r.distribution_id() == Some("E1")
+                    && batch.caller_reference() == "b#3"
+                    && batch.paths().unwrap().quantity() == 2
+                    && batch.paths().unwrap().items() == ["/a", "/b%20c"]
+            })
+            .then_output(|| {
+                aws_sdk_cloudfront::operation::create_invalidation::CreateInvalidationOutput::builder()
+                    .invalidation(invalidation("I1", "InProgress"))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_cloudfront, [&rule]);
+        let id = CloudFront::new(client)
+            .create_invalidation("E1", "b#3", &["/a".to_owned(), "/b%20c".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(id, "I1");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn status_maps_completed_and_everything_else_is_in_progress() {
+        for (status, expected) in [
+            ("Completed", InvalidationStatus::Completed),
+            ("InProgress", InvalidationStatus::InProgress),
+        ] {
+            let rule = mock!(Client::get_invalidation).then_output(move || {
+                GetInvalidationOutput::builder()
+                    .invalidation(invalidation("I1", status))
+                    .build()
+            });
+            let client = mock_client!(aws_sdk_cloudfront, [&rule]);
+            assert_eq!(
+                CloudFront::new(client)
+                    .invalidation_status("E1", "I1")
+                    .await
+                    .unwrap(),
+                expected
+            );
+        }
+    }
+
+    fn invalidation(id: &str, status: &str) -> Invalidation {
+        Invalidation::builder()
+            .id(id)
+            .status(status)
+            .create_time(aws_smithy_types::DateTime::from_secs(0))
+            .invalidation_batch(
+                aws_sdk_cloudfront::types::InvalidationBatch::builder()
+                    .caller_reference("b#0")
+                    .paths(
+                        aws_sdk_cloudfront::types::Paths::builder()
+                            .quantity(0)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+}

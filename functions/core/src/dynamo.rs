@@ -825,3 +825,166 @@ where
         _ => Error::StoreUnavailable(message),
     }
 }
+
+/// Adapter tests: the requests the store sends and how it reads DynamoDB's answers, including
+/// the conditional failures the join and close protocols depend on.
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn store(client: Client) -> DynamoStore {
+        DynamoStore::new(client, "t", Duration::from_secs(86_400))
+    }
+
+    /// A DynamoDB error as it comes over the wire (JSON 1.0 protocol).
+    fn wire_error(code: &str) -> Response<SdkBody> {
+        Response::new(
+            StatusCode::try_from(400).unwrap(),
+            SdkBody::from(format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"{code}"}}"#
+            )),
+        )
+    }
+
+    fn pointer() -> OpenPointer {
+        OpenPointer {
+            batch_id: "E1-b".into(),
+            opened_at: datetime!(2026-11-25 00:00 UTC),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_pointer_race_is_false_not_an_error() {
+        let rule = mock!(Client::put_item)
+            .match_requests(|r| r.condition_expression() == Some("attribute_not_exists(PK)"))
+            .then_http_response(|| wire_error("ConditionalCheckFailedException"));
+        let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+        assert!(
+            !store(client)
+                .swap_pointer("E1", &pointer(), None)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn rotation_is_conditional_on_the_stale_batch() {
+        let rule = mock!(Client::put_item)
+            .match_requests(|r| {
+                r.condition_expression() == Some("batchId = :old")
+                    && r.expression_attribute_values().and_then(|v| v.get(":old"))
+                        == Some(&s("E1-old"))
+                    && r.item().and_then(|i| i.get("PK")) == Some(&s("DIST#E1"))
+            })
+            .then_output(|| {
+                aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+        assert!(
+            store(client)
+                .swap_pointer("E1", &pointer(), Some("E1-old"))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retryable_and_access_denied_is_not() {
+        let throttled = mock!(Client::put_item)
+            .then_http_response(|| wire_error("ProvisionedThroughputExceededException"));
+        // No SDK-level retries: the state machine owns retrying, with jitter.
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled], |c| c
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()));
+        let err = store(client)
+            .swap_pointer("E1", &pointer(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "StoreUnavailable");
+
+        let denied =
+            mock!(Client::put_item).then_http_response(|| wire_error("AccessDeniedException"));
+        let client = mock_client!(aws_sdk_dynamodb, [&denied]);
+        let err = store(client)
+            .swap_pointer("E1", &pointer(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "StoreError", "{err}");
+    }
+
+    #[tokio::test]
+    async fn closing_an_already_closed_batch_reads_it_back() {
+        let update = mock!(Client::update_item)
+            .match_requests(|r| r.condition_expression() == Some("attribute_not_exists(closedAt)"))
+            .then_http_response(|| wire_error("ConditionalCheckFailedException"));
+        let get = mock!(Client::get_item)
+            .match_requests(|r| r.consistent_read() == Some(true))
+            .then_output(|| {
+                GetItemOutput::builder()
+                    .set_item(Some(HashMap::from([
+                        ("batchId".to_owned(), s("E1-b")),
+                        ("distributionId".to_owned(), s("E1")),
+                        ("status".to_owned(), s("SUBMITTED")),
+                        ("openedAt".to_owned(), s("2026-11-25T00:00:00.000Z")),
+                        ("planId".to_owned(), s("p1")),
+                        ("plannedChunks".to_owned(), n("2")),
+                    ])))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &get]);
+        let batch_ref = BatchRef {
+            batch_id: "E1-b".into(),
+            distribution_id: "E1".into(),
+        };
+        let batch = store(client)
+            .close_batch(&batch_ref, datetime!(2026-11-25 00:01 UTC), "arn")
+            .await
+            .unwrap();
+        assert_eq!(batch.status, BatchStatus::Submitted);
+        assert_eq!(
+            batch.plan,
+            Some(PlanRef {
+                plan_id: "p1".into(),
+                chunks: 2
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_event_adds_its_id_to_a_set() {
+        let rule = mock!(Client::update_item)
+            .match_requests(|r| {
+                let expr = r.update_expression().unwrap_or_default();
+                expr.contains("ADD eventIds :ids")
+                    && expr.contains("firstSeenAt = if_not_exists(firstSeenAt, :now)")
+                    && r.key().and_then(|k| k.get("SK")) == Some(&s(keys::path_sk("/a%20b")))
+                    && r.expression_attribute_values().and_then(|v| v.get(":ids"))
+                        == Some(&AttributeValue::Ss(vec!["ev-1".into()]))
+            })
+            .then_output(|| UpdateItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+        let change = PathChange {
+            distribution_id: "E1".into(),
+            path: "/a%20b".into(),
+            bucket: "site".into(),
+            key: "a b".into(),
+            version_id: None,
+            etag: Some("e".into()),
+            sequencer: Some("01".into()),
+            event_time: None,
+            event_id: Some("ev-1".into()),
+            change: crate::event::ChangeKind::Created,
+        };
+        store(client)
+            .put_path("E1-b", &change, datetime!(2026-11-25 00:00 UTC))
+            .await
+            .unwrap();
+        assert_eq!(rule.num_calls(), 1);
+    }
+}

@@ -9,6 +9,8 @@ pub mod dynamo;
 pub mod error;
 pub mod event;
 pub mod keys;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
 pub mod model;
 pub mod path;
 pub mod plan;

@@ -135,3 +135,245 @@ async fn submit_batch<S: BatchStore, C: Cdn>(
         wait_seconds: settings.poll_seconds,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use cfinv_core::collect::PathChange;
+    use cfinv_core::event::ChangeKind;
+    use cfinv_core::memory::{FakeCdn, MemoryStore};
+    use cfinv_core::model::{BatchStatus, SystemClock};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    const SETTINGS: Settings = Settings {
+        plan: PlanOptions {
+            collapse_threshold: 10,
+            max_paths_per_request: 3000,
+            max_wildcards: 15,
+            max_chunk_bytes: 300_000,
+        },
+        poll_seconds: 7,
+    };
+
+    async fn open_batch(store: &MemoryStore, paths: &[String]) -> SubmitInput {
+        let batch = BatchRef {
+            batch_id: "E1-b".into(),
+            distribution_id: "E1".into(),
+        };
+        store
+            .create_batch(&batch, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        for (i, p) in paths.iter().enumerate() {
+            let change = PathChange {
+                distribution_id: "E1".into(),
+                path: p.clone(),
+                bucket: "site".into(),
+                key: p[1..].into(),
+                version_id: None,
+                etag: None,
+                sequencer: None,
+                event_time: None,
+                event_id: Some(format!("ev{i}")),
+                change: ChangeKind::Created,
+            };
+            store
+                .put_path("E1-b", &change, OffsetDateTime::now_utc())
+                .await
+                .unwrap();
+        }
+        SubmitInput {
+            batch,
+            execution_arn: "arn:exec".into(),
+        }
+    }
+
+    fn paths(n: usize, dir: &str) -> Vec<String> {
+        (0..n).map(|i| format!("/{dir}/f{i:05}.html")).collect()
+    }
+
+    #[tokio::test]
+    async fn submits_the_planned_paths_once_and_records_them() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let input = open_batch(&store, &["/a.png".into(), "/b%20c.png".into()]).await;
+        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, input)
+            .await
+            .unwrap();
+        assert_eq!(out.invalidation_ids, ["I1"]);
+        assert_eq!((out.billed_paths, out.wait_seconds), (2, 7));
+        assert_eq!(
+            cdn.invalidations(),
+            [(
+                "E1-b#0".to_owned(),
+                vec!["/a.png".to_owned(), "/b%20c.png".to_owned()]
+            )]
+        );
+        let stored = store.batch("E1-b").unwrap();
+        assert_eq!(stored.batch.status, BatchStatus::Submitted);
+        assert_eq!(stored.billed, Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_a_lost_response_creates_no_second_invalidation() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let input = open_batch(&store, &paths(3, "img")).await;
+        submit(&store, &cdn, &SystemClock, &SETTINGS, input.clone())
+            .await
+            .unwrap();
+        // Step Functions retries (or an operator redrives) the same task.
+        let again = submit(&store, &cdn, &SystemClock, &SETTINGS, input)
+            .await
+            .unwrap();
+        assert_eq!(again.invalidation_ids, ["I1"]);
+        assert_eq!(cdn.invalidations().len(), 1);
+        assert_eq!(
+            cdn.create_calls(),
+            1,
+            "a recorded invalidation is not requested again"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_accepted_request_whose_response_was_lost_is_not_paid_twice() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let input = open_batch(&store, &paths(2, "img")).await;
+        cdn.lose_next_response();
+        let err = submit(&store, &cdn, &SystemClock, &SETTINGS, input.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "ServiceUnavailable");
+        // The retry repeats the same CallerReference: CloudFront returns the existing one.
+        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, input)
+            .await
+            .unwrap();
+        assert_eq!(out.invalidation_ids, ["I1"]);
+        assert_eq!(cdn.invalidations().len(), 1);
+        assert_eq!(cdn.create_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_stored_plan_is_replayed_even_when_settings_changed() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let input = open_batch(&store, &paths(12, "img")).await;
+        cdn.fail_next([Error::Throttling("rate".into())]);
+        let err = submit(&store, &cdn, &SystemClock, &SETTINGS, input.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "Throttling");
+        assert!(
+            store
+                .batch("E1-b")
+                .unwrap()
+                .last_error
+                .unwrap()
+                .starts_with("Throttling"),
+            "error written to the batch"
+        );
+        // The operator turns collapsing off before the retry: the batch keeps its committed plan.
+        let no_collapse = Settings {
+            plan: PlanOptions {
+                collapse_threshold: 0,
+                ..SETTINGS.plan
+            },
+            ..SETTINGS
+        };
+        let out = submit(&store, &cdn, &SystemClock, &no_collapse, input)
+            .await
+            .unwrap();
+        assert_eq!(
+            cdn.invalidations(),
+            [("E1-b#0".to_owned(), vec!["/img/*".to_owned()])]
+        );
+        assert_eq!(out.billed_paths, 1);
+    }
+
+    #[tokio::test]
+    async fn more_than_3000_exact_paths_are_split_into_chunks_with_their_own_references() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let input = open_batch(&store, &paths(3001, "img")).await;
+        let exact = Settings {
+            plan: PlanOptions {
+                collapse_threshold: 0,
+                ..SETTINGS.plan
+            },
+            ..SETTINGS
+        };
+        let out = submit(&store, &cdn, &SystemClock, &exact, input)
+            .await
+            .unwrap();
+        let refs: Vec<_> = cdn
+            .invalidations()
+            .into_iter()
+            .map(|(r, p)| (r, p.len()))
+            .collect();
+        assert_eq!(
+            refs,
+            [("E1-b#0".to_owned(), 3000), ("E1-b#1".to_owned(), 1)]
+        );
+        assert_eq!(out.billed_paths, 3001);
+    }
+
+    #[tokio::test]
+    async fn too_many_in_progress_on_the_second_chunk_keeps_the_first() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let input = open_batch(&store, &paths(3001, "img")).await;
+        let exact = Settings {
+            plan: PlanOptions {
+                collapse_threshold: 0,
+                ..SETTINGS.plan
+            },
+            ..SETTINGS
+        };
+        // Chunk 0 goes through, chunk 1 hits the in-progress limit.
+        let first = submit(
+            &store,
+            &Limited {
+                cdn: &cdn,
+                allow: 1,
+            },
+            &SystemClock,
+            &exact,
+            input.clone(),
+        )
+        .await;
+        assert_eq!(first.unwrap_err().name(), "TooManyInvalidationsInProgress");
+        let out = submit(&store, &cdn, &SystemClock, &exact, input)
+            .await
+            .unwrap();
+        assert_eq!(out.invalidation_ids.len(), 2);
+        assert_eq!(cdn.invalidations().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_submits_nothing_and_is_not_an_error() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let input = open_batch(&store, &[]).await;
+        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, input)
+            .await
+            .unwrap();
+        assert!(out.invalidation_ids.is_empty());
+        assert_eq!(cdn.create_calls(), 0);
+    }
+
+    /// CloudFront that accepts `allow` requests, then answers TooManyInvalidationsInProgress.
+    struct Limited<'a> {
+        cdn: &'a FakeCdn,
+        allow: usize,
+    }
+    impl Cdn for Limited<'_> {
+        async fn create_invalidation(&self, d: &str, r: &str, p: &[String]) -> Result<String> {
+            if self.cdn.create_calls() >= self.allow {
+                return Err(Error::TooManyInvalidationsInProgress(d.to_owned()));
+            }
+            self.cdn.create_invalidation(d, r, p).await
+        }
+        async fn invalidation_status(
+            &self,
+            d: &str,
+            i: &str,
+        ) -> Result<cfinv_core::cdn::InvalidationStatus> {
+            self.cdn.invalidation_status(d, i).await
+        }
+    }
+}

@@ -157,3 +157,297 @@ fn push_once(flushes: &mut Vec<FlushRequest>, request: FlushRequest) {
         flushes.push(request);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use cfinv_core::event::ChangeKind;
+    use cfinv_core::memory::MemoryStore;
+    use time::macros::datetime;
+
+    use super::*;
+
+    /// A clock the test moves by hand.
+    struct TestClock(Mutex<OffsetDateTime>);
+    impl TestClock {
+        fn new() -> Self {
+            TestClock(Mutex::new(datetime!(2026-11-25 10:00 UTC)))
+        }
+        fn advance(&self, secs: i64) {
+            *self.0.lock().unwrap() += time::Duration::seconds(secs);
+        }
+    }
+    impl Clock for TestClock {
+        fn now(&self) -> OffsetDateTime {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    const SETTINGS: Settings = Settings {
+        debounce: Duration::from_secs(30),
+        grace: Duration::from_secs(60),
+    };
+
+    fn change(dist: &str, path: &str, event: &str) -> PathChange {
+        PathChange {
+            distribution_id: dist.into(),
+            path: path.into(),
+            bucket: "site".into(),
+            key: path.trim_start_matches('/').into(),
+            version_id: None,
+            etag: None,
+            sequencer: None,
+            event_time: None,
+            event_id: Some(event.into()),
+            change: ChangeKind::Created,
+        }
+    }
+
+    fn input(changes: &[PathChange]) -> EnqueueInput {
+        EnqueueInput {
+            paths: changes.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_change_opens_a_batch_and_the_next_joins_it() {
+        let (store, clock) = (MemoryStore::new(), TestClock::new());
+        let first = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/a", "ev1")]),
+        )
+        .await
+        .unwrap();
+        clock.advance(5);
+        let second = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/b", "ev2")]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(first.flushes.len(), 1);
+        // Same batch, same flush request (same input): StartExecution stays idempotent.
+        assert_eq!(first.flushes, second.flushes);
+        let batch = &first.flushes[0];
+        assert_eq!(
+            batch.flush_at, "2026-11-25T10:00:30.000Z",
+            "debounce counts from the opening"
+        );
+        assert_eq!(store.paths_of(&batch.batch.batch_id), ["/a", "/b"]);
+    }
+
+    #[tokio::test]
+    async fn each_distribution_gets_its_own_batch() {
+        let (store, clock) = (MemoryStore::new(), TestClock::new());
+        let out = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/a", "ev"), change("E2", "/a", "ev")]),
+        )
+        .await
+        .unwrap();
+        let dists: Vec<_> = out
+            .flushes
+            .iter()
+            .map(|f| f.batch.distribution_id.as_str())
+            .collect();
+        assert_eq!(dists, ["E1", "E2"]);
+        assert_ne!(out.flushes[0].batch.batch_id, out.flushes[1].batch.batch_id);
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_delivery_adds_nothing_new() {
+        let (store, clock) = (MemoryStore::new(), TestClock::new());
+        let a = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/a", "ev1")]),
+        )
+        .await
+        .unwrap();
+        let b = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/a", "ev1")]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(store.batches().len(), 1);
+        let paths = store
+            .batch_paths(&a.flushes[0].batch.batch_id)
+            .await
+            .unwrap();
+        assert_eq!((paths.paths.len(), paths.events), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_close_racing_the_join_never_loses_the_path() {
+        // The closer flips the batch between our put and our read: we must move on to a new
+        // batch and land the path there too.
+        let (store, clock) = (MemoryStore::new(), TestClock::new());
+        let first = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/a", "ev1")]),
+        )
+        .await
+        .unwrap();
+        let closed = first.flushes[0].batch.batch_id.clone();
+        let target = closed.clone();
+        store.set_hook(move |s, op| {
+            if op == "get_batch" && s.batch(&target).is_some_and(|b| !b.closed) {
+                s.set_status(&target, BatchStatus::Closed);
+            }
+        });
+        let second = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/b", "ev2")]),
+        )
+        .await
+        .unwrap();
+        store.clear_hook();
+        let joined = &second.flushes[0].batch.batch_id;
+        assert_ne!(joined, &closed, "joined a fresh batch");
+        assert_eq!(store.paths_of(joined), ["/b"]);
+        assert_eq!(store.pointer("E1").unwrap().batch_id, *joined);
+    }
+
+    #[tokio::test]
+    async fn a_stale_open_batch_is_rotated_and_its_flush_asked_for_again() {
+        let (store, clock) = (MemoryStore::new(), TestClock::new());
+        let first = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/a", "ev1")]),
+        )
+        .await
+        .unwrap();
+        clock.advance(91); // past debounce (30) + grace (60): its flush never closed it
+        let second = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/b", "ev2")]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(second.flushes.len(), 2);
+        assert_eq!(
+            second.flushes[0], first.flushes[0],
+            "the stale batch's flush, with its original input"
+        );
+        let fresh = &second.flushes[1].batch.batch_id;
+        assert_eq!(
+            store.paths_of(fresh),
+            ["/b"],
+            "the new path did not join the stale batch"
+        );
+        assert_eq!(store.paths_of(&first.flushes[0].batch.batch_id), ["/a"]);
+    }
+
+    #[tokio::test]
+    async fn racing_openers_agree_on_one_batch() {
+        // Another joiner opens a batch between our pointer read and our conditional put.
+        let (store, clock) = (MemoryStore::new(), TestClock::new());
+        let theirs = OpenPointer {
+            batch_id: "E1-theirs".into(),
+            opened_at: clock.now(),
+        };
+        let staged = theirs.clone();
+        store.set_hook(move |s, op| {
+            if op == "swap_pointer" && s.pointer("E1").is_none() {
+                futures_lite(s.swap_pointer("E1", &staged, None));
+                futures_lite(s.create_batch(
+                    &BatchRef {
+                        batch_id: "E1-theirs".into(),
+                        distribution_id: "E1".into(),
+                    },
+                    staged.opened_at,
+                ));
+            }
+        });
+        let out = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/a", "ev1")]),
+        )
+        .await
+        .unwrap();
+        store.clear_hook();
+        assert_eq!(out.flushes[0].batch.batch_id, theirs.batch_id);
+        assert_eq!(store.batches().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_retried_dedupe_whose_first_attempt_opened_the_batch_still_asks_for_the_flush() {
+        let (store, clock) = (MemoryStore::new(), TestClock::new());
+        let first = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/a", "ev1")]),
+        )
+        .await
+        .unwrap();
+        // The first attempt's response was lost (timeout); Step Functions retries the task.
+        let retry = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/a", "ev1")]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(retry.flushes, first.flushes);
+    }
+
+    #[tokio::test]
+    async fn an_opener_that_died_before_writing_the_batch_is_finished_by_the_next_joiner() {
+        let (store, clock) = (MemoryStore::new(), TestClock::new());
+        let orphan = OpenPointer {
+            batch_id: "E1-orphan".into(),
+            opened_at: clock.now(),
+        };
+        store.swap_pointer("E1", &orphan, None).await.unwrap();
+        let out = enqueue(
+            &store,
+            &clock,
+            SETTINGS,
+            input(&[change("E1", "/a", "ev1")]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.flushes[0].batch.batch_id, "E1-orphan");
+        assert_eq!(
+            store.batch("E1-orphan").unwrap().batch.status,
+            BatchStatus::Open
+        );
+    }
+
+    /// Drives a store future to completion inside a synchronous hook (the memory store never
+    /// awaits anything).
+    fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+}

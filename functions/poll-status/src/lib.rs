@@ -114,3 +114,118 @@ async fn poll_batch<S: BatchStore, C: Cdn>(
     }
     Ok(out(false))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use cfinv_core::cdn::Cdn;
+    use cfinv_core::memory::{FakeCdn, MemoryStore};
+    use cfinv_core::model::BatchStatus;
+    use cfinv_core::plan::Plan;
+    use cfinv_core::store::BatchPaths;
+    use time::OffsetDateTime;
+    use time::macros::datetime;
+
+    use super::*;
+
+    struct TestClock(Mutex<OffsetDateTime>);
+    impl Clock for TestClock {
+        fn now(&self) -> OffsetDateTime {
+            *self.0.lock().unwrap()
+        }
+    }
+    impl TestClock {
+        fn advance(&self, secs: i64) {
+            *self.0.lock().unwrap() += time::Duration::seconds(secs);
+        }
+    }
+
+    const SETTINGS: Settings = Settings {
+        max_wait: Duration::from_secs(600),
+        poll_seconds: 5,
+    };
+
+    async fn submitted(store: &MemoryStore, cdn: &FakeCdn, clock: &TestClock) -> PollInput {
+        let batch = BatchRef {
+            batch_id: "E1-b".into(),
+            distribution_id: "E1".into(),
+        };
+        store.create_batch(&batch, clock.now()).await.unwrap();
+        let plan = Plan {
+            chunks: vec![vec!["/a".into()], vec!["/b".into()]],
+        };
+        let chunks = store
+            .commit_plan("E1-b", &plan, &BatchPaths::default(), clock.now())
+            .await
+            .unwrap();
+        for c in chunks {
+            let id = cdn
+                .create_invalidation("E1", &format!("E1-b#{}", c.index), &c.paths)
+                .await
+                .unwrap();
+            store
+                .record_invalidation("E1-b", c.index, &id, clock.now())
+                .await
+                .unwrap();
+        }
+        PollInput {
+            batch,
+            redrive_count: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn in_progress_keeps_waiting_and_completed_completes_the_batch() {
+        let (store, cdn, clock) = (
+            MemoryStore::new(),
+            FakeCdn::default(),
+            TestClock(Mutex::new(datetime!(2026-11-25 10:00 UTC))),
+        );
+        let input = submitted(&store, &cdn, &clock).await;
+        let out = poll(&store, &cdn, &clock, &SETTINGS, input.clone())
+            .await
+            .unwrap();
+        assert_eq!((out.done, out.pending, out.wait_seconds), (false, 2, 5));
+        cdn.complete_all();
+        let out = poll(&store, &cdn, &clock, &SETTINGS, input).await.unwrap();
+        assert!(out.done);
+        assert_eq!(
+            store.batch("E1-b").unwrap().batch.status,
+            BatchStatus::Completed
+        );
+    }
+
+    #[tokio::test]
+    async fn the_poll_window_ends_in_a_named_error_and_a_redrive_opens_a_new_one() {
+        let (store, cdn, clock) = (
+            MemoryStore::new(),
+            FakeCdn::default(),
+            TestClock(Mutex::new(datetime!(2026-11-25 10:00 UTC))),
+        );
+        let input = submitted(&store, &cdn, &clock).await;
+        poll(&store, &cdn, &clock, &SETTINGS, input.clone())
+            .await
+            .unwrap();
+        clock.advance(601);
+        let err = poll(&store, &cdn, &clock, &SETTINGS, input.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "InvalidationNotCompleted");
+        assert!(
+            store.batch("E1-b").unwrap().last_error.is_some(),
+            "the error is on the batch item"
+        );
+        // Redriven: same input but RedriveCount 1, so polling resumes instead of failing again.
+        let redriven = PollInput {
+            redrive_count: 1,
+            ..input
+        };
+        assert!(
+            !poll(&store, &cdn, &clock, &SETTINGS, redriven)
+                .await
+                .unwrap()
+                .done
+        );
+    }
+}

@@ -85,3 +85,107 @@ pub async fn record<S: BatchStore>(
         execution_arn: change.execution_arn,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use cfinv_core::memory::MemoryStore;
+    use cfinv_core::model::BatchStatus;
+    use serde_json::json;
+
+    use super::*;
+
+    const BATCH_SM: &str = "arn:aws:states:us-east-1:1:stateMachine:invalidate-batch";
+    const EVENT_SM: &str = "arn:aws:states:us-east-1:1:stateMachine:object-changed";
+
+    fn status_change(machine: &str, name: &str, status: &str, stop_ms: i64) -> Value {
+        json!({
+            "version": "0", "id": "x", "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states", "time": "2026-11-25T10:00:00Z",
+            "detail": {
+                "executionArn": format!("{}:{name}", machine.replace(":stateMachine:", ":execution:")),
+                "stateMachineArn": machine, "name": name, "status": status,
+                "startDate": stop_ms - 1000, "stopDate": stop_ms,
+                "input": "{\"batchId\":\"E1-b\",\"distributionId\":\"E1\",\"flushAt\":\"2026-11-25T10:00:00.000Z\"}",
+                "error": if status == "SUCCEEDED" { Value::Null } else { json!("NoSuchDistribution") },
+                "cause": if status == "SUCCEEDED" { Value::Null } else { json!("E1 does not exist") }
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_execution_marks_the_batch_failed() {
+        let store = MemoryStore::new();
+        let rec = record(
+            &store,
+            BATCH_SM,
+            &status_change(BATCH_SM, "E1-b", "FAILED", 1_000_000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rec.kind, "batch");
+        let batch = store.batch("E1-b").unwrap();
+        assert_eq!(batch.batch.status, BatchStatus::Failed);
+        assert_eq!(batch.last_error.as_deref(), Some("NoSuchDistribution"));
+    }
+
+    #[tokio::test]
+    async fn a_late_failure_never_overrides_a_newer_success() {
+        let store = MemoryStore::new();
+        record(
+            &store,
+            BATCH_SM,
+            &status_change(BATCH_SM, "E1-b", "SUCCEEDED", 2_000_000),
+        )
+        .await
+        .unwrap();
+        record(
+            &store,
+            BATCH_SM,
+            &status_change(BATCH_SM, "E1-b", "FAILED", 1_000_000),
+        )
+        .await
+        .unwrap();
+        assert_ne!(
+            store.batch("E1-b").unwrap().batch.status,
+            BatchStatus::Failed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_object_changed_execution_is_recorded_and_cleared_by_its_redrive() {
+        let store = MemoryStore::new();
+        let rec = record(
+            &store,
+            BATCH_SM,
+            &status_change(EVENT_SM, "ev-1", "FAILED", 1_000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rec.kind, "event");
+        assert_eq!(store.failed_events().len(), 1);
+        record(
+            &store,
+            BATCH_SM,
+            &status_change(EVENT_SM, "ev-1", "SUCCEEDED", 2_000),
+        )
+        .await
+        .unwrap();
+        assert!(store.failed_events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_malformed_status_event_is_a_named_error() {
+        let store = MemoryStore::new();
+        for bad in [
+            json!({}),
+            json!({"detail": {"status": "FAILED"}}),
+            json!({"detail": 3}),
+        ] {
+            assert_eq!(
+                record(&store, BATCH_SM, &bad).await.unwrap_err().name(),
+                "InvalidEvent",
+                "{bad}"
+            );
+        }
+    }
+}

@@ -78,3 +78,84 @@ pub fn metric_line(stack: &str, report: &SweepReport, now_millis: i64) -> String
     })
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use cfinv_core::memory::MemoryStore;
+    use cfinv_core::model::{BatchRef, SystemClock};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct RecordingWorkflow {
+        started: Mutex<Vec<FlushRequest>>,
+        ended: Vec<String>,
+    }
+    impl Workflow for RecordingWorkflow {
+        async fn start_flush(&self, request: &FlushRequest) -> Result<FlushStart> {
+            if self.ended.contains(&request.batch.batch_id) {
+                return Ok(FlushStart::AlreadyExists);
+            }
+            self.started.lock().unwrap().push(request.clone());
+            Ok(FlushStart::Started)
+        }
+    }
+
+    #[tokio::test]
+    async fn only_batches_past_debounce_and_grace_are_flushed_again() {
+        let store = MemoryStore::new();
+        let now = OffsetDateTime::now_utc();
+        for (id, age) in [("E1-old", 200), ("E1-ended", 300), ("E1-young", 10)] {
+            let b = BatchRef {
+                batch_id: id.into(),
+                distribution_id: "E1".into(),
+            };
+            store
+                .create_batch(&b, now - time::Duration::seconds(age))
+                .await
+                .unwrap();
+        }
+        let workflow = RecordingWorkflow {
+            ended: vec!["E1-ended".into()],
+            ..Default::default()
+        };
+        let report = sweep(
+            &store,
+            &workflow,
+            &SystemClock,
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.stale, 2);
+        assert_eq!(report.started, ["E1-old"]);
+        assert_eq!(report.already_ended, ["E1-ended"]);
+        assert!(
+            (300..305).contains(&report.oldest_age_seconds),
+            "{}",
+            report.oldest_age_seconds
+        );
+        let started = workflow.started.lock().unwrap();
+        assert_eq!(started[0].batch.batch_id, "E1-old");
+    }
+
+    #[test]
+    fn the_metric_line_is_embedded_metric_format() {
+        let report = SweepReport {
+            oldest_age_seconds: 42,
+            ..Default::default()
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&metric_line("prod", &report, 1_700_000_000_000)).unwrap();
+        assert_eq!(line["OldestOpenBatchAgeSeconds"], 42);
+        assert_eq!(line["Stack"], "prod");
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "OldestOpenBatchAgeSeconds"
+        );
+    }
+}
