@@ -369,14 +369,15 @@ mod tests {
         let staged = theirs.clone();
         store.set_hook(move |s, op| {
             if op == "swap_pointer" && s.pointer("E1").is_none() {
-                futures_lite(s.swap_pointer("E1", &staged, None));
-                futures_lite(s.create_batch(
+                assert!(block_on(s.swap_pointer("E1", &staged, None)).unwrap());
+                block_on(s.create_batch(
                     &BatchRef {
                         batch_id: "E1-theirs".into(),
                         distribution_id: "E1".into(),
                     },
                     staged.opened_at,
-                ));
+                ))
+                .unwrap();
             }
         });
         let out = enqueue(
@@ -440,7 +441,7 @@ mod tests {
 
     /// Drives a store future to completion inside a synchronous hook (the memory store never
     /// awaits anything).
-    fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         let mut f = std::pin::pin!(f);
