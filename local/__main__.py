@@ -1,0 +1,7 @@
+"""``python -m local ...`` (see :mod:`local.cli`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,151 @@
+"""Fixes to moto 5.2.5's ASL interpreter for optimized service integrations.
+
+Why: moto's port of LocalStack's interpreter stubs out ``StateTaskService._normalise_parameters``
+and ``_normalise_response``. ASL passes service parameters in the integration's casing
+(``arn:aws:states:::states:startExecution`` with ``StateMachineArn``/``Name``/``Input``), but
+boto3 wants the API's member names (``stateMachineArn``...): every ``states:startExecution``
+task failed with ``States.Runtime`` ``'StateMachineArn'``. And AWS returns the result in
+PascalCase (``ExecutionArn``, ``StartDate``), boto3 in the API's casing.
+
+Also: ``Wait`` with ``Timestamp``/``TimestampPath`` truncated both the timestamp and the delta to
+whole seconds (ending up to ~2 s early, often not waiting at all for a near timestamp) and
+rejected RFC 3339 offsets (``+00:00``). The fix waits until the timestamp, rounded *up* to the
+second, and accepts ``Z`` or an offset, with or without fractional seconds.
+
+The integration fix is shape-driven (botocore's service model), so it only renames *structure members*:
+parameter keys are matched case-insensitively to the input shape's members; response members are
+renamed to an upper-case first letter, timestamps become epoch milliseconds. Map keys (e.g. DynamoDB attribute names) are never touched,
+and calls whose keys already match (Lambda, DynamoDB, SQS) are unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import re
+from typing import Any
+
+_installed = False
+
+
+@functools.lru_cache(maxsize=256)
+def _operation(service: str, action_snake: str) -> Any:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model(service)
+    for name in model.operation_names:
+        if _snake(name) == action_snake:
+            return model.operation_model(name)
+    return None
+
+
+def _snake(name: str) -> str:
+    from botocore import xform_name
+
+    return xform_name(name)
+
+
+def to_api_casing(value: Any, shape: Any) -> Any:
+    if shape is None:
+        return value
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        by_lower = {m.lower(): m for m in shape.members}
+        out = {}
+        for k, v in value.items():
+            member = k if k in shape.members else by_lower.get(k.lower(), k)
+            out[member] = to_api_casing(v, shape.members.get(member))
+        return out
+    if kind == "list" and isinstance(value, list):
+        return [to_api_casing(v, shape.member) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: to_api_casing(v, shape.value) for k, v in value.items()}
+    return value
+
+
+def to_sfn_casing(value: Any, shape: Any) -> Any:
+    if shape is None:
+        return value
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            member_shape = shape.members.get(k)
+            out[k[:1].upper() + k[1:] if member_shape is not None else k] = to_sfn_casing(v, member_shape)
+        return out
+    if kind == "list" and isinstance(value, list):
+        return [to_sfn_casing(v, shape.member) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: to_sfn_casing(v, shape.value) for k, v in value.items()}
+    if kind == "timestamp" and isinstance(value, datetime.datetime):
+        # Step Functions serialises timestamps of integration results as epoch milliseconds
+        # (e.g. the StartDate of states:startExecution); a datetime would not even serialise.
+        return int(value.timestamp() * 1000)
+    return value
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    def _normalise_parameters(self: Any, parameters: dict, boto_service_name: str | None = None, service_action_name: str | None = None) -> None:
+        op = _operation(self._get_boto_service_name(boto_service_name), self._get_boto_service_action(service_action_name))
+        if op is None or op.input_shape is None:
+            return
+        converted = to_api_casing(parameters, op.input_shape)
+        parameters.clear()
+        parameters.update(converted)
+
+    def _normalise_response(self: Any, response: Any, boto_service_name: str | None = None, service_action_name: str | None = None) -> None:
+        op = _operation(self._get_boto_service_name(boto_service_name), self._get_boto_service_action(service_action_name))
+        if op is None or op.output_shape is None or not isinstance(response, dict):
+            return
+        response.pop("ResponseMetadata", None)
+        converted = to_sfn_casing(response, op.output_shape)
+        response.clear()
+        response.update(converted)
+
+    _install_timestamp_fix()
+    StateTaskService._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
+    StateTaskService._normalise_response = _normalise_response  # type: ignore[method-assign]
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def parse_timestamp(text: str) -> datetime.datetime | None:
+    """RFC 3339 (``Z`` or offset, optional fraction) -> naive UTC datetime, else None."""
+    if not isinstance(text, str) or not _RFC3339.match(text):
+        return None
+    try:
+        value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _install_timestamp_fix() -> None:
+    import math
+
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
+
+    def _from_timestamp_string(timestamp: str) -> datetime.datetime | None:
+        return parse_timestamp(timestamp)
+
+    def _get_wait_seconds(self: Any, env: Any) -> int:
+        self.string.eval(env=env)
+        timestamp_str = env.stack.pop()
+        timestamp = parse_timestamp(timestamp_str)
+        if timestamp is None:
+            raise FailureEventException(self._create_failure_event(env, timestamp_str))
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        return max(0, math.ceil((timestamp - now).total_seconds()))
+
+    Timestamp._from_timestamp_string = staticmethod(_from_timestamp_string)  # type: ignore[method-assign]
+    Timestamp._get_wait_seconds = _get_wait_seconds  # type: ignore[method-assign]

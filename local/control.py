@@ -1,0 +1,140 @@
+"""The control API: ``POST http://127.0.0.1:<port>/_local/<command>`` with a JSON object body.
+
+Why: end-to-end tests (Rust, with a minimal HTTP/1.1 client) must steer the emulation --
+CloudFront timing and faults, Lambda crashes -- and read what happened (CreateInvalidation
+calls, deliveries, dead letters) without AWS APIs for it. Every command answers JSON; errors
+answer 4xx/5xx with ``{"error": "..."}``. See ``local/README.md`` for the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import event_targets, lambda_patch, s3_events, sfn_ext
+
+if TYPE_CHECKING:
+    from .stack import Stack
+
+
+class Control:
+    def __init__(self, stack: "Stack") -> None:
+        self.stack = stack
+        self.commands: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "health": self.health,
+            "settings": lambda b: self.stack.describe(),
+            # CloudFront
+            "cloudfront/in-progress-seconds": self.cf_in_progress,
+            "cloudfront/complete": lambda b: {"completed": self.stack.cloudfront.complete_all(b.get("distribution_id"))},
+            "cloudfront/calls": self.cf_calls,
+            "cloudfront/reset-calls": lambda b: {"removed": self.stack.cloudfront.reset_calls()},
+            "cloudfront/invalidations": lambda b: {"invalidations": self.stack.cloudfront.snapshot(b.get("distribution_id"))},
+            "cloudfront/hold-limit": self.cf_hold_limit,
+            # faults
+            "faults/set": self.fault_set,
+            "faults/clear": lambda b: {"removed": self.stack.faults.clear(b.get("kind"), b.get("id"))},
+            "faults/list": lambda b: self.stack.faults.list(),
+            "faults/seed": lambda b: (self.stack.faults.seed(b.get("seed")), {"ok": True})[1],
+            # Lambda
+            "lambda/invoke": self.lambda_invoke,
+            "lambda/stats": lambda b: {"functions": [p.stats() for p in self.stack.runtime.pools.values()]},
+            "lambda/async-log": lambda b: {"entries": list(lambda_patch.async_log)},
+            "sweep": self.sweep,
+            "schedule/fire": self.schedule_fire,
+            "schedule/enable": self.schedule_enable,
+            # events
+            "events/deliveries": lambda b: {"deliveries": list(event_targets.deliveries)},
+            "events/dead-letters": lambda b: {"dead_letters": list(event_targets.dead_letters)},
+            "s3/events": lambda b: {"events": list(s3_events.sent)},
+            "s3/key-encoding": self.s3_key_encoding,
+            "sfn/status-events": lambda b: {"events": list(sfn_ext.status_events)},
+        }
+
+    def dispatch(self, command: str, body: dict[str, Any]) -> Any:
+        handler = self.commands.get(command)
+        if handler is None:
+            raise KeyError(command)
+        return handler(body)
+
+    # ---- handlers ------------------------------------------------------------------------------
+    def health(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "pid": os.getpid(), "ready": self.stack.ready, "time": time.time()}
+
+    def cf_in_progress(self, body: dict[str, Any]) -> dict[str, Any]:
+        seconds = float(body["seconds"])
+        self.stack.cloudfront.set_in_progress_seconds(seconds, body.get("distribution_id"))
+        return {"ok": True, "seconds": seconds, "distribution_id": body.get("distribution_id")}
+
+    def cf_calls(self, body: dict[str, Any]) -> dict[str, Any]:
+        calls = self.stack.cloudfront.list_calls(body.get("distribution_id"), int(body.get("since_seq", 0)))
+        created = [c for c in calls if c["outcome"] == "created"]
+        return {
+            "calls": calls,
+            "count": len(calls),
+            "created": len(created),
+            "billed_paths": sum(c["billed_paths"] for c in calls),
+            "last_seq": calls[-1]["seq"] if calls else int(body.get("since_seq", 0)),
+        }
+
+    def cf_hold_limit(self, body: dict[str, Any]) -> dict[str, Any]:
+        spec = {
+            "code": "TooManyInvalidationsInProgress",
+            "operation": "CreateInvalidation:limit",
+            "distribution_id": body.get("distribution_id"),
+            "seconds": body.get("seconds"),
+        }
+        return self.stack.faults.add("cloudfront", spec)
+
+    def fault_set(self, body: dict[str, Any]) -> dict[str, Any]:
+        spec = dict(body)
+        kind = spec.pop("kind")
+        return self.stack.faults.add(kind, spec)
+
+    def lambda_invoke(self, body: dict[str, Any]) -> dict[str, Any]:
+        pool = self.stack.runtime.pool_for(body["function"])
+        if pool is None:
+            raise ValueError(f"no local function {body['function']!r}")
+        payload = body.get("payload", {})
+        result = pool.invoke(json.dumps(payload).encode())
+        return {
+            "function_error": result.function_error,
+            "error_type": result.error_type,
+            "payload": lambda_patch.decode_payload(result.payload),
+        }
+
+    def sweep(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the sweep function now (synchronously) with a scheduled-event payload."""
+        name = body.get("function", "SweepFunction")
+        payload = {
+            "version": "0",
+            "id": "local-sweep",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.stack.account,
+            "time": event_targets.iso(None),
+            "region": self.stack.region,
+            "resources": [],
+            "detail": {},
+        }
+        return self.lambda_invoke({"function": name, "payload": payload})
+
+    def schedule_fire(self, body: dict[str, Any]) -> dict[str, Any]:
+        fired = []
+        for rule in self.stack.scheduler.rules():
+            if body.get("rule") in (None, rule.name):
+                self.stack.scheduler.fire(rule)
+                fired.append(rule.name)
+        return {"fired": fired}
+
+    def schedule_enable(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.stack.scheduler.enabled = bool(body.get("enabled", True))
+        return {"enabled": self.stack.scheduler.enabled}
+
+    def s3_key_encoding(self, body: dict[str, Any]) -> dict[str, Any]:
+        enc = body.get("encoding", "raw")
+        if enc not in ("raw", "form"):
+            raise ValueError("encoding must be 'raw' or 'form'")
+        s3_events.key_encoding = enc
+        return {"encoding": enc}

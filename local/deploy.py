@@ -1,0 +1,248 @@
+"""Deploy ``template.yaml`` unchanged into moto, with the inputs the stack provides.
+
+Why: the end-to-end tests must run the real template. Steps, each needed because moto or the
+local setting lacks something:
+
+1. create the watched bucket and turn its EventBridge notifications on (the template takes the
+   bucket name as a parameter, as in production where the site bucket exists already);
+2. create ``K`` CloudFront distributions (the template takes their ids);
+3. ``sam build/package`` stand-in (:mod:`local.sam`): artefacts to a moto bucket;
+4. SAM transform (aws-sam-translator);
+5. CloudFormation ``CreateStack`` in moto; read physical ids and outputs; resources moto's
+   CloudFormation left without a physical id are reported (``unsupported_resources``);
+6. one process pool per function (:mod:`local.lambda_runtime`), running
+   ``<build-dir>/<Metadata.BuildProperties.Binary>`` with the function's resolved environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import sam
+from .lambda_runtime import FunctionPool
+
+if TYPE_CHECKING:
+    from .stack import Stack
+
+LOG = logging.getLogger("local.deploy")
+
+STACK_NAME = "cf-invalidator-local"
+CODE_BUCKET = "local-stack-artifacts"
+
+
+def routes_for(bucket: str, distribution_ids: list[str]) -> list[dict[str, str]]:
+    """Key prefix ``d<i>/`` -> distribution i; a single distribution takes every key."""
+    if len(distribution_ids) == 1:
+        return [{"bucket": bucket, "keyPrefix": "", "distributionId": distribution_ids[0], "originPath": ""}]
+    return [
+        {"bucket": bucket, "keyPrefix": f"d{i}/", "distributionId": d, "originPath": ""}
+        for i, d in enumerate(distribution_ids)
+    ]
+
+
+@dataclass
+class Deployment:
+    bucket: str
+    distribution_ids: list[str]
+    routes: list[dict[str, str]]
+    parameters: dict[str, str]
+    resources: dict[str, dict[str, str]] = field(default_factory=dict)  # logical -> {type, physical}
+    outputs: dict[str, str] = field(default_factory=dict)
+    functions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    state_machines: dict[str, str] = field(default_factory=dict)
+    unsupported: list[str] = field(default_factory=list)
+
+
+def deploy(
+    stack: "Stack",
+    template_path: Path,
+    build_dir: Path,
+    *,
+    bucket: str | None,
+    distributions: int,
+    overrides: dict[str, str],
+    max_concurrency: int,
+) -> Deployment:
+    clients = stack.clients
+    template = sam.load_template(template_path)
+    declared = template.get("Parameters") or {}
+
+    bucket = bucket or f"local-site-{uuid.uuid4().hex[:8]}"
+    s3 = clients("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+
+    cf = clients("cloudfront")
+    dist_ids = []
+    for i in range(distributions):
+        resp = cf.create_distribution(
+            DistributionConfig={
+                "CallerReference": f"local-{uuid.uuid4()}",
+                "Comment": f"local distribution {i}",
+                "Enabled": True,
+                "Origins": {
+                    "Quantity": 1,
+                    "Items": [{"Id": "site", "DomainName": f"{bucket}.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}],
+                },
+                "DefaultCacheBehavior": {
+                    "TargetOriginId": "site",
+                    "ViewerProtocolPolicy": "redirect-to-https",
+                    "MinTTL": 0,
+                    "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                    "TrustedSigners": {"Enabled": False, "Quantity": 0},
+                },
+            }
+        )
+        dist_ids.append(resp["Distribution"]["Id"])
+    routes = routes_for(bucket, dist_ids)
+
+    provided = {
+        "BucketName": bucket,
+        "DistributionIds": ",".join(dist_ids),
+        "Routes": json.dumps(routes, separators=(",", ":")),
+    }
+    provided.update({k: str(v) for k, v in overrides.items()})
+    parameters = {k: v for k, v in provided.items() if k in declared}
+    ignored = sorted(set(provided) - set(declared))
+    if ignored:
+        LOG.warning("template declares no parameter(s) %s: not passed", ", ".join(ignored))
+
+    s3.create_bucket(Bucket=CODE_BUCKET)
+    packaged = sam.package(template, template_path.parent, CODE_BUCKET, "functions/dummy.zip")
+    for key, body in packaged.artifacts.items():
+        s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=body)
+    translated = sam.translate(packaged, parameters, stack.region)
+    (stack.state_dir / "translated-template.json").write_text(json.dumps(translated, indent=1))
+
+    cfn = clients("cloudformation")
+    cfn.create_stack(
+        StackName=STACK_NAME,
+        TemplateBody=json.dumps(translated),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    desc = cfn.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+    if desc["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(f"stack status {desc['StackStatus']}: {desc.get('StackStatusReason')}")
+    dep = Deployment(bucket=bucket, distribution_ids=dist_ids, routes=routes, parameters=parameters)
+    dep.outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
+    summaries = []
+    paginator = cfn.get_paginator("list_stack_resources")
+    for page in paginator.paginate(StackName=STACK_NAME):
+        summaries.extend(page["StackResourceSummaries"])
+    for r in summaries:
+        dep.resources[r["LogicalResourceId"]] = {"type": r["ResourceType"], "physical": r.get("PhysicalResourceId", "")}
+    dep.resources.pop("", None)
+    fill_gaps(stack, translated, dep)
+
+    sfn = clients("stepfunctions")
+    for logical in packaged.state_machines:
+        arn = dep.resources.get(logical, {}).get("physical", "")
+        sfn.describe_state_machine(stateMachineArn=arn)  # fails loudly if it is not there
+        dep.state_machines[logical] = arn
+
+    lam = clients("lambda")
+    logs_dir = stack.state_dir / "logs"
+    for logical, spec in packaged.functions.items():
+        name = dep.resources.get(logical, {}).get("physical")
+        if not name:
+            raise RuntimeError(f"function {logical} was not created")
+        conf = lam.get_function_configuration(FunctionName=name)
+        binary = (build_dir / spec.binary).resolve()
+        if not binary.exists():
+            LOG.warning("binary %s for %s does not exist (yet): invocations will fail", binary, logical)
+        env = base_function_env(stack, conf)
+        pool = FunctionPool(
+            runtime=stack.runtime,
+            logical_id=logical,
+            function_name=conf["FunctionName"],
+            function_arn=conf["FunctionArn"],
+            command=[str(binary)],
+            env=env,
+            timeout=float(conf.get("Timeout", spec.timeout)),
+            memory=int(conf.get("MemorySize", spec.memory)),
+            max_concurrency=max_concurrency,
+            log_path=logs_dir / f"{logical}.log",
+            should_crash=stack.faults.lambda_should_crash,
+        )
+        stack.runtime.add_pool(pool)
+        dep.functions[logical] = {
+            "name": conf["FunctionName"],
+            "arn": conf["FunctionArn"],
+            "binary": str(binary),
+            "timeout": pool.timeout,
+            "log": str(pool.log_path),
+        }
+    return dep
+
+
+def fill_gaps(stack: "Stack", translated: dict[str, Any], dep: Deployment) -> None:
+    """Create what moto's CloudFormation skipped, resolving intrinsics with moto's own resolver.
+
+    * ``AWS::CloudWatch::Alarm`` -> ``PutMetricAlarm`` (moto has no CFN support for alarms);
+    * resources whose ``Condition`` is false are skipped, as CloudFormation does;
+    * ``AWS::Lambda::Permission``, ``AWS::SQS::QueuePolicy``, ``AWS::SNS::TopicPolicy``,
+      ``AWS::SNS::Subscription``: nothing to do locally (moto enforces no resource policies;
+      an e-mail subscription cannot be confirmed); listed as ``not created`` in stack.json.
+    """
+    from moto.cloudformation.models import cloudformation_backends
+    from moto.cloudformation.parsing import clean_json
+
+    backend = cloudformation_backends[stack.account][stack.region]
+    fake = next(s for s in backend.stacks.values() if s.name == STACK_NAME)
+    rmap = fake.resource_map
+    for logical, res in translated.get("Resources", {}).items():
+        if dep.resources.get(logical, {}).get("physical"):
+            continue
+        cond = res.get("Condition")
+        if cond and not rmap.lazy_condition_map[cond]:
+            continue
+        rtype = res.get("Type", "")
+        if rtype == "AWS::CloudWatch::Alarm":
+            props = clean_json(res.get("Properties", {}), rmap)
+            props = {k: v for k, v in props.items() if v is not None}
+            props.setdefault("AlarmName", f"{STACK_NAME}-{logical}")
+            for key in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+                if key in props:
+                    props[key] = [a for a in props[key] if a]
+            stack.clients("cloudwatch").put_metric_alarm(**props)
+            dep.resources[logical] = {"type": rtype, "physical": props["AlarmName"]}
+            continue
+        dep.unsupported.append(f"{logical} ({rtype})")
+    if dep.unsupported:
+        LOG.warning("not created locally: %s", ", ".join(dep.unsupported))
+
+
+def base_function_env(stack: "Stack", conf: dict[str, Any]) -> dict[str, str]:
+    """The environment of a function process: Lambda's reserved variables + the function's own."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "TZ": ":UTC",
+        "AWS_REGION": stack.region,
+        "AWS_DEFAULT_REGION": stack.region,
+        "AWS_SECRET_ACCESS_KEY": "local-secret",
+        "AWS_ENDPOINT_URL": stack.endpoint_url,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(stack.state_dir / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(stack.state_dir / "no-aws-credentials"),
+        "AWS_LAMBDA_FUNCTION_NAME": conf["FunctionName"],
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(conf.get("MemorySize", 128)),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{conf['FunctionName']}",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023",
+        "_HANDLER": conf.get("Handler", "bootstrap"),
+        "RUST_LOG": stack.rust_log,
+        "RUST_BACKTRACE": "1",
+    }
+    env.update({k: str(v) for k, v in ((conf.get("Environment") or {}).get("Variables") or {}).items()})
+    return env

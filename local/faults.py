@@ -1,0 +1,247 @@
+"""Switchable faults for failure tests, set at runtime through the control API.
+
+Why: the invariants (no duplicates on retry/redrive, nothing swallowed, failures visible) can only
+be proven if tests can make AWS misbehave on demand, deterministically. Kinds of fault:
+
+* CloudFront errors (``cloudfront``): answer an operation (``CreateInvalidation``,
+  ``GetInvalidation``, ``ListInvalidations`` or ``*``) on one distribution or all with an error
+  code (``Throttling``, ``ServiceUnavailable``, ``AccessDenied``, ``NoSuchDistribution``,
+  ``TooManyInvalidationsInProgress`` = "held at its in-progress limit", ...), for the next
+  ``count`` calls, on a ``rate`` fraction of calls, and/or for ``seconds``; until cleared.
+* Lambda crashes (``lambda_crash``): the process handling the N-th invocation (counted from
+  when the fault is set) of a function is killed -- ``at: "start"`` as it takes the event
+  (nothing ran), ``at: "end"`` after its work, when it posts its answer (every side effect
+  happened, the answer is lost). Either way ``Runtime.ExitError`` like Lambda; the pool
+  replaces the process.
+* Crash after an AWS operation (``crash_after``): when a function's process makes a *successful*
+  call to ``service``/``operation`` (e.g. ``cloudfront``/``CreateInvalidation``,
+  ``dynamodb``/``UpdateItem``), the effect is applied and the process is killed before it sees
+  the response -- e.g. CloudFront accepted the invalidation, DynamoDB was never updated.
+  Works for any operation on the stack's endpoint: the process is identified by the access key
+  id it signs with (each process gets its own).
+* EventBridge target failures (``target_failure``): the next ``count`` deliveries to targets of
+  a service (``states``/``lambda``) fail with ``code`` (retryable or not), so the rule's
+  RetryPolicy and DeadLetterConfig are exercised.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# code -> (HTTP status, error Type, default message), as CloudFront answers them.
+CLOUDFRONT_ERRORS: dict[str, tuple[int, str, str]] = {
+    "Throttling": (400, "Sender", "Rate exceeded"),
+    "ServiceUnavailable": (503, "Receiver", "CloudFront is temporarily unavailable."),
+    "InternalError": (500, "Receiver", "An internal error occurred."),
+    "AccessDenied": (403, "Sender", "Access denied."),
+    "NoSuchDistribution": (404, "Sender", "The specified distribution does not exist."),
+    "TooManyInvalidationsInProgress": (
+        400,
+        "Sender",
+        "Processing your request will cause you to exceed the maximum number of in-progress "
+        "invalidations.",
+    ),
+}
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class CloudFrontFault:
+    code: str
+    operation: str = "CreateInvalidation"
+    distribution_id: str | None = None
+    count: int | None = None  # remaining calls to fail (None: unlimited)
+    rate: float = 1.0
+    until: float | None = None  # epoch seconds (None: until cleared)
+    status: int | None = None
+    message: str | None = None
+    id: int = field(default_factory=lambda: next(_ids))
+    fired: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LambdaCrash:
+    function: str
+    on_call: int = 1  # crash the on_call-th invocation after arming ...
+    times: int = 1  # ... and this many consecutive ones
+    at: str = "start"  # "start": dies as it takes the event; "end": after its work, before answering
+    seen: int = 0
+    fired: int = 0
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CrashAfter:
+    function: str
+    service: str
+    operation: str
+    times: int = 1
+    fired: int = 0
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TargetFailure:
+    service: str = "states"  # target ARN service: states | lambda
+    code: str = "ThrottlingException"
+    message: str = "Rate exceeded (local fault)"
+    count: int | None = 1
+    retryable: bool = True
+    fired: int = 0
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Faults:
+    """Thread-safe registry of armed faults."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self.cloudfront: list[CloudFrontFault] = []
+        self.lambda_crash: list[LambdaCrash] = []
+        self.crash_after: list[CrashAfter] = []
+        self.target_failure: list[TargetFailure] = []
+
+    # ---- control -------------------------------------------------------------------------
+    def seed(self, seed: int | None) -> None:
+        with self._lock:
+            self._rng = random.Random(seed)
+
+    def add(self, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+        spec = dict(spec)
+        with self._lock:
+            if kind == "cloudfront":
+                if "seconds" in spec:
+                    seconds = spec.pop("seconds")
+                    spec["until"] = time.time() + float(seconds) if seconds is not None else None
+                code = spec.get("code")
+                if code not in CLOUDFRONT_ERRORS and not spec.get("status"):
+                    raise ValueError(f"unknown CloudFront error code {code!r}: give 'status' too")
+                fault: Any = CloudFrontFault(**spec)
+                self.cloudfront.append(fault)
+            elif kind == "lambda_crash":
+                fault = LambdaCrash(**spec)
+                self.lambda_crash.append(fault)
+            elif kind == "crash_after":
+                fault = CrashAfter(**spec)
+                self.crash_after.append(fault)
+            elif kind == "target_failure":
+                fault = TargetFailure(**spec)
+                self.target_failure.append(fault)
+            else:
+                raise ValueError(f"unknown fault kind {kind!r}")
+            return {"kind": kind, **fault.to_json()}
+
+    def clear(self, kind: str | None = None, fault_id: int | None = None) -> int:
+        removed = 0
+        with self._lock:
+            for name in ("cloudfront", "lambda_crash", "crash_after", "target_failure"):
+                if kind not in (None, name):
+                    continue
+                items = getattr(self, name)
+                keep = [f for f in items if fault_id is not None and f.id != fault_id]
+                removed += len(items) - len(keep)
+                setattr(self, name, keep)
+        return removed
+
+    def list(self) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            self._expire()
+            return {
+                "cloudfront": [f.to_json() for f in self.cloudfront],
+                "lambda_crash": [f.to_json() for f in self.lambda_crash],
+                "crash_after": [f.to_json() for f in self.crash_after],
+                "target_failure": [f.to_json() for f in self.target_failure],
+            }
+
+    def _expire(self) -> None:
+        now = time.time()
+        self.cloudfront = [
+            f
+            for f in self.cloudfront
+            if (f.until is None or f.until > now) and (f.count is None or f.count > 0)
+        ]
+        self.lambda_crash = [f for f in self.lambda_crash if f.fired < f.times]
+        self.crash_after = [f for f in self.crash_after if f.fired < f.times]
+        self.target_failure = [f for f in self.target_failure if f.count is None or f.count > 0]
+
+    # ---- queries from the emulation ----------------------------------------------------------
+    def cloudfront_error(self, operation: str, distribution_id: str | None) -> tuple[str, int, str, str] | None:
+        """(code, status, type, message) of the fault to answer with, or None."""
+        with self._lock:
+            self._expire()
+            for f in self.cloudfront:
+                if f.operation not in ("*", operation):
+                    continue
+                if f.distribution_id not in (None, distribution_id):
+                    continue
+                if f.rate < 1.0 and self._rng.random() >= f.rate:
+                    continue
+                if f.count is not None:
+                    f.count -= 1
+                f.fired += 1
+                status, typ, message = CLOUDFRONT_ERRORS.get(f.code, (f.status or 400, "Sender", f.code))
+                return f.code, f.status or status, typ, f.message or message
+        return None
+
+    def lambda_should_crash(self, names: set[str]) -> str | None:
+        """Called once per invocation of a function known by ``names`` (logical id, name, ARN).
+
+        Returns None, or where the invocation must crash: "start" or "end"."""
+        with self._lock:
+            hit: str | None = None
+            for f in self.lambda_crash:
+                if f.function not in names or f.fired >= f.times:
+                    continue
+                f.seen += 1
+                if f.seen >= f.on_call and hit is None:
+                    f.fired += 1
+                    hit = f.at
+            self._expire()
+            return hit
+
+    def crash_after_matches(self, names: set[str], service: str, operation: str) -> bool:
+        with self._lock:
+            for f in self.crash_after:
+                if (
+                    f.function in names
+                    and f.service.lower() == service.lower()
+                    and f.operation == operation
+                    and f.fired < f.times
+                ):
+                    f.fired += 1
+                    self._expire()
+                    return True
+        return False
+
+    def has_crash_after(self) -> bool:
+        return bool(self.crash_after)
+
+    def target_failure_for(self, service: str) -> TargetFailure | None:
+        with self._lock:
+            self._expire()
+            for f in self.target_failure:
+                if f.service == service:
+                    if f.count is not None:
+                        f.count -= 1
+                    f.fired += 1
+                    return f
+        return None

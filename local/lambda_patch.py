@@ -1,0 +1,113 @@
+"""Route moto's Lambda ``Invoke`` to the local process pools (:mod:`local.lambda_runtime`).
+
+Why: every way a function runs goes through ``moto.awslambda.models.LambdaFunction.invoke``
+(the ``Invoke`` API, Step Functions ``lambda:invoke`` / ARN tasks, which call that API on the
+stack's own endpoint). Without Docker moto only echoes; this patch hands the payload to the
+function's pool instead and answers the way Lambda does:
+
+* success: HTTP 200, the function's response as payload;
+* function error / crash / timeout: HTTP 200, ``X-Amz-Function-Error: Unhandled`` and the
+  ``{"errorType", "errorMessage"}`` body, so Step Functions ``Retry``/``Catch`` match
+  ``errorType`` (moto's own path would say ``Handled``);
+* ``InvocationType: Event``: HTTP 202 at once and the invocation runs in the background, retried
+  twice on error as Lambda's asynchronous invocation does (delays shortened, see
+  ``ASYNC_RETRY_DELAYS``).
+
+Functions without a pool (not created by the local stack) keep moto's behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .lambda_runtime import FunctionPool, RuntimeApi
+
+LOG = logging.getLogger("local.lambda")
+
+# Lambda retries a failed asynchronous invocation twice, about 1 and 2 minutes later; locally
+# the delays are shortened so tests stay fast.
+ASYNC_RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0)
+
+_runtime: RuntimeApi | None = None
+_executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lambda-async")
+_original_invoke: Any = None
+_lock = threading.Lock()
+async_log: list[dict[str, Any]] = []
+
+
+def install(runtime: RuntimeApi) -> None:
+    """Patch moto (idempotent); ``runtime`` holds the pools."""
+    global _runtime, _original_invoke
+    from moto.awslambda.models import LambdaFunction
+
+    _runtime = runtime
+    if _original_invoke is None:
+        _original_invoke = LambdaFunction.invoke
+        LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
+
+
+def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
+    pool = _runtime.pool_for(self.function_name) if _runtime else None
+    if pool is None:
+        return _original_invoke(self, body, request_headers, response_headers)
+    payload = body.encode() if isinstance(body, str) else (body or b"{}")
+    inv_type = (request_headers or {}).get("x-amz-invocation-type") or (request_headers or {}).get(
+        "X-Amz-Invocation-Type", "RequestResponse"
+    )
+    if inv_type == "Event":
+        invoke_async(pool, payload, source="Invoke(Event)")
+        return b""
+    if inv_type == "DryRun":
+        return b""
+    result = pool.invoke(payload)
+    if result.function_error:
+        response_headers["x-amz-function-error"] = result.function_error
+    response_headers["x-amz-executed-version"] = "$LATEST"
+    return result.payload
+
+
+def invoke_async(pool: FunctionPool, payload: bytes, source: str) -> None:
+    """Asynchronous invocation with Lambda's retry-twice policy; outcomes go to ``async_log``."""
+
+    def run() -> None:
+        attempts = 0
+        while True:
+            attempts += 1
+            result = pool.invoke(payload)
+            entry = {
+                "time": time.time(),
+                "function": pool.logical_id,
+                "source": source,
+                "attempt": attempts,
+                "ok": result.function_error is None,
+                "error_type": result.error_type,
+            }
+            with _lock:
+                async_log.append(entry)
+                del async_log[:-1000]
+            if result.function_error is None:
+                return
+            LOG.warning(
+                "async invocation of %s failed (attempt %d, %s): %s",
+                pool.logical_id,
+                attempts,
+                source,
+                result.payload[:500].decode(errors="replace"),
+            )
+            if attempts > len(ASYNC_RETRY_DELAYS):
+                return
+            time.sleep(ASYNC_RETRY_DELAYS[attempts - 1])
+
+    _executor.submit(run)
+
+
+def decode_payload(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload.decode(errors="replace")

@@ -1,0 +1,155 @@
+"""The WSGI layer in front of moto: control API, CloudFront invalidations, crash-after hooks.
+
+Why a middleware rather than more moto patches: CloudFront's error shapes and status codes,
+and killing a function process *after* an AWS operation took effect but *before* the process
+reads the answer, both need the raw HTTP exchange. Everything else passes through to moto's
+own WSGI application untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import traceback
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+if TYPE_CHECKING:
+    from .stack import Stack
+
+LOG = logging.getLogger("local.http")
+
+_CRED = re.compile(r"Credential=([^/,\s]+)/[^/]+/[^/]+/([^/]+)/")
+_S3_OPS = {"PUT": "PutObject", "GET": "GetObject", "DELETE": "DeleteObject", "HEAD": "HeadObject", "POST": "PostObject"}
+
+
+def request_identity(environ: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(access key id, service, operation) of an AWS request, best effort."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    m = _CRED.search(auth)
+    key, service = (m.group(1), m.group(2)) if m else (None, None)
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    path = environ.get("PATH_INFO", "")
+    method = environ.get("REQUEST_METHOD", "GET")
+    op: str | None = None
+    if target:
+        op = target.rsplit(".", 1)[-1]
+    elif service == "cloudfront" and "/invalidation" in path:
+        op = "CreateInvalidation" if method == "POST" else ("GetInvalidation" if re.search(r"/invalidation/[^/]+/?$", path) else "ListInvalidations")
+    elif service == "lambda" and path.endswith("/invocations"):
+        op = "Invoke"
+    elif service == "s3":
+        op = _S3_OPS.get(method)
+    else:
+        qs = parse_qs(environ.get("QUERY_STRING", ""))
+        if "Action" in qs:
+            op = qs["Action"][0]
+    return key, service, op
+
+
+class Middleware:
+    def __init__(self, app: Callable, stack: "Stack") -> None:
+        self.app = app
+        self.stack = stack
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_local/") or path == "/_local":
+            return self._control(environ, start_response)
+        key, service, op = request_identity(environ)
+        cf = self.stack.cloudfront
+        if cf.matches(path):
+            body = _read_body(environ)
+            try:
+                status, headers, out = cf.handle(environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body)
+            except Exception:  # noqa: BLE001
+                LOG.exception("CloudFront emulation failed")
+                status, headers, out = 500, [("Content-Type", "text/plain")], traceback.format_exc().encode()
+            self._maybe_crash(key, service, op, status)
+            start_response(f"{status} {_reason(status)}", headers + [("Content-Length", str(len(out)))])
+            return [out]
+
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            captured["status"], captured["headers"], captured["exc_info"] = status, headers, exc_info
+            return lambda data: None  # moto never uses write()
+
+        result = self.app(environ, capture)
+        try:
+            chunks = list(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close:
+                close()
+        status_code = int(str(captured.get("status", "500")).split(" ", 1)[0])
+        if status_code >= 500:
+            LOG.error("moto answered %s to %s %s (%s/%s)", status_code, environ.get("REQUEST_METHOD"), path, service, op)
+        self._maybe_crash(key, service, op, status_code)
+        start_response(captured.get("status", "500 Internal Server Error"), captured.get("headers", []), captured.get("exc_info"))
+        return chunks
+
+    def _maybe_crash(self, key: str | None, service: str | None, op: str | None, status: int) -> None:
+        """Kill the calling function process if a crash-after fault matches this success."""
+        if not key or not service or not op or status >= 300 or not self.stack.faults.has_crash_after():
+            return
+        proc = self.stack.runtime.process_by_access_key(key)
+        if proc is None:
+            return
+        if self.stack.faults.crash_after_matches(proc.pool.names, service, op):
+            proc.pool._write_log(f"FAULT crash process {proc.id} after {service}:{op} succeeded")
+            from .lambda_runtime import _kill
+
+            _kill(proc.popen)
+            if proc.popen is not None:
+                try:
+                    proc.popen.wait(5)
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def _control(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        command = environ["PATH_INFO"][len("/_local/") :].strip("/")
+        raw = _read_body(environ)
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            status, out = 200, self.stack.control.dispatch(command, body)
+        except KeyError as e:
+            status, out = 404, {"error": f"unknown command or missing field: {e}"}
+        except (ValueError, TypeError) as e:
+            status, out = 400, {"error": str(e)}
+        except Exception as e:  # noqa: BLE001
+            LOG.exception("control command %s failed", command)
+            status, out = 500, {"error": f"{type(e).__name__}: {e}"}
+        data = json.dumps(out, default=str).encode()
+        start_response(
+            f"{status} {_reason(status)}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        n = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        n = 0
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    if n:
+        return stream.read(n)
+    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
+        return stream.read()
+    return b""
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"

@@ -1,0 +1,334 @@
+"""Step Functions behaviour moto 5.2.5 lacks, patched into its ASL interpreter backend.
+
+Why each piece:
+
+* **State machines created by CloudFormation** go to the wrong backend: moto's
+  ``StateMachine.create_from_cloudformation_json`` writes to the plain backend, while the API
+  (with ``execute_state_machine``) reads the interpreter backend -- the stack's machines would
+  be invisible. It also ignores ``DefinitionSubstitutions``, ``DefinitionS3Location`` and
+  ``Definition`` (object). :func:`_create_from_cfn` handles all of them (substitution is textual,
+  as CloudFormation does, so unquoted numeric placeholders work).
+* **StartExecution idempotency** must hold under concurrency (the Map step of many executions
+  starts the same batch execution by name at once): moto checks then appends without a lock,
+  so two racing calls could create two executions with one ARN. A lock makes check+create
+  atomic. Semantics (as AWS): same name + identical input + original RUNNING -> the same
+  execution; otherwise ``ExecutionAlreadyExists``. Names are validated like AWS (1-80 chars,
+  no whitespace, ``<>{}[]?*"#%\\^|~`$&,;:/`` or control characters) -> ``InvalidName``.
+* **Execution Status Change events** (``aws.states``) go to EventBridge on RUNNING (start and
+  redrive) and on SUCCEEDED/FAILED/TIMED_OUT/ABORTED, detail as AWS documents it
+  (``executionArn, stateMachineArn, name, status, startDate, stopDate`` in epoch millis,
+  ``input, inputDetails, output, outputDetails, error, cause, redriveCount, redriveDate,
+  redriveStatus, redriveStatusReason``).
+* **RedriveExecution** (moto has none): a FAILED / TIMED_OUT / ABORTED execution resumes at the
+  top-level state that was running when it stopped, with that state's original input, under the
+  same execution ARN; the status goes back to RUNNING, history continues with an
+  ``ExecutionRedriven`` event, ``$$.Execution.RedriveCount`` and ``$$.Execution.RedriveTime``
+  are set, ``DescribeExecution`` shows ``redriveCount``/``redriveDate``/``redriveStatus``.
+  Variables and the context object carry over. Stand-in part: a failed *Map* (or Parallel)
+  state is re-run as a whole (AWS re-runs only unsuccessful iterations of a Distributed Map).
+* ``$$.Execution.RedriveCount`` is 0 in an execution never redriven (moto omits it).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import logging
+import re
+import threading
+from typing import Any
+
+from . import event_targets
+
+LOG = logging.getLogger("local.sfn")
+
+_start_lock = threading.RLock()
+_installed = False
+_NAME_BAD = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
+status_events: list[dict[str, Any]] = []
+
+
+def _exceptions() -> tuple[type, type]:
+    from moto.core.exceptions import AWSError
+
+    class ExecutionNotRedrivable(AWSError):
+        TYPE = "ExecutionNotRedrivable"
+        STATUS = 400
+
+    class InvalidName(AWSError):
+        TYPE = "InvalidName"
+        STATUS = 400
+
+    return ExecutionNotRedrivable, InvalidName
+
+
+ExecutionNotRedrivable, InvalidName = _exceptions()
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+    from moto.stepfunctions.parser.backend import execution as execution_mod
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    StateMachine.create_from_cloudformation_json = classmethod(_create_from_cfn)  # type: ignore[assignment]
+
+    original_start = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None, trace_header: Any = None) -> Any:
+        if name is not None:
+            validate_name(name)
+        with _start_lock:
+            sm = self.describe_state_machine(state_machine_arn)
+            before = {id(e) for e in sm.executions}
+            execution = original_start(self, state_machine_arn, name, execution_input, trace_header)
+            is_new = id(execution) not in before
+        if is_new:
+            _status_event(execution, "RUNNING")
+        return execution
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+    StepFunctionsParserBackend.redrive_execution = redrive_execution  # type: ignore[attr-defined]
+
+    # $$.Execution.RedriveCount = 0 for a fresh execution.
+    original_env = ExecutionWorker._get_evaluation_environment
+
+    def _get_evaluation_environment(self: Any) -> Any:
+        env = original_env(self)
+        ex = env.states.context_object.context_object_data["Execution"]
+        ex.setdefault("RedriveCount", 0)
+        return env
+
+    ExecutionWorker._get_evaluation_environment = _get_evaluation_environment  # type: ignore[method-assign]
+
+    # Remember, per execution, the top-level state being run and its input (redrive point).
+    original_body = CommonStateField._eval_body
+
+    def _eval_body(self: Any, env: Any) -> None:
+        if not env.is_frame():
+            env._local_redrive_point = (self.name, copy.deepcopy(env.states.get_input()))
+        return original_body(self, env)
+
+    CommonStateField._eval_body = _eval_body  # type: ignore[method-assign]
+
+    # Terminal status change events.
+    comm = execution_mod.BaseExecutionWorkerCommunication
+    original_terminated = comm.terminated
+
+    def terminated(self: Any) -> None:
+        original_terminated(self)
+        try:
+            _status_event(self.execution, self.execution.exec_status.value)
+        except Exception:  # noqa: BLE001
+            LOG.exception("status change event failed")
+
+    comm.terminated = terminated  # type: ignore[method-assign]
+
+    # API: RedriveExecution, DescribeExecution with redrive fields.
+    def redrive_execution_api(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        arn = self._get_param("executionArn")
+        execution = self.stepfunction_backend.redrive_execution(arn)
+        return ActionResult({"redriveDate": execution._local_redrive_date})
+
+    StepFunctionResponse.redrive_execution = redrive_execution_api  # type: ignore[attr-defined]
+
+    original_describe = StepFunctionResponse.describe_execution
+
+    def describe_execution(self: Any) -> Any:
+        result = original_describe(self)
+        try:
+            execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+            body = result.result
+            count = getattr(execution, "_local_redrive_count", 0)
+            body["redriveCount"] = count
+            if count:
+                body["redriveDate"] = execution._local_redrive_date
+            status, reason = _redrive_status(execution)
+            body["redriveStatus"] = status
+            if reason:
+                body["redriveStatusReason"] = reason
+            if execution.status == "TIMED_OUT" and execution.stop_date is not None:
+                body["stopDate"] = execution.stop_date
+        except Exception:  # noqa: BLE001
+            LOG.exception("describe_execution extension failed")
+        return result
+
+    StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
+
+
+def validate_name(name: str) -> None:
+    if not (1 <= len(name) <= 80) or _NAME_BAD.search(name):
+        raise InvalidName(f"Invalid Name: '{name}'")
+
+
+# ---- CloudFormation ------------------------------------------------------------------------------
+def _create_from_cfn(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any) -> Any:
+    from moto.stepfunctions.responses import get_backend
+    from moto.utilities.tagging_service import TaggingService  # noqa: F401 - keeps import side effects
+
+    props = cloudformation_json["Properties"]
+    name = props.get("StateMachineName") or resource_name
+    definition = props.get("DefinitionString")
+    if definition is None and "Definition" in props:
+        definition = json.dumps(props["Definition"])
+    if definition is None and "DefinitionS3Location" in props:
+        from moto.s3.models import s3_backends
+
+        loc = props["DefinitionS3Location"]
+        key = s3_backends[account_id]["global"].get_object(loc["Bucket"], loc["Key"])
+        definition = key.value.decode()
+    if definition is None:
+        raise ValueError(f"state machine {resource_name}: no definition")
+    for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+        definition = definition.replace("${" + key + "}", str(value))
+    tags = [{"key": t["Key"], "value": t["Value"]} for t in props.get("Tags", [])]
+    backend = get_backend(account_id, region_name)
+    sm = backend.create_state_machine(
+        name=name,
+        definition=definition,
+        roleArn=props.get("RoleArn", ""),
+        tags=tags,
+        loggingConfiguration=props.get("LoggingConfiguration"),
+        tracingConfiguration=props.get("TracingConfiguration"),
+        sm_type=props.get("StateMachineType", "STANDARD"),
+    )
+    return sm
+
+
+# ---- status change events -------------------------------------------------------------------------
+def _millis(t: Any) -> int | None:
+    if t is None:
+        return None
+    if isinstance(t, str):
+        t = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    return int(t.timestamp() * 1000)
+
+
+def _redrive_status(execution: Any) -> tuple[str, str | None]:
+    status = execution.status
+    if status == "RUNNING":
+        return "NOT_REDRIVABLE", "Execution is RUNNING and cannot be redriven"
+    if status == "SUCCEEDED":
+        return "NOT_REDRIVABLE", "Execution is SUCCEEDED and cannot be redriven"
+    if getattr(execution, "sm_type", "STANDARD") == "EXPRESS":
+        return "NOT_REDRIVABLE", "Express executions cannot be redriven"
+    return "REDRIVABLE", None
+
+
+def _status_event(execution: Any, status: str) -> None:
+    def js(value: Any) -> str | None:
+        if value is None:
+            return None
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+    redrive_count = getattr(execution, "_local_redrive_count", 0)
+    redrive_status, reason = _redrive_status(execution)
+    detail = {
+        "executionArn": execution.execution_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": status,
+        "startDate": _millis(execution.start_date),
+        "stopDate": None if status == "RUNNING" else _millis(execution.stop_date),
+        "input": js(execution.input_data),
+        "output": js(execution.output) if status == "SUCCEEDED" else None,
+        "inputDetails": {"included": True},
+        "outputDetails": {"included": True} if status == "SUCCEEDED" else None,
+        "error": execution.error if status != "RUNNING" else None,
+        "cause": execution.cause if status != "RUNNING" else None,
+        "redriveCount": redrive_count,
+        "redriveDate": _millis(getattr(execution, "_local_redrive_date", None)),
+        "redriveStatus": redrive_status,
+        "redriveStatusReason": reason,
+    }
+    status_events.append({"status": status, "executionArn": execution.execution_arn, "redriveCount": redrive_count})
+    del status_events[:-2000]
+    event_targets.emit(
+        "aws.states",
+        "Step Functions Execution Status Change",
+        detail,
+        [execution.execution_arn],
+        region=execution.region_name,
+        account=execution.account_id,
+    )
+
+
+# ---- RedriveExecution -----------------------------------------------------------------------------
+def redrive_execution(self: Any, execution_arn: str) -> Any:
+    from moto.stepfunctions.parser.api import (
+        ExecutionRedrivenEventDetails,
+        ExecutionStatus,
+        HistoryEventType,
+    )
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    with _start_lock:
+        execution = self.describe_execution(execution_arn)
+        status, reason = _redrive_status(execution)
+        if status != "REDRIVABLE":
+            raise ExecutionNotRedrivable(f"Execution {execution_arn} is not redrivable: {reason}")
+        worker = execution.exec_worker
+        old_env = worker.env if worker else None
+        point = getattr(old_env, "_local_redrive_point", None)
+        if old_env is None or point is None:
+            raise ExecutionNotRedrivable(f"Execution {execution_arn} never entered a state")
+        state_name, state_input = point
+        now = dt.datetime.now(tz=dt.timezone.utc)
+        count = getattr(execution, "_local_redrive_count", 0) + 1
+
+        context = copy.deepcopy(old_env.states.context_object.context_object_data)
+        context["Execution"]["RedriveCount"] = count
+        context["Execution"]["RedriveTime"] = now.isoformat()
+        for key in ("State", "Task", "Map"):
+            context.pop(key, None)
+        env = Environment(
+            aws_execution_details=old_env.aws_execution_details,
+            execution_type=old_env.execution_type,
+            context=context,
+            event_history_context=old_env.event_history_context,
+            cloud_watch_logging_session=old_env.cloud_watch_logging_session,
+            activity_store=old_env.activity_store,
+            variable_store=old_env.variable_store,
+        )
+        env.event_manager = old_env.event_manager  # the history continues
+        env.states.reset(input_value=state_input)
+        env.next_state_name = state_name
+        env.event_manager.add_event(
+            context=env.event_history_context,
+            event_type=HistoryEventType.ExecutionRedriven,
+            event_details=EventDetails(executionRedrivenEventDetails=ExecutionRedrivenEventDetails(redriveCount=count)),
+        )
+        worker.env = env
+        execution._local_redrive_count = count
+        execution._local_redrive_date = now
+        execution.exec_status = ExecutionStatus.RUNNING
+        execution.stop_date = None
+        execution.error = None
+        execution.cause = None
+        execution.output = None
+        program = AmazonStateLanguageParser.parse(execution.state_machine.definition)[0]
+
+    def run() -> None:
+        timeout = program.timeout_seconds.timeout_seconds if program.timeout_seconds else None
+        inner = threading.Thread(target=EvalComponent.eval, args=(program, env), daemon=True)
+        inner.start()
+        inner.join(timeout=timeout)
+        if inner.is_alive():
+            env.set_timed_out()
+        worker._execution_communication.terminated()
+
+    _status_event(execution, "RUNNING")
+    threading.Thread(target=run, daemon=True, name=f"redrive-{execution.name}").start()
+    return execution

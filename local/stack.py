@@ -1,0 +1,224 @@
+"""The stack process: moto server + extensions + deployment + ``stack.json``.
+
+Why one process: every extension patches moto's in-process models, so they must live where
+moto runs. ``Stack.start`` binds a free port first, sets ``MOTO_PORT`` to it (moto's Step
+Functions interpreter calls ``http://localhost:$MOTO_PORT``), turns on
+``stepfunctions.execute_state_machine``, installs the patches, deploys, and writes
+``<state-dir>/stack.json`` atomically (tmp + rename) as the readiness signal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REGION_DEFAULT = "us-east-1"
+
+
+@dataclass
+class Settings:
+    region: str = REGION_DEFAULT
+    distributions: int = 4
+    bucket: str | None = None
+    in_progress_seconds: float = 5.0
+    max_concurrency: int = 8
+    schedules: bool = True
+    rust_log: str = "info"
+    parameters: dict[str, str] = field(default_factory=dict)  # template parameter overrides
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+class Stack:
+    def __init__(self, state_dir: Path, settings: Settings) -> None:
+        self.state_dir = state_dir.resolve()
+        self.settings = settings
+        self.region = settings.region
+        self.account = "123456789012"
+        self.rust_log = settings.rust_log
+        self.ready = False
+        self.deployment: Any = None
+        self.port = 0
+        self.endpoint_url = ""
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def start_server(self) -> None:
+        """Start moto + extensions (no deployment yet)."""
+        (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._configure_logging()
+        import warnings
+
+        # moto warns once per unsupported CloudFormation type; deploy reports those itself.
+        warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto")
+        logging.captureWarnings(True)
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        os.environ["AWS_DEFAULT_REGION"] = self.region
+        os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
+
+        from moto.moto_api._internal.models import moto_api_backend
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        from . import asl_fixes, event_targets, lambda_patch, s3_events, sfn_ext
+        from .cloudfront import CloudFrontModel
+        from .control import Control
+        from .faults import Faults
+        from .lambda_runtime import RuntimeApi
+        from .middleware import Middleware
+
+        self.faults = Faults()
+        self.runtime = RuntimeApi()
+        self.cloudfront = CloudFrontModel(
+            distribution_exists=self._distribution_exists,
+            faults=self.faults,
+            in_progress_seconds=self.settings.in_progress_seconds,
+        )
+        self.control = Control(self)
+        app = Middleware(DomainDispatcherApplication(create_backend_app), self)
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        self.port = self._server.server_port
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        os.environ["MOTO_PORT"] = str(self.port)
+
+        # Not "lambda": {"use_docker": False}: that swaps in moto's echo-only backend and bypasses our pools.
+        moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
+        lambda_patch.install(self.runtime)
+        event_targets.install(self.faults, self.account, self.region)
+        s3_events.install()
+        sfn_ext.install()
+        asl_fixes.install()
+        self.scheduler = event_targets.Scheduler(self.account, self.region, enabled=self.settings.schedules)
+
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
+        self._thread.start()
+        self.scheduler.start()
+
+    def deploy(self, template: Path, build_dir: Path) -> None:
+        from .deploy import deploy
+
+        self.deployment = deploy(
+            self,
+            template,
+            build_dir,
+            bucket=self.settings.bucket,
+            distributions=self.settings.distributions,
+            overrides=self.settings.parameters,
+            max_concurrency=self.settings.max_concurrency,
+        )
+        self.ready = True
+
+    def stop(self) -> None:
+        self.ready = False
+        try:
+            self.scheduler.stop()
+        except AttributeError:
+            pass
+        if getattr(self, "runtime", None) is not None:
+            self.runtime.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def clients(self, service: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+        )
+
+    def _distribution_exists(self, dist_id: str) -> bool:
+        from moto.cloudfront.models import cloudfront_backends
+
+        return dist_id in cloudfront_backends[self.account]["global"].distributions
+
+    def _configure_logging(self) -> None:
+        log_file = self.state_dir / "logs" / "stack.log"
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        # moto's per-request logs are noise; errors stay visible.
+        for name in ("werkzeug", "moto", "botocore", "boto3", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.ERROR)
+
+    def describe(self) -> dict[str, Any]:
+        dep = self.deployment
+        settings = {
+            "region": self.region,
+            "distributions": self.settings.distributions,
+            "cloudfront_in_progress_seconds": self.cloudfront.in_progress_seconds,
+            "max_concurrency": self.settings.max_concurrency,
+            "schedules": self.scheduler.enabled,
+            "parameters": dep.parameters if dep else {},
+        }
+        for key, name in (("debounce_seconds", "DebounceSeconds"), ("poll_seconds", "PollSeconds")):
+            if dep and name in dep.parameters:
+                settings[key] = float(dep.parameters[name])
+        out: dict[str, Any] = {
+            "pid": os.getpid(),
+            "endpoint_url": self.endpoint_url,
+            "control_url": f"{self.endpoint_url}/_local",
+            "runtime_api": f"127.0.0.1:{self.runtime.port}",
+            "region": self.region,
+            "account": self.account,
+            "state_dir": str(self.state_dir),
+            "logs_dir": str(self.state_dir / "logs"),
+            "settings": settings,
+            "started_at": time.time(),
+        }
+        if dep:
+            out.update(
+                bucket=dep.bucket,
+                distribution_ids=dep.distribution_ids,
+                routes=dep.routes,
+                routes_json=json.dumps(dep.routes, separators=(",", ":")),
+                table=_first(dep, "AWS::DynamoDB::Table"),
+                tables={k: v["physical"] for k, v in dep.resources.items() if v["type"] == "AWS::DynamoDB::Table"},
+                state_machines=dep.state_machines,
+                functions={k: v["name"] for k, v in dep.functions.items()},
+                function_details=dep.functions,
+                dlq_url=_dlq_url(dep),
+                queues={k: v["physical"] for k, v in dep.resources.items() if v["type"] == "AWS::SQS::Queue"},
+                rules={k: v["physical"] for k, v in dep.resources.items() if v["type"] == "AWS::Events::Rule"},
+                outputs=dep.outputs,
+                resources=dep.resources,
+                unsupported_resources=dep.unsupported,
+            )
+        return out
+
+
+def _first(dep: Any, rtype: str) -> str | None:
+    for v in dep.resources.values():
+        if v["type"] == rtype:
+            return v["physical"]
+    return None
+
+
+def _dlq_url(dep: Any) -> str | None:
+    queues = {k: v["physical"] for k, v in dep.resources.items() if v["type"] == "AWS::SQS::Queue"}
+    for k, url in queues.items():
+        if "dead" in k.lower() or "dlq" in k.lower():
+            return url
+    return next(iter(queues.values()), None)

@@ -1,0 +1,238 @@
+"""Which ASL features moto 5.2.5's interpreter (plus local.asl_fixes / local.sfn_ext) supports.
+
+Each test runs a tiny state machine on the in-process stack and asserts AWS's documented result.
+The findings are summarised in local/README.md ("ASL support").
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from .conftest import wait_for
+
+
+def _task(fn_arn: str, payload: dict, **extra: object) -> dict:
+    return {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": fn_arn, "Payload": payload}, **extra}
+
+
+@pytest.fixture(scope="module")
+def echo(stack, tmp_path_factory):
+    return stack.add_function("AslEcho", tmp_path_factory.mktemp("asl"))
+
+
+def test_retry_with_jitter_and_max_delay_then_catch_named_error(stack, echo):
+    sm = stack.state_machine(
+        {
+            "StartAt": "Fail",
+            "States": {
+                "Fail": _task(
+                    echo.function_arn,
+                    {"action": "raise", "errorType": "TooManyInvalidationsInProgress"},
+                    Retry=[
+                        {
+                            "ErrorEquals": ["TooManyInvalidationsInProgress"],
+                            "IntervalSeconds": 1,
+                            "MaxAttempts": 2,
+                            "BackoffRate": 2.0,
+                            "MaxDelaySeconds": 1,
+                            "JitterStrategy": "FULL",
+                        }
+                    ],
+                    Catch=[{"ErrorEquals": ["TooManyInvalidationsInProgress"], "ResultPath": "$.err", "Next": "Caught"}],
+                    Next="Never",
+                ),
+                "Never": {"Type": "Fail", "Error": "Wrong"},
+                "Caught": {"Type": "Pass", "End": True},
+            },
+        }
+    )
+    d = stack.run(sm, {"x": 1})
+    assert d["status"] == "SUCCEEDED", d
+    out = json.loads(d["output"])
+    assert out["err"]["Error"] == "TooManyInvalidationsInProgress"
+    events = stack.client("stepfunctions").get_execution_history(executionArn=d["executionArn"])["events"]
+    assert sum(1 for e in events if e["type"] == "TaskFailed") == 3  # first try + 2 retries
+
+
+def test_states_all_catches_and_taskfailed_matches_function_errors(stack, echo):
+    sm = stack.state_machine(
+        {
+            "StartAt": "A",
+            "States": {
+                "A": _task(echo.function_arn, {"action": "raise", "errorType": "AccessDenied"}, Catch=[{"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.a", "Next": "B"}], Next="B"),
+                "B": _task(echo.function_arn, {"action": "raise", "errorType": "Whatever"}, Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.b", "Next": "Done"}], End=True),
+                "Done": {"Type": "Succeed"},
+            },
+        }
+    )
+    d = stack.run(sm)
+    assert d["status"] == "SUCCEEDED", d
+    out = json.loads(d["output"])
+    assert out["a"]["Error"] == "AccessDenied" and out["b"]["Error"] == "Whatever"
+
+
+def test_map_itemprocessor_itemselector_resultpath_null_and_iterator(stack):
+    sm = stack.state_machine(
+        {
+            "StartAt": "M1",
+            "States": {
+                "M1": {
+                    "Type": "Map",
+                    "ItemsPath": "$.items",
+                    "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index", "tag.$": "$.tag"},
+                    "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+                    "ResultPath": "$.mapped",
+                    "Next": "M2",
+                },
+                "M2": {
+                    "Type": "Map",
+                    "ItemsPath": "$.items",
+                    "Iterator": {"StartAt": "P2", "States": {"P2": {"Type": "Pass", "End": True}}},
+                    "ResultPath": None,
+                    "End": True,
+                },
+            },
+        }
+    )
+    d = stack.run(sm, {"items": [10, 20], "tag": "t"})
+    assert d["status"] == "SUCCEEDED", d
+    out = json.loads(d["output"])
+    assert out["mapped"] == [{"v": 10, "i": 0, "tag": "t"}, {"v": 20, "i": 1, "tag": "t"}]
+    assert set(out) == {"items", "tag", "mapped"}  # ResultPath null kept the input
+
+
+def test_choice_is_present_wait_seconds_and_redrive_count_zero(stack, echo):
+    sm = stack.state_machine(
+        {
+            "StartAt": "W",
+            "States": {
+                "W": {"Type": "Wait", "Seconds": 1, "Next": "C"},
+                "C": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.flag", "IsPresent": True, "Next": "T"}],
+                    "Default": "Nope",
+                },
+                "Nope": {"Type": "Fail", "Error": "NoFlag"},
+                "T": _task(echo.function_arn, {"rc.$": "$$.Execution.RedriveCount", "name.$": "$$.Execution.Name"}, OutputPath="$.Payload", End=True),
+            },
+        }
+    )
+    t0 = time.time()
+    d = stack.run(sm, {"flag": False}, name="rc-zero")
+    assert time.time() - t0 >= 1.0
+    assert d["status"] == "SUCCEEDED", d
+    out = json.loads(d["output"])
+    assert out["input"]["rc"] == 0 and out["input"]["name"] == "rc-zero"
+    d2 = stack.run(sm, {})
+    assert d2["status"] == "FAILED" and d2["error"] == "NoFlag"
+
+
+def test_task_timeout_seconds_and_machine_timeout(stack, echo):
+    sm = stack.state_machine(
+        {"StartAt": "Slow", "States": {"Slow": _task(echo.function_arn, {"action": "sleep", "seconds": 3}, TimeoutSeconds=1, End=True)}}
+    )
+    d = stack.run(sm)
+    assert d["status"] == "FAILED" and d["error"] == "States.Timeout", d
+    sm2 = stack.state_machine({"TimeoutSeconds": 1, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 5, "End": True}}})
+    d2 = stack.run(sm2)
+    assert d2["status"] == "TIMED_OUT", d2
+
+
+def test_start_execution_integration_and_already_exists_catch(stack):
+    """states:startExecution works (after local.asl_fixes); a second start with the same name on a
+    closed execution fails with StepFunctions.ExecutionAlreadyExistsException, catchable."""
+    child = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    parent = stack.state_machine(
+        {
+            "StartAt": "Start",
+            "States": {
+                "Start": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::states:startExecution",
+                    "Parameters": {"StateMachineArn": child, "Name.$": "$.batch", "Input": {"batchId.$": "$.batch"}},
+                    "Catch": [{"ErrorEquals": ["StepFunctions.ExecutionAlreadyExistsException"], "ResultPath": "$.already", "Next": "Already"}],
+                    "ResultPath": "$.started",
+                    "End": True,
+                },
+                "Already": {"Type": "Succeed"},
+            },
+        }
+    )
+    batch = f"b-{uuid.uuid4().hex[:8]}"
+    d1 = stack.run(parent, {"batch": batch})
+    assert d1["status"] == "SUCCEEDED", d1
+    started = json.loads(d1["output"])["started"]
+    assert started["ExecutionArn"].endswith(":" + batch) and isinstance(started["StartDate"], int)
+    stack.finish(started["ExecutionArn"])
+    d2 = stack.run(parent, {"batch": batch})
+    assert d2["status"] == "SUCCEEDED", d2
+    assert json.loads(d2["output"])["already"]["Error"] == "StepFunctions.ExecutionAlreadyExistsException"
+
+
+def test_definition_substitution_unquoted_number_via_cfn(stack):
+    """DefinitionSubstitutions are textual, so "Seconds": ${Wait} (unquoted) deploys."""
+    cfn = stack.client("cloudformation")
+    s3 = stack.client("s3")
+    bucket = f"defs-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="m.json", Body=b'{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":${Wait},"End":true}}}')
+    name = f"subst-{uuid.uuid4().hex[:6]}"
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(
+            {
+                "Resources": {
+                    "M": {
+                        "Type": "AWS::StepFunctions::StateMachine",
+                        "Properties": {
+                            "RoleArn": "arn:aws:iam::123456789012:role/x",
+                            "DefinitionS3Location": {"Bucket": bucket, "Key": "m.json"},
+                            "DefinitionSubstitutions": {"Wait": 0},
+                        },
+                    }
+                }
+            }
+        ),
+    )
+    arn = cfn.describe_stack_resource(StackName=name, LogicalResourceId="M")["StackResourceDetail"]["PhysicalResourceId"]
+    definition = stack.client("stepfunctions").describe_state_machine(stateMachineArn=arn)["definition"]
+    assert '"Seconds":0' in definition
+    assert stack.run(arn)["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%S+00:00"])
+def test_wait_timestamp_path_seconds_path_and_is_present_on_array_index(stack, fmt):
+    import datetime as dt
+
+    sm = stack.state_machine(
+        {
+            "StartAt": "Until",
+            "States": {
+                "Until": {"Type": "Wait", "TimestampPath": "$.flushAt", "Next": "For"},
+                "For": {"Type": "Wait", "SecondsPath": "$.waitSeconds", "Next": "Any"},
+                "Any": {"Type": "Choice", "Choices": [{"Variable": "$.paths[0]", "IsPresent": True, "Next": "Yes"}], "Default": "No"},
+                "Yes": {"Type": "Succeed"},
+                "No": {"Type": "Fail", "Error": "Empty"},
+            },
+        }
+    )
+    at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5)
+    d = stack.run(sm, {"flushAt": at.strftime(fmt), "waitSeconds": 0, "paths": ["/a"]})
+    assert d["status"] == "SUCCEEDED", d
+    # Never earlier than the timestamp (local.asl_fixes; moto alone ended up to 2 s early).
+    assert dt.datetime.now(dt.timezone.utc) >= (at if "%f" in fmt else at.replace(microsecond=0))
+    d2 = stack.run(sm, {"flushAt": "2020-01-01T00:00:00Z", "waitSeconds": 0, "paths": []})
+    assert d2["status"] == "FAILED" and d2["error"] == "Empty", d2
+
+
+def test_event_pattern_numeric_on_redrive_count(stack):
+    """The template's 'redriven' rule matches detail.redriveCount with {numeric: [">", 0]}."""
+    from moto.events.models import EventPattern
+
+    pattern = EventPattern.load(json.dumps({"source": ["aws.states"], "detail": {"status": ["SUCCEEDED"], "redriveCount": [{"numeric": [">", 0]}]}}))
+    assert pattern.matches_event({"source": "aws.states", "detail": {"status": "SUCCEEDED", "redriveCount": 1}})
+    assert not pattern.matches_event({"source": "aws.states", "detail": {"status": "SUCCEEDED", "redriveCount": 0}})

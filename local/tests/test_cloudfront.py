@@ -1,0 +1,177 @@
+"""The CloudFront invalidation model (local.cloudfront) against AWS's documented behaviour.
+
+Driven through botocore (REST-XML, like the Rust SDK), so status codes and error shapes count.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from .conftest import wait_for
+
+
+def _dist(stack) -> str:
+    cf = stack.client("cloudfront")
+    resp = cf.create_distribution(
+        DistributionConfig={
+            "CallerReference": str(uuid.uuid4()),
+            "Comment": "t",
+            "Enabled": True,
+            "Origins": {"Quantity": 1, "Items": [{"Id": "o", "DomainName": "b.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
+            "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "allow-all", "MinTTL": 0, "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}}, "TrustedSigners": {"Enabled": False, "Quantity": 0}},
+        }
+    )
+    return resp["Distribution"]["Id"]
+
+
+def _create(stack, dist, paths, ref=None):
+    return stack.client("cloudfront").create_invalidation(
+        DistributionId=dist, InvalidationBatch={"Paths": {"Quantity": len(paths), "Items": paths}, "CallerReference": ref or str(uuid.uuid4())}
+    )
+
+
+def _code(excinfo) -> tuple[str, int]:
+    err = excinfo.value.response
+    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
+
+
+@pytest.fixture()
+def dist(stack):
+    stack.control("cloudfront/in-progress-seconds", {"seconds": 1.0})
+    return _dist(stack)
+
+
+def test_in_progress_then_completed(stack, dist):
+    stack.control("cloudfront/in-progress-seconds", {"seconds": 1.5, "distribution_id": dist})
+    resp = _create(stack, dist, ["/a.html", "/img/*"])
+    inv = resp["Invalidation"]
+    assert resp["ResponseMetadata"]["HTTPStatusCode"] == 201
+    assert resp["Location"].endswith(f"/distribution/{dist}/invalidation/{inv['Id']}")
+    assert inv["Status"] == "InProgress"
+    assert inv["InvalidationBatch"]["Paths"]["Items"] == ["/a.html", "/img/*"]
+    cf = stack.client("cloudfront")
+    assert cf.get_invalidation(DistributionId=dist, Id=inv["Id"])["Invalidation"]["Status"] == "InProgress"
+    wait_for(lambda: cf.get_invalidation(DistributionId=dist, Id=inv["Id"])["Invalidation"]["Status"] == "Completed", timeout=5, what="Completed")
+    listed = cf.list_invalidations(DistributionId=dist)["InvalidationList"]
+    assert listed["Quantity"] == 1 and listed["Items"][0]["Id"] == inv["Id"] and listed["Items"][0]["Status"] == "Completed"
+
+
+def test_caller_reference_is_idempotent_for_the_same_paths(stack, dist):
+    first = _create(stack, dist, ["/x", "/y"], ref="batch-1#0")["Invalidation"]
+    again = _create(stack, dist, ["/y", "/x"], ref="batch-1#0")["Invalidation"]
+    assert again["Id"] == first["Id"]
+    assert stack.client("cloudfront").list_invalidations(DistributionId=dist)["InvalidationList"]["Quantity"] == 1
+    calls = stack.control("cloudfront/calls", {"distribution_id": dist})
+    assert [c["outcome"] for c in calls["calls"]] == ["created", "existing"]
+    assert calls["billed_paths"] == 2 and calls["created"] == 1
+
+
+def test_caller_reference_with_other_paths_is_batch_already_exists(stack, dist):
+    _create(stack, dist, ["/x"], ref="batch-2#0")
+    with pytest.raises(ClientError) as e:
+        _create(stack, dist, ["/x", "/z"], ref="batch-2#0")
+    assert _code(e) == ("InvalidationBatchAlreadyExists", 409)
+    # The same reference on another distribution is independent.
+    other = _dist(stack)
+    assert _create(stack, other, ["/x", "/z"], ref="batch-2#0")["Invalidation"]["Status"] == "InProgress"
+
+
+def test_wildcard_limit_15_in_progress(stack, dist):
+    stack.control("cloudfront/in-progress-seconds", {"seconds": 60, "distribution_id": dist})
+    _create(stack, dist, [f"/w{i}/*" for i in range(10)])
+    _create(stack, dist, [f"/v{i}/*" for i in range(5)] + ["/file"])
+    with pytest.raises(ClientError) as e:
+        _create(stack, dist, ["/one-more/*"])
+    assert _code(e) == ("TooManyInvalidationsInProgress", 400)
+    assert _create(stack, dist, ["/plain-file"])["Invalidation"]  # file paths still fine
+    stack.control("cloudfront/complete", {"distribution_id": dist})
+    assert _create(stack, dist, ["/one-more/*"])["Invalidation"]["Status"] == "InProgress"
+
+
+def test_file_path_limit_3000_in_progress(stack, dist):
+    stack.control("cloudfront/in-progress-seconds", {"seconds": 60, "distribution_id": dist})
+    _create(stack, dist, [f"/f{i}" for i in range(2999)])
+    _create(stack, dist, ["/last"])
+    with pytest.raises(ClientError) as e:
+        _create(stack, dist, ["/too-many"])
+    assert _code(e) == ("TooManyInvalidationsInProgress", 400)
+    with pytest.raises(ClientError) as e:
+        _create(stack, _dist(stack), [f"/g{i}" for i in range(3001)])
+    assert _code(e) == ("BatchTooLarge", 413)
+
+
+def test_unknown_distribution_and_invalidation(stack, dist):
+    with pytest.raises(ClientError) as e:
+        _create(stack, "EDOESNOTEXIST", ["/a"])
+    assert _code(e) == ("NoSuchDistribution", 404)
+    with pytest.raises(ClientError) as e:
+        stack.client("cloudfront").get_invalidation(DistributionId=dist, Id="INOPE")
+    assert _code(e) == ("NoSuchInvalidation", 404)
+
+
+def test_invalid_paths(stack, dist):
+    for bad in (["no-slash"], ["/a*b"], ["/" + "x" * 4000]):
+        with pytest.raises(ClientError) as e:
+            _create(stack, dist, bad)
+        assert _code(e) == ("InvalidArgument", 400)
+
+
+def test_throttling_for_next_n_calls_then_recovers(stack, dist):
+    stack.control("faults/set", {"kind": "cloudfront", "code": "Throttling", "count": 2, "distribution_id": dist})
+    for _ in range(2):
+        with pytest.raises(ClientError) as e:
+            _create(stack, dist, ["/t"], ref="thr#0")
+        assert _code(e) == ("Throttling", 400)
+        assert e.value.response["Error"]["Message"] == "Rate exceeded"
+    assert _create(stack, dist, ["/t"], ref="thr#0")["Invalidation"]
+    outcomes = [c["outcome"] for c in stack.control("cloudfront/calls", {"distribution_id": dist})["calls"]]
+    assert outcomes == ["Throttling", "Throttling", "created"]
+
+
+def test_fraction_of_calls_and_service_unavailable(stack, dist):
+    stack.control("faults/seed", {"seed": 7})
+    stack.control("faults/set", {"kind": "cloudfront", "code": "ServiceUnavailable", "rate": 0.5, "operation": "*"})
+    failures = 0
+    for _ in range(40):
+        try:
+            stack.client("cloudfront").list_invalidations(DistributionId=dist)
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ServiceUnavailable"
+            assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+            failures += 1
+    assert 8 <= failures <= 32
+
+
+def test_access_denied_until_cleared_and_hold_limit(stack, dist):
+    fault = stack.control("faults/set", {"kind": "cloudfront", "code": "AccessDenied", "distribution_id": dist})
+    other = _dist(stack)
+    for _ in range(3):
+        with pytest.raises(ClientError) as e:
+            _create(stack, dist, ["/a"])
+        assert _code(e) == ("AccessDenied", 403)
+    assert _create(stack, other, ["/a"])
+    stack.control("faults/clear", {"id": fault["id"]})
+    assert _create(stack, dist, ["/a"], ref="after-clear")
+    stack.control("cloudfront/hold-limit", {"distribution_id": dist, "seconds": 1.0})
+    with pytest.raises(ClientError) as e:
+        _create(stack, dist, ["/b"])
+    assert _code(e) == ("TooManyInvalidationsInProgress", 400)
+    assert _create(stack, dist, ["/a"], ref="after-clear")  # an existing batch is still answered
+    time.sleep(1.1)
+    assert _create(stack, dist, ["/b"])
+
+
+def test_error_xml_shape():
+    from local.cloudfront import CloudFrontModel
+    from local.faults import Faults
+
+    model = CloudFrontModel(distribution_exists=lambda d: False, faults=Faults())
+    status, headers, body = model.handle("POST", "/2020-05-31/distribution/E1/invalidation", "", b"<InvalidationBatch/>")
+    assert status == 404
+    text = body.decode()
+    assert "<ErrorResponse" in text and "<Error><Type>Sender</Type><Code>NoSuchDistribution</Code><Message>" in text
+    assert "<RequestId>" in text and dict(headers)["x-amz-request-id"]

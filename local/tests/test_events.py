@@ -1,0 +1,150 @@
+"""S3 -> EventBridge events (local.s3_events) and EventBridge targets (local.event_targets)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from .conftest import wait_for
+
+
+@pytest.fixture()
+def bucket(stack):
+    name = f"site-{uuid.uuid4().hex[:8]}"
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    return name
+
+
+def _queue(stack) -> tuple[str, str]:
+    sqs = stack.client("sqs")
+    url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def _drain(stack, url, n, timeout=10):
+    sqs = stack.client("sqs")
+    got = []
+
+    def more():
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", []):
+            got.append(m)
+        return len(got) >= n
+
+    wait_for(more, timeout=timeout, what=f"{n} messages")
+    return got
+
+
+def _rule(stack, pattern: dict, targets: list[dict]) -> str:
+    ev = stack.client("events")
+    name = f"r-{uuid.uuid4().hex[:8]}"
+    ev.put_rule(Name=name, EventPattern=json.dumps(pattern))
+    ev.put_targets(Rule=name, Targets=targets)
+    return name
+
+
+def test_s3_events_have_unique_ids_rising_sequencers_and_aws_fields(stack, bucket):
+    url, arn = _queue(stack)
+    _rule(stack, {"source": ["aws.s3"], "detail": {"bucket": {"name": [bucket]}}}, [{"Id": "q", "Arn": arn}])
+    s3 = stack.client("s3")
+    s3.put_object(Bucket=bucket, Key="a b+c.html", Body=b"1")
+    s3.put_object(Bucket=bucket, Key="a b+c.html", Body=b"22")
+    s3.delete_object(Bucket=bucket, Key="a b+c.html")
+    events = [json.loads(m["Body"]) for m in _drain(stack, url, 3)]
+    events.sort(key=lambda e: e["detail"]["object"]["sequencer"])
+    assert len({e["id"] for e in events}) == 3
+    assert len({e["detail"]["request-id"] for e in events}) == 3
+    seqs = [e["detail"]["object"]["sequencer"] for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3 and all(len(s) == len(seqs[0]) for s in seqs)
+    put, _, delete = events
+    assert put["detail-type"] == "Object Created" and put["source"] == "aws.s3"
+    assert put["detail"]["reason"] == "PutObject" and put["detail"]["object"]["key"] == "a b+c.html"
+    assert put["detail"]["object"]["size"] == 1 and "etag" in put["detail"]["object"] and "eTag" not in put["detail"]["object"]
+    assert put["resources"] == [f"arn:aws:s3:::{bucket}"]
+    assert delete["detail-type"] == "Object Deleted" and delete["detail"]["reason"] == "DeleteObject"
+    assert delete["detail"]["deletion-type"] == "Permanently Deleted"
+    assert "size" not in delete["detail"]["object"] and "etag" not in delete["detail"]["object"]
+
+
+def test_form_key_encoding_switch(stack, bucket):
+    url, arn = _queue(stack)
+    _rule(stack, {"source": ["aws.s3"], "detail": {"bucket": {"name": [bucket]}}}, [{"Id": "q", "Arn": arn}])
+    stack.control("s3/key-encoding", {"encoding": "form"})
+    try:
+        stack.client("s3").put_object(Bucket=bucket, Key="a b+ü.html", Body=b"1")
+    finally:
+        stack.control("s3/key-encoding", {"encoding": "raw"})
+    event = json.loads(_drain(stack, url, 1)[0]["Body"])
+    assert event["detail"]["object"]["key"] == "a+b%2B%C3%BC.html"
+
+
+def test_step_functions_target_starts_execution_with_the_event(stack, bucket):
+    sm = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    _rule(stack, {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [bucket]}}}, [{"Id": "sfn", "Arn": sm, "RoleArn": "arn:aws:iam::123456789012:role/eb"}])
+    stack.client("s3").put_object(Bucket=bucket, Key="k1", Body=b"1")
+    sfn = stack.client("stepfunctions")
+    execs = wait_for(lambda: sfn.list_executions(stateMachineArn=sm)["executions"], what="execution")
+    d = stack.finish(execs[0]["executionArn"])
+    event = json.loads(d["input"])
+    assert event["detail"]["object"]["key"] == "k1" and event["source"] == "aws.s3"
+    assert event["time"].endswith("Z")
+
+
+def test_failed_start_is_retried_then_dead_lettered(stack, bucket):
+    import local.event_targets as et
+
+    et.retry_base_seconds = 0.05
+    try:
+        sm = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+        dlq_url, dlq_arn = _queue(stack)
+        _rule(
+            stack,
+            {"source": ["aws.s3"], "detail": {"bucket": {"name": [bucket]}}},
+            [{"Id": "sfn", "Arn": sm, "RoleArn": "arn:aws:iam::123456789012:role/eb", "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60}, "DeadLetterConfig": {"Arn": dlq_arn}}],
+        )
+        stack.control("faults/set", {"kind": "target_failure", "service": "states", "code": "ThrottlingException", "count": 3})
+        stack.client("s3").put_object(Bucket=bucket, Key="lost", Body=b"1")
+        msg = _drain(stack, dlq_url, 1)[0]
+        attrs = {k: v["StringValue"] for k, v in msg["MessageAttributes"].items()}
+        assert attrs["ERROR_CODE"] == "ThrottlingException" and attrs["RETRY_ATTEMPTS"] == "2"
+        assert attrs["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts" and attrs["TARGET_ARN"] == sm
+        assert json.loads(msg["Body"])["detail"]["object"]["key"] == "lost"
+        assert stack.client("stepfunctions").list_executions(stateMachineArn=sm)["executions"] == []
+        # A transient failure within the policy is retried into a success.
+        stack.control("faults/set", {"kind": "target_failure", "service": "states", "count": 1})
+        stack.client("s3").put_object(Bucket=bucket, Key="saved", Body=b"1")
+        wait_for(lambda: stack.client("stepfunctions").list_executions(stateMachineArn=sm)["executions"], what="retried start")
+        # Non-retryable: missing state machine -> DLQ at once.
+        _rule(stack, {"source": ["local.test"]}, [{"Id": "gone", "Arn": sm + "-gone", "DeadLetterConfig": {"Arn": dlq_arn}}])
+        stack.client("events").put_events(Entries=[{"Source": "local.test", "DetailType": "x", "Detail": "{}"}])
+        msg = _drain(stack, dlq_url, 1)[0]
+        attrs = {k: v["StringValue"] for k, v in msg["MessageAttributes"].items()}
+        assert attrs["ERROR_CODE"] == "StateMachineDoesNotExist" and attrs["RETRY_ATTEMPTS"] == "0"
+    finally:
+        et.retry_base_seconds = 1.0
+
+
+def test_lambda_target_and_schedule(stack, tmp_path):
+    pool = stack.add_function("EbTarget", tmp_path)
+    _rule(stack, {"source": ["local.lambda"]}, [{"Id": "fn", "Arn": pool.function_arn}])
+    stack.client("events").put_events(Entries=[{"Source": "local.lambda", "DetailType": "x", "Detail": '{"a": 1}'}])
+    wait_for(lambda: pool.invocations >= 1, what="lambda target")
+    ev = stack.client("events")
+    ev.put_rule(Name="every-minute", ScheduleExpression="rate(1 minute)")
+    ev.put_targets(Rule="every-minute", Targets=[{"Id": "fn", "Arn": pool.function_arn}])
+    # A schedule-only rule does not match events (moto's empty pattern would match them all).
+    before = pool.invocations
+    stack.client("events").put_events(Entries=[{"Source": "local.other", "DetailType": "x", "Detail": "{}"}])
+    stack.client("s3").create_bucket(Bucket=f"quiet-{uuid.uuid4().hex[:6]}")
+    import time
+
+    time.sleep(0.5)
+    assert pool.invocations == before
+    assert stack.control("schedule/fire", {"rule": "every-minute"})["fired"] == ["every-minute"]
+    wait_for(lambda: pool.invocations > before, what="scheduled invocation")
+    ok = lambda: [e for e in stack.control("lambda/async-log")["entries"] if e["function"] == "EbTarget" and e["ok"]]  # noqa: E731
+    wait_for(lambda: len(ok()) >= 2, what="2 successful async invocations in the log")
