@@ -1,9 +1,10 @@
 """``python -m local.demo --state-dir .local``: the main job, end to end, on a running local stack.
 
-Uploads a small burst of site files (and deletes one) in the watched bucket, then follows what
-the deployed template does with them: the object-changed executions, the invalidate-batch
-executions, and the CreateInvalidation calls CloudFront received, until every invalidation is
-Completed. Exit 0 when the burst ended in Completed invalidations and no execution failed.
+Uploads a small site (tricky keys included), a concurrent burst of 300 files, two overwrites and
+a delete to the watched bucket, waits until every batch of the distribution is COMPLETED and
+every invalidation Completed, then prints what was invalidated, the audit trail from the table,
+how the tricky keys were encoded, and the cost against one invalidation per event.
+Exit 0 on success, 1 on a failed batch or execution, or at the deadline.
 """
 
 from __future__ import annotations
@@ -13,66 +14,261 @@ import json
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+PRICE_PER_PATH = 0.005  # USD per path beyond the free 1,000 paths a month
+TRICKY_KEYS = ["blog/hello world.html", "blog/c++ tips.html", "blog/서울.html", "blog/🎉 party.html", "~alice/index.html"]
+SITE_KEYS = ["index.html", "about/index.html", "css/site.css", *TRICKY_KEYS]
+BURST_KEYS = [f"img/a/photo-{i:03}.jpg" for i in range(100)] + [f"img/b/thumb-{i:03}.jpg" for i in range(100)] \
+    + [f"docs/page-{i:03}.html" for i in range(100)]
+OVERWRITTEN = ["index.html", "css/site.css"]
+DELETED = "css/old.css"
+SHOWN_PATHS = 12
+Item = dict[str, Any]
 
 
-def _control(info: dict[str, Any], command: str, body: dict | None = None) -> Any:
+class DemoError(Exception):
+    """A failure the demo reports in one message before exiting 1."""
+
+
+def control(info: Item, command: str, body: Item | None = None) -> Any:
+    """POST a command to the local stack's control API."""
     req = urllib.request.Request(f"{info['control_url']}/{command}", data=json.dumps(body or {}).encode(), method="POST")
     with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
         return json.loads(resp.read())
 
 
+def query_all(table: Any, **kwargs: Any) -> list[Item]:
+    """Every item of a DynamoDB Query, following LastEvaluatedKey."""
+    items: list[Item] = []
+    while True:
+        page = table.query(**kwargs)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def parse_time(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")) if iso else None
+
+
+def clock(t: datetime | str | None) -> str:
+    """``HH:MM:SS.mmm`` (UTC) of a time or an ISO timestamp, ``-`` if absent."""
+    t = parse_time(t) if isinstance(t, str) else t
+    return t.astimezone(timezone.utc).strftime("%H:%M:%S.%f")[:-3] if t else "-"
+
+
+def covered(path: str, planned: Iterable[str]) -> bool:
+    """Whether a planned path (exact, or a wildcard ``prefix*``) covers ``path``."""
+    return any(p == path or (p.endswith("*") and path.startswith(p[:-1])) for p in planned)
+
+
+def shorten(items: list[str], limit: int = SHOWN_PATHS) -> list[str]:
+    """At most ``limit`` items, then ``... and N more``."""
+    return items if len(items) <= limit else [*items[:limit], f"... and {len(items) - limit} more"]
+
+
+def render(headers: list[str], rows: list[list[Any]], indent: str = "  ") -> str:
+    """An aligned plain-text table (numbers right-aligned)."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) and rows != [] for i in range(len(headers))]
+    def line(row: list[str]) -> str:
+        return indent + "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric)).rstrip()
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+class Demo:
+    """One run against the stack described by ``stack.json``."""
+
+    def __init__(self, state_dir: Path, timeout: float) -> None:
+        self.info: Item = json.loads((state_dir / "stack.json").read_text())
+        kw = dict(endpoint_url=self.info["endpoint_url"], region_name=self.info["region"],
+                  aws_access_key_id="local", aws_secret_access_key="local", config=Config(max_pool_connections=32))
+        self.s3, self.sfn, self.cf = (boto3.client(s, **kw) for s in ("s3", "stepfunctions", "cloudfront"))
+        self.table = boto3.resource("dynamodb", **kw).Table(self.info["table"])
+        self.bucket: str = self.info["bucket"]
+        self.dist: str = self.info["routes"][0]["distributionId"]
+        self.prefix: str = self.info["routes"][0]["keyPrefix"]
+        self.timeout = timeout
+        self.since_seq = 0  # CloudFront call log position when the demo started
+
+    def batches(self) -> list[Item]:
+        """Batch items of the distribution, oldest first (index byDistribution)."""
+        return query_all(self.table, IndexName="byDistribution", KeyConditionExpression=Key("gsi1pk").eq(f"DIST#{self.dist}"))
+
+    def children(self, batch_id: str, prefix: str) -> list[Item]:
+        """Path (``PATH#``) or plan chunk (``PLAN#``) items of a batch, strongly consistent."""
+        cond = Key("PK").eq(f"BATCH#{batch_id}") & Key("SK").begins_with(prefix)
+        return query_all(self.table, KeyConditionExpression=cond, ConsistentRead=True)
+
+    def chunks(self, batch: Item) -> list[Item]:
+        """The chunks of the batch's committed plan (an uncommitted retry may have left others)."""
+        return [c for c in self.children(batch["batchId"], "PLAN#") if c["SK"].startswith(f"PLAN#{batch.get('planId')}#")]
+
+    def put(self, key: str, body: str) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body.encode())
+
+    def upload(self) -> int:
+        """Writes the site, the burst, the overwrites and the delete; returns the number of S3 operations."""
+        put = self.put
+        print(f"bucket s3://{self.bucket} -> distribution {self.dist} (debounce {self.info['settings']['debounce_seconds']:g} s)")
+        for key in [DELETED, *SITE_KEYS]:
+            put(key, f"<!-- {key} v1 -->")
+        print(f"  put {1 + len(SITE_KEYS)} site files: {', '.join([DELETED, *SITE_KEYS])}")
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(lambda key: put(key, f"burst {key}"), BURST_KEYS))
+        print(f"  put {len(BURST_KEYS)} files under img/a/, img/b/, docs/ with 16 threads in {time.monotonic() - started:.1f} s")
+        for key in OVERWRITTEN:
+            put(key, f"<!-- {key} v2 -->")
+        self.s3.delete_object(Bucket=self.bucket, Key=self.prefix + DELETED)
+        print(f"  overwrote {', '.join(OVERWRITTEN)}; deleted {DELETED}")
+        return 1 + len(SITE_KEYS) + len(BURST_KEYS) + len(OVERWRITTEN) + 1
+
+    def execution_error(self, arn: str | None) -> str:
+        """``error: cause`` of a finished execution, from DescribeExecution."""
+        if not arn:
+            return "no execution ARN recorded"
+        d = self.sfn.describe_execution(executionArn=arn)
+        return f"{d['status']} {d.get('error', '?')}: {d.get('cause', '?')} ({arn})"
+
+    def check_failures(self, batches: list[Item], since: datetime) -> None:
+        """Raises on a FAILED batch, or a failed object-changed execution started since the upload."""
+        for b in batches:
+            if b["status"] == "FAILED":
+                raise DemoError(f"batch {b['batchId']} FAILED ({b.get('lastError', 'no lastError')}); "
+                                f"execution: {self.execution_error(b.get('executionArn'))}")
+        arn = self.info["state_machines"]["ObjectChangedStateMachine"]
+        for status in ("FAILED", "TIMED_OUT", "ABORTED"):
+            for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn, statusFilter=status):
+                for e in page["executions"]:
+                    if e["startDate"] >= since:
+                        raise DemoError(f"object-changed execution {e['name']}: {self.execution_error(e['executionArn'])}")
+
+    def settled(self, batches: list[Item], expected: set[str]) -> bool:
+        """Every batch COMPLETED, every expected event in a path its batch's plan covers, every
+        invalidation of those plans (and every CreateInvalidation since the start) Completed."""
+        if not batches or any(b["status"] != "COMPLETED" for b in batches):
+            return False
+        seen: set[str] = set()
+        for b in batches:
+            planned = [p for c in self.chunks(b) for p in c["paths"]]
+            for item in self.children(b["batchId"], "PATH#"):
+                if covered(item["path"], planned):
+                    seen |= item.get("eventIds", set())
+        if not expected <= seen:
+            return False
+        ids = {c["invalidationId"] for b in batches for c in self.chunks(b) if c.get("invalidationId")}
+        ids |= {c["invalidation_id"] for c in self.calls() if c["outcome"] == "created"}
+        return all(self.invalidation(i)["Status"] == "Completed" for i in ids)
+
+    def calls(self) -> list[Item]:
+        """CreateInvalidation calls CloudFront received since the demo started."""
+        return control(self.info, "cloudfront/calls", {"distribution_id": self.dist, "since_seq": self.since_seq})["calls"]
+
+    def invalidation(self, inv_id: str) -> Item:
+        return self.cf.get_invalidation(DistributionId=self.dist, Id=inv_id)["Invalidation"]
+
+    def run(self) -> int:
+        """Upload, wait, report; the exit status."""
+        old = {b["batchId"] for b in self.batches() if b["status"] in ("COMPLETED", "FAILED")}
+        old_events = {e["id"] for e in control(self.info, "s3/events")["events"]}
+        self.since_seq = control(self.info, "cloudfront/calls", {"distribution_id": self.dist})["last_seq"]
+        t0 = datetime.now(timezone.utc)
+        n_events = self.upload()
+        events = [e for e in control(self.info, "s3/events")["events"]
+                  if e["id"] not in old_events and e["detail"]["bucket"]["name"] == self.bucket]
+        if len(events) != n_events:
+            raise DemoError(f"{n_events} S3 operations but {len(events)} S3 events were emitted")
+        expected = {e["id"] for e in events}
+        print(f"{n_events} S3 events sent; waiting (at most {self.timeout:g} s) for every batch to be COMPLETED ...")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            batches = [b for b in self.batches() if b["batchId"] not in old]
+            self.check_failures(batches, t0)
+            if self.settled(batches, expected):
+                break
+            if time.monotonic() > deadline:
+                states = ", ".join(f"{b['batchId']}={b['status']}" for b in batches) or "no batch yet"
+                raise DemoError(f"timed out after {self.timeout:g} s: {states}; see {self.info['logs_dir']}/*.log")
+            time.sleep(0.5)
+        done = datetime.now(timezone.utc)
+        self.report(batches, events, t0, done)
+        return 0
+
+    def report(self, batches: list[Item], events: list[Item], t0: datetime, done: datetime) -> None:
+        """Prints the invalidations, the audit trail, the tricky keys, the cost and the time."""
+        chunks = {b["batchId"]: sorted(self.chunks(b), key=lambda c: c["SK"]) for b in batches}
+        print("\nWhat was invalidated")
+        rows, lists = [], []
+        for b in batches:
+            for c in chunks[b["batchId"]]:
+                if not c.get("invalidationId"):
+                    continue
+                inv = self.invalidation(c["invalidationId"])
+                paths = sorted(inv["InvalidationBatch"]["Paths"].get("Items", []))
+                took = (parse_time(c.get("completedAt")) - parse_time(b["openedAt"])).total_seconds()
+                rows.append([inv["Id"], inv["InvalidationBatch"]["CallerReference"], inv["Status"], len(paths), f"{took:.1f} s"])
+                lists.append((inv["Id"], paths))
+        print(render(["INVALIDATION", "CALLER REFERENCE", "STATUS", "PATHS", "FIRST WRITE -> COMPLETED"], rows))
+        for inv_id, paths in lists:
+            print(f"  {inv_id}:")
+            for path in shorten(paths):
+                print(f"      {path}")
+
+        print("\nAudit trail (table items BATCH#<id>/META, index byDistribution; times UTC)")
+        rows = [[b["batchId"], b["status"], clock(b.get("openedAt")), clock(b.get("closedAt")), clock(b.get("submittedAt")),
+                 clock(b.get("completedAt")), int(b.get("eventsReceived", 0)), int(b.get("pathsReceived", 0)),
+                 int(b.get("pathsBilled", 0)), " ".join(c.get("invalidationId", "?") for c in chunks[b["batchId"]])] for b in batches]
+        print(render(["BATCH", "STATUS", "OPENED", "CLOSED", "SUBMITTED", "COMPLETED", "EVENTS", "PATHS", "BILLED",
+                      "INVALIDATIONS"], rows))
+
+        print("\nTricky keys (path items PATH#<sha256>: key -> path)")
+        by_event: dict[str, list[Item]] = {}
+        for b in batches:
+            for item in self.children(b["batchId"], "PATH#"):
+                for event_id in item.get("eventIds", ()):
+                    by_event.setdefault(event_id, []).append(item)
+        for key in TRICKY_KEYS:
+            items = {i["path"]: i for e in events if e["detail"]["object"]["key"] == self.prefix + key for i in by_event.get(e["id"], [])}
+            shown = [p if items[p]["key"] == self.prefix + key else f"{p} (reading the key as {items[p]['key']!r})" for p in sorted(items)]
+            print(f"  {key} -> {', '.join(shown) or 'NO PATH'}")
+
+        calls = self.calls()
+        n, m = len(events), sum(1 for c in calls if c["outcome"] == "created")
+        billed = sum(c["billed_paths"] for c in calls)
+        extra = f" (+{len(calls) - m} repeated calls answered with the existing invalidation)" if len(calls) > m else ""
+        print(f"\nCost: {n} S3 events -> {m} CreateInvalidation requests{extra}, {billed} paths billed (the classic "
+              f"one-Lambda-per-event approach: {n} requests, {n} paths billed): {n - billed} fewer paths, "
+              f"${(n - billed) * PRICE_PER_PATH:.2f} at ${PRICE_PER_PATH} per path beyond the free tier (1,000 paths a month)")
+        last = max(parse_time(b["completedAt"]) for b in batches)
+        print(f"Elapsed: first upload {clock(t0)} -> last batch COMPLETED {clock(last)}: {(last - t0).total_seconds():.1f} s "
+              f"(all Completed seen by the demo after {(done - t0).total_seconds():.1f} s)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--state-dir", default=".local")
-    parser.add_argument("--timeout", type=float, default=180.0)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state-dir", type=Path, default=Path(".local"))
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for Completed (default 120)")
     args = parser.parse_args(argv)
-    info = json.loads((Path(args.state_dir) / "stack.json").read_text())
-    kw = dict(endpoint_url=info["endpoint_url"], region_name=info["region"], aws_access_key_id="local", aws_secret_access_key="local")
-    s3, sfn = boto3.client("s3", **kw), boto3.client("stepfunctions", **kw)
-    prefix = info["routes"][0]["keyPrefix"]
-    dist = info["routes"][0]["distributionId"]
-    keys = [f"{prefix}index.html", f"{prefix}css/site.css", f"{prefix}blog/hello world.html", f"{prefix}blog/café.html", f"{prefix}img/logo.png"]
-    print(f"bucket {info['bucket']} -> distribution {dist}")
-    since = _control(info, "cloudfront/calls", {"distribution_id": dist})["last_seq"]
-    started = time.time()
-    for key in keys:
-        s3.put_object(Bucket=info["bucket"], Key=key, Body=f"content of {key}".encode())
-        print(f"  put    s3://{info['bucket']}/{key}")
-    s3.delete_object(Bucket=info["bucket"], Key=keys[-1])
-    print(f"  delete s3://{info['bucket']}/{keys[-1]}")
-
-    machines = info["state_machines"]
-    deadline = started + args.timeout
-    ok = False
-    while time.time() < deadline:
-        runs = {name: sfn.list_executions(stateMachineArn=arn)["executions"] for name, arn in machines.items()}
-        failed = [(n, e["name"], e["status"]) for n, es in runs.items() for e in es if e["status"] in ("FAILED", "TIMED_OUT", "ABORTED")]
-        if failed:
-            print(f"failed executions: {failed}", file=sys.stderr)
-            break
-        calls = _control(info, "cloudfront/calls", {"distribution_id": dist, "since_seq": since})
-        invs = {i["id"]: i for i in _control(info, "cloudfront/invalidations", {"distribution_id": dist})["invalidations"]}
-        created = [c for c in calls["calls"] if c["outcome"] == "created"]
-        running = [e for es in runs.values() for e in es if e["status"] == "RUNNING"]
-        if created and not running and all(invs[c["invalidation_id"]]["status"] == "Completed" for c in created):
-            ok = True
-            break
-        time.sleep(0.5)
-
-    calls = _control(info, "cloudfront/calls", {"distribution_id": dist, "since_seq": since})
-    print(f"\nexecutions after {time.time() - started:.1f}s:")
-    for name, arn in machines.items():
-        for e in sfn.list_executions(stateMachineArn=arn)["executions"]:
-            print(f"  {name:<30} {e['name'][:40]:<40} {e['status']}")
-    print(f"\nCreateInvalidation calls on {dist}: {calls['count']} ({calls['created']} created, {calls['billed_paths']} paths billed)")
-    for c in calls["calls"]:
-        print(f"  {c['iso_time']} {c['outcome']:<10} ref={c['caller_reference']} paths={c['paths']}")
-    print("\nresult:", "every change is in a Completed invalidation" if ok else "NOT completed in time")
-    return 0 if ok else 1
+    if not (args.state_dir / "stack.json").exists():
+        print(f"FAILED: no {args.state_dir}/stack.json: start the stack first (make up)", file=sys.stderr)
+        return 1
+    try:
+        return Demo(args.state_dir, args.timeout).run()
+    except (DemoError, BotoCoreError, ClientError, OSError) as e:
+        print(f"\nFAILED: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -122,6 +122,34 @@ impl Stack {
             .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
     }
 
+    /// Puts `keys` with up to `parallel` requests in flight; returns ("/" + key, time written).
+    pub async fn put_concurrently(&self, keys: &[String], parallel: usize) -> Vec<(String, f64)> {
+        let mut writes = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(parallel) {
+            let tasks: Vec<_> = chunk
+                .iter()
+                .map(|key| {
+                    let (s3, bucket, key) =
+                        (self.s3.clone(), self.info.bucket.clone(), key.clone());
+                    tokio::spawn(async move {
+                        s3.put_object()
+                            .bucket(bucket)
+                            .key(&key)
+                            .body(b"v".to_vec().into())
+                            .send()
+                            .await
+                            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+                        (format!("/{key}"), now_epoch())
+                    })
+                })
+                .collect();
+            for task in tasks {
+                writes.push(task.await.expect("put task"));
+            }
+        }
+        writes
+    }
+
     pub async fn delete(&self, key: &str) {
         self.s3
             .delete_object()
@@ -201,4 +229,187 @@ fn dechunk(body: &str) -> String {
         rest = tail[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// An invalidation as CloudFront reports it (through the real API).
+#[derive(Debug, Clone)]
+pub struct Invalidation {
+    pub id: String,
+    pub status: String,
+    pub created_epoch: f64,
+    pub paths: Vec<String>,
+    pub caller_reference: String,
+}
+
+/// A CreateInvalidation request as the local CloudFront saw it (accepted or not).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Call {
+    pub time: f64,
+    pub caller_reference: String,
+    pub outcome: String,
+    #[serde(default)]
+    pub billed_paths: usize,
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+impl Stack {
+    /// Every invalidation of the lane's distribution, via ListInvalidations + GetInvalidation.
+    pub async fn invalidations(&self, lane: &Lane) -> Vec<Invalidation> {
+        let list = self
+            .cloudfront
+            .list_invalidations()
+            .distribution_id(&lane.distribution_id)
+            .max_items(1000)
+            .send()
+            .await
+            .expect("ListInvalidations");
+        let mut out = Vec::new();
+        for summary in list
+            .invalidation_list()
+            .map(|l| l.items())
+            .unwrap_or_default()
+        {
+            let got = self
+                .cloudfront
+                .get_invalidation()
+                .distribution_id(&lane.distribution_id)
+                .id(summary.id())
+                .send()
+                .await
+                .expect("GetInvalidation");
+            let inv = got.invalidation().expect("invalidation");
+            let batch = inv.invalidation_batch().expect("batch");
+            out.push(Invalidation {
+                id: inv.id().to_owned(),
+                status: inv.status().to_owned(),
+                created_epoch: inv.create_time().as_secs_f64(),
+                paths: batch
+                    .paths()
+                    .and_then(|p| p.items.clone())
+                    .unwrap_or_default(),
+                caller_reference: batch.caller_reference().to_owned(),
+            });
+        }
+        out
+    }
+
+    /// Every CreateInvalidation request the lane's distribution received.
+    pub fn calls(&self, lane: &Lane) -> Vec<Call> {
+        let got = self.control(
+            "cloudfront/calls",
+            json!({"distribution_id": lane.distribution_id}),
+        );
+        serde_json::from_value(got["calls"].clone()).expect("calls")
+    }
+
+    /// Waits until each (path, written-at) is covered by a Completed invalidation created
+    /// after the write; returns the lane's invalidations then.
+    pub async fn wait_covered(
+        &self,
+        lane: &Lane,
+        writes: &[(String, f64)],
+        timeout: Duration,
+    ) -> Vec<Invalidation> {
+        wait_for(
+            &format!(
+                "{} writes on {} to be invalidated",
+                writes.len(),
+                lane.distribution_id
+            ),
+            timeout,
+            || async {
+                let invs = self.invalidations(lane).await;
+                // Creation times from the emulator's call log: CloudFront's CreateTime has whole
+                // seconds only, too coarse to order against a write.
+                let created: BTreeMap<String, f64> = self
+                    .calls(lane)
+                    .into_iter()
+                    .filter(|c| c.outcome == "created")
+                    .map(|c| (c.caller_reference, c.time))
+                    .collect();
+                let uncovered = writes.iter().filter(|(path, at)| {
+                    !invs.iter().any(|i| {
+                        let at_creation = created
+                            .get(&i.caller_reference)
+                            .copied()
+                            .unwrap_or(i.created_epoch);
+                        i.status == "Completed"
+                            && at_creation > *at
+                            && i.paths.iter().any(|p| covers(p, path))
+                    })
+                });
+                (uncovered.count() == 0).then_some(invs)
+            },
+        )
+        .await
+    }
+
+    /// The batch items of a distribution (byDistribution index), oldest first.
+    pub async fn batches(&self, lane: &Lane) -> Vec<BTreeMap<String, String>> {
+        let out = self
+            .ddb
+            .query()
+            .table_name(&self.info.table)
+            .index_name("byDistribution")
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                    "DIST#{}",
+                    lane.distribution_id
+                )),
+            )
+            .send()
+            .await
+            .expect("query byDistribution");
+        out.items()
+            .iter()
+            .map(|item| {
+                item.iter()
+                    .map(|(k, v)| {
+                        let text = match v {
+                            aws_sdk_dynamodb::types::AttributeValue::S(s) => s.clone(),
+                            aws_sdk_dynamodb::types::AttributeValue::N(n) => n.clone(),
+                            other => format!("{other:?}"),
+                        };
+                        (k.clone(), text)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Status of the batch machine's execution named `batch_id`.
+    pub async fn batch_execution_status(&self, batch_id: &str) -> Option<String> {
+        let arn = format!(
+            "{}:{batch_id}",
+            self.state_machine("InvalidateBatchStateMachine")
+                .replace(":stateMachine:", ":execution:")
+        );
+        let out = self
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .ok()?;
+        Some(out.status().as_str().to_owned())
+    }
+}
+
+/// Whether CloudFront path `p` (possibly a trailing-`*` wildcard) invalidates `path`.
+pub fn covers(p: &str, path: &str) -> bool {
+    match p.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => p == path,
+    }
+}
+
+/// Seconds since the epoch, as the local CloudFront's clock counts them.
+pub fn now_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
 }

@@ -214,7 +214,7 @@ impl BatchStore for DynamoStore {
             "#path = :path",
             "distributionId = :dist",
             "batchId = :batch",
-            "bucket = :bucket",
+            "#bucket = :bucket",
             "#key = :key",
             "#change = :change",
             "lastSeenAt = :now",
@@ -235,6 +235,7 @@ impl BatchStore for DynamoStore {
             )))
             .expression_attribute_names("#path", "path")
             .expression_attribute_names("#key", "key")
+            .expression_attribute_names("#bucket", "bucket")
             .expression_attribute_names("#change", "change")
             .expression_attribute_values(":path", s(&change.path))
             .expression_attribute_values(":dist", s(&change.distribution_id))
