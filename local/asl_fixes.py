@@ -111,8 +111,60 @@ def install() -> None:
         response.update(converted)
 
     _install_timestamp_fix()
+    _share_task_clients()
     StateTaskService._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
     StateTaskService._normalise_response = _normalise_response  # type: ignore[method-assign]
+
+
+def _share_task_clients() -> None:
+    """One boto3 client per (region, service) for the interpreter's task calls.
+
+    Why: moto builds a new boto3 client for every Task call (lambda:invoke, startExecution, ...).
+    Creating a client costs tens of milliseconds of CPU under the GIL, which capped the stack
+    at ~10 executions a second: a 500-write burst took ~50 s to get through dedupe. botocore
+    clients are thread-safe, so the interpreter's threads can share them.
+    """
+    import sys
+    import threading
+
+    import boto3
+    from botocore.config import Config
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def shared(region: str, service: str, state_credentials: Any = None) -> Any:
+        if boto_client.botocore_stubber.enabled:  # in-process mocking: keep moto's own path
+            return original(region, service, state_credentials)
+        with lock:
+            client = clients.get((region, service))
+            if client is None:
+                client = boto3.client(
+                    service_name=service,
+                    region_name=region,
+                    aws_access_key_id="ak",
+                    aws_secret_access_key="sk",
+                    endpoint_url=f"http://localhost:{moto_server_port()}",
+                    config=Config(
+                        parameter_validation=False,
+                        retries={"max_attempts": 0, "total_max_attempts": 1},
+                        connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        max_pool_connections=64,
+                    ),
+                )
+                clients[(region, service)] = client
+            return client
+
+    boto_client.boto_client_for = shared
+    # Modules that imported the function by name keep their own reference: rebind those too.
+    for module in list(sys.modules.values()):
+        if getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = shared  # type: ignore[attr-defined]
 
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")

@@ -195,6 +195,10 @@ class FunctionPool:
             AWS_LAMBDA_LOG_STREAM_NAME=f"local/{proc_id}",
         )
         self._write_log(f"INIT_START process {proc_id} ({' '.join(self.command)})")
+        # Registered before it starts: a fast binary asks for its first event at once, and an
+        # unknown process gets a 404 without a request id, on which lambda_runtime panics.
+        self.processes[proc_id] = p
+        self.runtime.register(p)
         try:
             p.popen = subprocess.Popen(  # noqa: S603 - our own binaries
                 self.command,
@@ -206,6 +210,8 @@ class FunctionPool:
                 start_new_session=True,
             )
         except OSError as e:
+            self.processes.pop(proc_id, None)
+            self.runtime.unregister(p)
             self._write_log(f"INIT_FAILED process {proc_id}: {e}")
             # Fail the oldest pending invocation so callers are not stuck forever.
             if self._pending:
@@ -213,8 +219,6 @@ class FunctionPool:
                     InvokeResult(_error_body("Runtime.InvalidEntrypoint", str(e)), "Unhandled", "Runtime.InvalidEntrypoint")
                 )
             return
-        self.processes[proc_id] = p
-        self.runtime.register(p)
         threading.Thread(target=self._watch, args=(p,), daemon=True, name=f"watch-{proc_id}").start()
 
     def _watch(self, p: Process) -> None:
