@@ -116,21 +116,21 @@ class Demo:
         return [c for c in self.children(batch["batchId"], "PLAN#") if c["SK"].startswith(f"PLAN#{batch.get('planId')}#")]
 
     def put(self, key: str, body: str) -> None:
+        """PutObject in the watched bucket, under the route's key prefix."""
         self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body.encode())
 
     def upload(self) -> int:
         """Writes the site, the burst, the overwrites and the delete; returns the number of S3 operations."""
-        put = self.put
         print(f"bucket s3://{self.bucket} -> distribution {self.dist} (debounce {self.info['settings']['debounce_seconds']:g} s)")
         for key in [DELETED, *SITE_KEYS]:
-            put(key, f"<!-- {key} v1 -->")
+            self.put(key, f"<!-- {key} v1 -->")
         print(f"  put {1 + len(SITE_KEYS)} site files: {', '.join([DELETED, *SITE_KEYS])}")
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(lambda key: put(key, f"burst {key}"), BURST_KEYS))
+            list(pool.map(lambda key: self.put(key, f"burst {key}"), BURST_KEYS))
         print(f"  put {len(BURST_KEYS)} files under img/a/, img/b/, docs/ with 16 threads in {time.monotonic() - started:.1f} s")
         for key in OVERWRITTEN:
-            put(key, f"<!-- {key} v2 -->")
+            self.put(key, f"<!-- {key} v2 -->")
         self.s3.delete_object(Bucket=self.bucket, Key=self.prefix + DELETED)
         print(f"  overwrote {', '.join(OVERWRITTEN)}; deleted {DELETED}")
         return 1 + len(SITE_KEYS) + len(BURST_KEYS) + len(OVERWRITTEN) + 1
@@ -193,8 +193,14 @@ class Demo:
         expected = {e["id"] for e in events}
         print(f"{n_events} S3 events sent; waiting (at most {self.timeout:g} s) for every batch to be COMPLETED ...")
         deadline = time.monotonic() + self.timeout
+        seen: dict[str, str] = {}
         while True:
             batches = [b for b in self.batches() if b["batchId"] not in old]
+            for b in batches:
+                if seen.get(b["batchId"]) != b["status"]:
+                    elapsed = (datetime.now(timezone.utc) - t0).total_seconds()
+                    print(f"  {elapsed:5.1f} s  batch {b['batchId']}  {seen.get(b['batchId'], 'new'):>9} -> {b['status']}")
+                    seen[b["batchId"]] = b["status"]
             self.check_failures(batches, t0)
             if self.settled(batches, expected):
                 break
@@ -241,7 +247,8 @@ class Demo:
                     by_event.setdefault(event_id, []).append(item)
         for key in TRICKY_KEYS:
             items = {i["path"]: i for e in events if e["detail"]["object"]["key"] == self.prefix + key for i in by_event.get(e["id"], [])}
-            shown = [p if items[p]["key"] == self.prefix + key else f"{p} (reading the key as {items[p]['key']!r})" for p in sorted(items)]
+            as_sent = sorted(items, key=lambda p: (items[p]["key"] != self.prefix + key, p))  # the raw reading first
+            shown = [p if items[p]["key"] == self.prefix + key else f"{p} (key read form-decoded: {items[p]['key']!r})" for p in as_sent]
             print(f"  {key} -> {', '.join(shown) or 'NO PATH'}")
 
         calls = self.calls()
@@ -249,8 +256,8 @@ class Demo:
         billed = sum(c["billed_paths"] for c in calls)
         extra = f" (+{len(calls) - m} repeated calls answered with the existing invalidation)" if len(calls) > m else ""
         print(f"\nCost: {n} S3 events -> {m} CreateInvalidation requests{extra}, {billed} paths billed (the classic "
-              f"one-Lambda-per-event approach: {n} requests, {n} paths billed): {n - billed} fewer paths, "
-              f"${(n - billed) * PRICE_PER_PATH:.2f} at ${PRICE_PER_PATH} per path beyond the free tier (1,000 paths a month)")
+              f"one-Lambda-per-event approach: {n} requests, {n} paths billed); the {n - billed} paths saved are worth "
+              f"${(n - billed) * PRICE_PER_PATH:.2f} beyond the free tier (${PRICE_PER_PATH} per path after 1,000 a month)")
         last = max(parse_time(b["completedAt"]) for b in batches)
         print(f"Elapsed: first upload {clock(t0)} -> last batch COMPLETED {clock(last)}: {(last - t0).total_seconds():.1f} s "
               f"(all Completed seen by the demo after {(done - t0).total_seconds():.1f} s)")
@@ -259,7 +266,7 @@ class Demo:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--state-dir", type=Path, default=Path(".local"))
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for Completed (default 120)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait, after the uploads, for Completed (default 120)")
     args = parser.parse_args(argv)
     if not (args.state_dir / "stack.json").exists():
         print(f"FAILED: no {args.state_dir}/stack.json: start the stack first (make up)", file=sys.stderr)
