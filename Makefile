@@ -16,6 +16,8 @@ DEBOUNCE_SECONDS ?= 5
 POLL_SECONDS ?= 2
 DISTRIBUTIONS ?= 8
 UP_ARGS ?=
+# The emulator takes ~20 S3 events a second: long enough for the 500-write burst test.
+E2E_DEBOUNCE_SECONDS ?= 45
 
 VENV_OK := $(VENV)/.installed
 TOOLS_OK := $(TOOLS)/.installed
@@ -83,7 +85,7 @@ test-local: $(VENV_OK) ## The local stack's own tests
 
 .PHONY: e2e
 e2e: ## End-to-end tests against a fresh local stack (started and stopped here)
-	$(MAKE) --no-print-directory up
+	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS)
 	status=0; CFINV_STACK=$(CURDIR)/$(STATE)/stack.json cargo test -p e2e --locked -- --test-threads 8 || status=$$?; \
 	$(MAKE) --no-print-directory down; exit $$status
 

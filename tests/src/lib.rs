@@ -26,6 +26,24 @@ pub struct StackInfo {
     pub control_url: String,
     #[serde(default)]
     pub functions: BTreeMap<String, String>,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub debounce_seconds: f64,
+    pub poll_seconds: f64,
+}
+
+impl StackInfo {
+    pub fn debounce(&self) -> Duration {
+        Duration::from_secs_f64(self.settings.debounce_seconds)
+    }
+
+    /// A generous bound for one batch: debounce, submit, CloudFront's InProgress time, polls.
+    pub fn pipeline_timeout(&self) -> Duration {
+        self.debounce() * 2 + Duration::from_secs(120)
+    }
 }
 
 pub struct Stack {

@@ -1,0 +1,450 @@
+//! End-to-end: S3 -> EventBridge -> Step Functions (the real ASL) -> the real release binaries
+//! -> DynamoDB and CloudFront, on the local stack started by `make e2e`. Each test owns one
+//! distribution (a "lane": keys under `d<i>/`), so the tests run in parallel.
+//!
+//! The stack runs with a debounce long enough for the emulator to take a 500-write burst
+//! (`make e2e` sets it), a short poll, and CloudFront invalidations InProgress for a few
+//! seconds (AWS: minutes). Timeouts derive from the stack's own settings.
+
+use std::time::Duration;
+
+use e2e::{Lane, Stack, now_epoch, wait_for};
+use serde_json::json;
+
+async fn write_all(stack: &Stack, lane: &Lane, names: &[String]) -> Vec<(String, f64)> {
+    let mut writes = Vec::new();
+    for name in names {
+        let key = format!("{}{name}", lane.prefix);
+        stack.put(&key, "v1").await;
+        writes.push((format!("/{key}"), now_epoch()));
+    }
+    writes
+}
+
+/// Invariant 1 (coverage): every change ends in a Completed invalidation created after it,
+/// including changes made while an earlier batch of the same distribution is in flight.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_write_ends_in_a_completed_invalidation_created_after_it() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(0);
+    let first = write_all(
+        &stack,
+        &lane,
+        &[
+            "index.html".into(),
+            "css/site.css".into(),
+            "img/logo.png".into(),
+        ],
+    )
+    .await;
+    // Wait for the first batch to close, then overwrite: the second write needs a new batch.
+    wait_for(
+        "the first batch to close",
+        stack.info.pipeline_timeout(),
+        || async {
+            stack
+                .batches(&lane)
+                .await
+                .iter()
+                .any(|b| b.get("status").is_some_and(|s| s != "OPEN"))
+                .then_some(())
+        },
+    )
+    .await;
+    let second = write_all(&stack, &lane, &["css/site.css".into(), "js/app.js".into()]).await;
+    let mut writes = first;
+    writes.extend(second);
+    writes.push((format!("/{}", lane.prefix), writes[0].1)); // index.html's directory alias
+    let invalidations = stack
+        .wait_covered(&lane, &writes, stack.info.pipeline_timeout())
+        .await;
+    assert!(
+        invalidations.len() >= 2,
+        "the overwrite needed its own invalidation: {invalidations:?}"
+    );
+    let batches = stack.batches(&lane).await;
+    wait_for(
+        "every batch COMPLETED",
+        stack.info.pipeline_timeout(),
+        || async {
+            let batches = stack.batches(&lane).await;
+            batches
+                .iter()
+                .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(batches.len() >= 2);
+}
+
+/// Invariant 3 (coalescing): a burst of 500 writes within the debounce window is one batch
+/// and one invalidation for the distribution, not 500.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_500_writes_becomes_one_batch_and_one_invalidation() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(1);
+    let started = std::time::Instant::now();
+    let names: Vec<String> = (0..500)
+        .map(|i| format!("dir{:02}/file-{i:03}.html", i % 5))
+        .collect();
+    let keys: Vec<String> = names
+        .iter()
+        .map(|n| format!("{}{n}", lane.prefix))
+        .collect();
+    let writes = stack.put_concurrently(&keys, 25).await;
+    let burst = started.elapsed();
+    assert!(
+        burst < stack.info.debounce(),
+        "the burst took {burst:?}, longer than the stack's debounce ({:?}): start the stack with a longer one",
+        stack.info.debounce()
+    );
+    eprintln!("500 writes in {burst:.1?}");
+    let invalidations = stack
+        .wait_covered(&lane, &writes, stack.info.pipeline_timeout() * 2)
+        .await;
+    let created: Vec<_> = stack
+        .calls(&lane)
+        .into_iter()
+        .filter(|c| c.outcome == "created")
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "one CreateInvalidation for the whole burst: {created:?}"
+    );
+    assert_eq!(invalidations.len(), 1);
+    // 100 changed files per directory: collapsed to one wildcard per directory.
+    let mut paths = invalidations[0].paths.clone();
+    paths.sort();
+    let expected: Vec<String> = (0..5)
+        .map(|d| format!("/{}dir{d:02}/*", lane.prefix))
+        .collect();
+    assert_eq!(paths, expected);
+    let batches = stack.batches(&lane).await;
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    assert_eq!(
+        batches[0].get("pathsReceived").map(String::as_str),
+        Some("500")
+    );
+    assert_eq!(batches[0].get("pathsBilled").map(String::as_str), Some("5"));
+}
+
+/// Tricky keys arrive as the paths CloudFront caches them under (the mapping table is
+/// reasoned from the CloudFront and S3 docs; see functions/core/src/collect.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn tricky_keys_are_invalidated_as_the_paths_cloudfront_caches() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(2);
+    let long = format!("k16/{}", "x".repeat(1024 - lane.prefix.len() - 4));
+    // (key under the lane's prefix, paths expected relative to "/<prefix>")
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        ("k01/red flower.jpg".into(), vec!["k01/red%20flower.jpg"]),
+        ("k02/a+b.txt".into(), vec!["k02/a+b.txt", "k02/a%20b.txt"]),
+        ("k03/100%.txt".into(), vec!["k03/100%25.txt"]),
+        ("k04/notes#1.md".into(), vec!["k04/notes%231.md"]),
+        ("k05/what?.html".into(), vec!["k05/what%3F.html"]),
+        ("k06/~user/page".into(), vec!["k06/%7Euser/page"]),
+        ("k07/사진.png".into(), vec!["k07/%EC%82%AC%EC%A7%84.png"]),
+        ("k08/😀.gif".into(), vec!["k08/%F0%9F%98%80.gif"]),
+        ("k09/a*b.txt".into(), vec!["k09/a%2Ab.txt"]),
+        ("k10/../up.txt".into(), vec!["k10/../up.txt"]),
+        ("k11/folder/".into(), vec!["k11/folder/"]),
+        (
+            "k12/<x>{y}|z^[w]`v\\u\".txt".into(),
+            vec!["k12/%3Cx%3E%7By%7D%7Cz%5E%5Bw%5D%60v%5Cu%22.txt"],
+        ),
+        ("k13/&=;$,'()!@:.txt".into(), vec!["k13/&=;$,'()!@:.txt"]),
+        ("k14/CamelCase.PNG".into(), vec!["k14/CamelCase.PNG"]),
+        (
+            "k15/index.html".into(),
+            vec!["k15/index.html", "k15/", "k15"],
+        ),
+        (long.clone(), vec![long.as_str()]),
+    ];
+    let mut writes = Vec::new();
+    for (name, _) in &cases {
+        let key = format!("{}{name}", lane.prefix);
+        stack.put(&key, "v").await;
+        writes.push(now_epoch());
+    }
+    let prefix = &lane.prefix;
+    let expected: Vec<(String, f64)> = cases
+        .iter()
+        .zip(&writes)
+        .flat_map(|((_, paths), at)| paths.iter().map(move |p| (format!("/{prefix}{p}"), *at)))
+        .collect();
+    let invalidations = stack
+        .wait_covered(&lane, &expected, stack.info.pipeline_timeout())
+        .await;
+    let all: Vec<&String> = invalidations.iter().flat_map(|i| &i.paths).collect();
+    for (path, _) in &expected {
+        assert!(
+            all.contains(&path),
+            "{path} was invalidated exactly (not by a wildcard): {all:?}"
+        );
+    }
+    assert!(
+        all.iter().all(|p| !p.ends_with('*')),
+        "no wildcard for one key per directory: {all:?}"
+    );
+}
+
+/// Deletes are invalidated like writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_is_invalidated() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(3);
+    let key = format!("{}old/page.html", lane.prefix);
+    stack.put(&key, "v").await;
+    let path = format!("/{key}");
+    stack
+        .wait_covered(
+            &lane,
+            &[(path.clone(), now_epoch())],
+            stack.info.pipeline_timeout(),
+        )
+        .await;
+    stack.delete(&key).await;
+    let deleted_at = now_epoch();
+    let invalidations = stack
+        .wait_covered(
+            &lane,
+            &[(path.clone(), deleted_at)],
+            stack.info.pipeline_timeout(),
+        )
+        .await;
+    assert_eq!(
+        invalidations.len(),
+        2,
+        "the delete made its own invalidation"
+    );
+}
+
+/// Invariant 2 (no duplicates on replay): EventBridge may deliver an event twice. The
+/// duplicate joins the same batch and adds nothing: one invalidation, one event counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_event_delivery_makes_no_second_invalidation() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(4);
+    let key = format!("{}dup/page.html", lane.prefix);
+    stack.put(&key, "v").await;
+    let written = now_epoch();
+    let events = stack.control("s3/events", json!({}));
+    let event = events["events"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .rev()
+                .find(|e| e["detail"]["object"]["key"] == key.as_str())
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("the S3 event for {key} in {events}"));
+    for attempt in 0..2 {
+        stack
+            .sfn
+            .start_execution()
+            .state_machine_arn(stack.state_machine("ObjectChangedStateMachine"))
+            .name(format!(
+                "redelivery-{attempt}-{}",
+                event["id"].as_str().unwrap()
+            ))
+            .input(event.to_string())
+            .send()
+            .await
+            .expect("start the redelivered event");
+    }
+    stack
+        .wait_covered(
+            &lane,
+            &[(format!("/{key}"), written)],
+            stack.info.pipeline_timeout(),
+        )
+        .await;
+    let created: Vec<_> = stack
+        .calls(&lane)
+        .into_iter()
+        .filter(|c| c.outcome == "created")
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    let batches = stack.batches(&lane).await;
+    assert_eq!(batches.len(), 1);
+    wait_for(
+        "the batch to record its counts",
+        stack.info.pipeline_timeout(),
+        || async {
+            let b = stack.batches(&lane).await;
+            b[0].get("eventsReceived").cloned()
+        },
+    )
+    .await;
+    let b = &stack.batches(&lane).await[0];
+    assert_eq!(
+        b.get("eventsReceived").map(String::as_str),
+        Some("1"),
+        "three deliveries, one event: {b:?}"
+    );
+}
+
+/// CloudFront throttling is retried (SDK, then Step Functions with jitter) and never
+/// duplicates the invalidation.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_is_retried_until_the_invalidation_is_created_once() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(5);
+    stack.control(
+        "faults/set",
+        json!({"kind": "cloudfront", "code": "Throttling", "operation": "CreateInvalidation", "distribution_id": lane.distribution_id, "count": 6}),
+    );
+    let writes = write_all(&stack, &lane, &["t/a.html".into(), "t/b.html".into()]).await;
+    stack
+        .wait_covered(&lane, &writes, stack.info.pipeline_timeout())
+        .await;
+    let calls = stack.calls(&lane);
+    let throttled = calls.iter().filter(|c| c.outcome == "Throttling").count();
+    let created = calls.iter().filter(|c| c.outcome == "created").count();
+    assert_eq!(throttled, 6, "{calls:?}");
+    assert_eq!(created, 1, "{calls:?}");
+}
+
+/// TooManyInvalidationsInProgress is retried with a long backoff until the distribution
+/// has room again.
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_invalidations_in_progress_is_retried_until_there_is_room() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(6);
+    // Held past the debounce, so the batch's first CreateInvalidation meets the limit.
+    let hold = stack.info.debounce() + Duration::from_secs(15);
+    stack.control(
+        "cloudfront/hold-limit",
+        json!({"distribution_id": lane.distribution_id, "seconds": hold.as_secs()}),
+    );
+    let writes = write_all(&stack, &lane, &["busy/a.html".into()]).await;
+    stack
+        .wait_covered(
+            &lane,
+            &writes,
+            stack.info.pipeline_timeout() + Duration::from_secs(300),
+        )
+        .await;
+    let calls = stack.calls(&lane);
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.outcome == "TooManyInvalidationsInProgress"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.iter().filter(|c| c.outcome == "created").count(),
+        1,
+        "{calls:?}"
+    );
+}
+
+/// Invariant 5 (redrive): a permanent error fails the batch visibly (table + execution);
+/// after the fix, redriving the execution completes it with exactly one invalidation.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_batch_is_visible_and_a_redrive_completes_it_once() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(7);
+    let fault = stack.control(
+        "faults/set",
+        json!({"kind": "cloudfront", "code": "AccessDenied", "operation": "CreateInvalidation", "distribution_id": lane.distribution_id}),
+    );
+    let writes = write_all(&stack, &lane, &["denied/a.html".into()]).await;
+    let batch = wait_for(
+        "the batch to be FAILED in the table",
+        stack.info.pipeline_timeout(),
+        || async {
+            stack
+                .batches(&lane)
+                .await
+                .into_iter()
+                .find(|b| b.get("status").map(String::as_str) == Some("FAILED"))
+        },
+    )
+    .await;
+    let batch_id = batch["batchId"].clone();
+    assert!(
+        batch
+            .get("lastError")
+            .is_some_and(|e| e.contains("AccessDenied")),
+        "{batch:?}"
+    );
+    assert_eq!(
+        stack.batch_execution_status(&batch_id).await.as_deref(),
+        Some("FAILED")
+    );
+    let failed_index = stack
+        .ddb
+        .query()
+        .table_name(&stack.info.table)
+        .index_name("byStatus")
+        .key_condition_expression("statusPk = :f")
+        .expression_attribute_values(
+            ":f",
+            aws_sdk_dynamodb::types::AttributeValue::S("FAILED".into()),
+        )
+        .send()
+        .await
+        .expect("query byStatus");
+    assert!(
+        failed_index
+            .items()
+            .iter()
+            .any(|i| i.get("batchId").and_then(|v| v.as_s().ok()) == Some(&batch_id)),
+        "the batch is in the failures index"
+    );
+
+    stack.control("faults/clear", json!({"id": fault["id"]}));
+    let arn = format!(
+        "{}:{batch_id}",
+        stack
+            .state_machine("InvalidateBatchStateMachine")
+            .replace(":stateMachine:", ":execution:")
+    );
+    stack
+        .sfn
+        .redrive_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .expect("RedriveExecution");
+    stack
+        .wait_covered(&lane, &writes, stack.info.pipeline_timeout())
+        .await;
+    wait_for(
+        "the redriven execution to succeed",
+        stack.info.pipeline_timeout(),
+        || async {
+            (stack.batch_execution_status(&batch_id).await.as_deref() == Some("SUCCEEDED"))
+                .then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        "the batch to be COMPLETED",
+        stack.info.pipeline_timeout(),
+        || async {
+            let b = stack.batches(&lane).await;
+            b.iter()
+                .any(|b| {
+                    b["batchId"] == batch_id
+                        && b.get("status").map(String::as_str) == Some("COMPLETED")
+                        && !b.contains_key("statusPk")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let calls = stack.calls(&lane);
+    assert_eq!(
+        calls.iter().filter(|c| c.outcome == "created").count(),
+        1,
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c.outcome == "AccessDenied"),
+        "{calls:?}"
+    );
+}
