@@ -72,8 +72,7 @@ lint: $(TOOLS_OK) ## Format, clippy, cfn-lint, sam validate, asl-validator
 	$(TOOLS)/py/bin/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x SAM_CLI_TELEMETRY=0 \
 	  $(TOOLS)/py/bin/sam validate --lint --template template.yaml
-	$(TOOLS)/node/node_modules/.bin/asl-validator --json-definition-path statemachine/object-changed.asl.json
-	$(TOOLS)/node/node_modules/.bin/asl-validator --json-definition-path statemachine/invalidate-batch.asl.json
+	$(TOOLS)/node/node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
 
 .PHONY: unit
 unit: ## Unit and adapter tests (no emulator)
