@@ -1,0 +1,126 @@
+"""Least privilege, checked statically on the template as CloudFormation receives it.
+
+moto enforces no IAM, so no end-to-end test would notice a wider grant. This translates the real
+``template.yaml`` with aws-sam-translator and checks every role action by action: each function
+may call exactly the actions its code calls, CloudFront, DynamoDB and Step Functions actions
+never apply to ``*``, and CloudFront grants name distribution ARNs (which have no region).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local import sam
+
+ROOT = Path(__file__).resolve().parents[2]
+SCOPED_SERVICES = ("cloudfront:", "dynamodb:", "states:")
+
+# What each role may do on the scoped services: the SDK calls in functions/*/ and the ASL tasks.
+EXPECTED = {
+    "CollectKeysFunctionRole": set(),
+    "DedupeFunctionRole": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+    "CreateInvalidationFunctionRole": {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "cloudfront:CreateInvalidation",
+    },
+    "PollStatusFunctionRole": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "cloudfront:GetInvalidation"},
+    "RecordOutcomeFunctionRole": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+    "SweepFunctionRole": {"dynamodb:Query", "states:StartExecution"},
+    "ObjectChangedStateMachineRole": {"states:StartExecution"},
+    # The S3 rule's role: starts the object-changed machine.
+    "ObjectChangedStateMachineObjectChangedRole": {"states:StartExecution"},
+    "InvalidateBatchStateMachineRole": set(),
+}
+
+
+MANAGED = {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict[str, Any]:
+    template = sam.load_template(ROOT / "template.yaml")
+    packaged = sam.package(template, ROOT, "code-bucket", "code.zip")
+    params = {"BucketName": "my-site", "DistributionIds": "E1AAAAAAAAAAAA,E2BBBBBBBBBBBB"}
+    return sam.translate(packaged, params, "us-east-1")
+
+
+def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for policy in role["Properties"].get("Policies", []):
+        doc = policy["PolicyDocument"]
+        stmts = doc["Statement"]
+        out.extend(stmts if isinstance(stmts, list) else [stmts])
+    return out
+
+
+def actions(stmt: dict[str, Any]) -> list[str]:
+    a = stmt.get("Action", [])
+    return [a] if isinstance(a, str) else list(a)
+
+
+def roles(translated: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in translated["Resources"].items() if v["Type"] == "AWS::IAM::Role"}
+
+
+def test_every_role_is_checked(translated: dict[str, Any]) -> None:
+    assert set(roles(translated)) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("role_id", sorted(EXPECTED))
+def test_each_role_has_exactly_the_actions_its_code_calls(translated: dict[str, Any], role_id: str) -> None:
+    role = roles(translated)[role_id]
+    granted = {a for s in statements(role) if s.get("Effect") == "Allow" for a in actions(s) if a.startswith(SCOPED_SERVICES)}
+    assert granted == EXPECTED[role_id]
+    for arn in role["Properties"].get("ManagedPolicyArns", []):
+        # Only logging and X-Ray writes (actions without resource-level permissions) come managed.
+        assert json.dumps(arn).rsplit("/", 1)[-1].strip('"') in MANAGED, arn
+
+
+def test_no_scoped_action_applies_to_everything(translated: dict[str, Any]) -> None:
+    for role_id, role in roles(translated).items():
+        for stmt in statements(role):
+            scoped = [a for a in actions(stmt) if a.startswith(SCOPED_SERVICES)]
+            if not scoped:
+                continue
+            assert not any(a.endswith("*") for a in scoped), (role_id, scoped)
+            resources = stmt["Resource"] if isinstance(stmt["Resource"], list) else [stmt["Resource"]]
+            for r in resources:
+                assert r != "*" and "*" not in json.dumps(r).replace("${", ""), (role_id, scoped, r)
+
+
+def test_cloudfront_grants_name_regionless_distribution_arns(translated: dict[str, Any]) -> None:
+    seen = 0
+    for role in roles(translated).values():
+        for stmt in statements(role):
+            if any(a.startswith("cloudfront:") for a in actions(stmt)):
+                text = json.dumps(stmt["Resource"])
+                assert "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Id}" in text
+                assert "AWS::Region" not in text
+                seen += 1
+    assert seen == 2, "CreateInvalidation and GetInvalidation grants"
+
+
+def test_the_s3_rule_matches_only_the_configured_bucket(translated: dict[str, Any]) -> None:
+    rules = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Events::Rule" and "aws.s3" in json.dumps(r)]
+    assert len(rules) == 1
+    pattern = rules[0]["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": "BucketName"}]
+    target = rules[0]["Properties"]["Targets"][0]
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert "DeadLetterConfig" in target
+
+
+def test_the_table_is_encrypted_with_point_in_time_recovery(translated: dict[str, Any]) -> None:
+    table = translated["Resources"]["Table"]["Properties"]
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
