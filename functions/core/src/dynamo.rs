@@ -352,18 +352,7 @@ impl BatchStore for DynamoStore {
         now: OffsetDateTime,
     ) -> Result<Vec<Chunk>> {
         let plan_id = uuid::Uuid::now_v7().simple().to_string()[24..].to_owned();
-        let chunks: Vec<Chunk> = plan
-            .chunks
-            .iter()
-            .enumerate()
-            .map(|(i, paths)| Chunk {
-                plan_id: plan_id.clone(),
-                index: i as u32,
-                paths: paths.clone(),
-                invalidation_id: None,
-                completed: false,
-            })
-            .collect();
+        let chunks = Chunk::planned(&plan_id, plan);
         for chunk in &chunks {
             self.client
                 .put_item()

@@ -25,6 +25,48 @@ pub struct StoredBatch {
     pub outcome_at: Option<OffsetDateTime>,
 }
 
+impl StoredBatch {
+    fn open(batch: &BatchRef, opened_at: OffsetDateTime) -> Self {
+        StoredBatch {
+            batch: Batch {
+                batch_id: batch.batch_id.clone(),
+                distribution_id: batch.distribution_id.clone(),
+                status: BatchStatus::Open,
+                opened_at,
+                plan: None,
+                submitted_at: None,
+                poll_epoch: None,
+                poll_since: None,
+            },
+            closed: false,
+            completed: false,
+            billed: None,
+            last_error: None,
+            attempts: 0,
+            outcome_at: None,
+        }
+    }
+}
+
+/// A clock the test moves by hand.
+pub struct ManualClock(Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    pub fn at(start: OffsetDateTime) -> Self {
+        ManualClock(Mutex::new(start))
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        *self.0.lock().unwrap() += time::Duration::seconds(seconds);
+    }
+}
+
+impl crate::model::Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+}
+
 #[derive(Default)]
 struct State {
     pointers: HashMap<String, OpenPointer>,
@@ -183,24 +225,7 @@ impl BatchStore for MemoryStore {
         let mut st = self.state.lock().unwrap();
         st.batches
             .entry(batch.batch_id.clone())
-            .or_insert_with(|| StoredBatch {
-                batch: Batch {
-                    batch_id: batch.batch_id.clone(),
-                    distribution_id: batch.distribution_id.clone(),
-                    status: BatchStatus::Open,
-                    opened_at,
-                    plan: None,
-                    submitted_at: None,
-                    poll_epoch: None,
-                    poll_since: None,
-                },
-                closed: false,
-                completed: false,
-                billed: None,
-                last_error: None,
-                attempts: 0,
-                outcome_at: None,
-            });
+            .or_insert_with(|| StoredBatch::open(batch, opened_at));
         Ok(())
     }
 
@@ -238,24 +263,7 @@ impl BatchStore for MemoryStore {
         let stored = st
             .batches
             .entry(batch.batch_id.clone())
-            .or_insert_with(|| StoredBatch {
-                batch: Batch {
-                    batch_id: batch.batch_id.clone(),
-                    distribution_id: batch.distribution_id.clone(),
-                    status: BatchStatus::Open,
-                    opened_at: now,
-                    plan: None,
-                    submitted_at: None,
-                    poll_epoch: None,
-                    poll_since: None,
-                },
-                closed: false,
-                completed: false,
-                billed: None,
-                last_error: None,
-                attempts: 0,
-                outcome_at: None,
-            });
+            .or_insert_with(|| StoredBatch::open(batch, now));
         if !stored.closed {
             stored.closed = true;
             stored.batch.status = BatchStatus::Closed;
@@ -283,18 +291,7 @@ impl BatchStore for MemoryStore {
     ) -> Result<Vec<Chunk>> {
         self.enter("commit_plan");
         let plan_id = format!("p{}", self.calls("commit_plan"));
-        let chunks: Vec<Chunk> = plan
-            .chunks
-            .iter()
-            .enumerate()
-            .map(|(i, paths)| Chunk {
-                plan_id: plan_id.clone(),
-                index: i as u32,
-                paths: paths.clone(),
-                invalidation_id: None,
-                completed: false,
-            })
-            .collect();
+        let chunks = Chunk::planned(&plan_id, plan);
         let mut st = self.state.lock().unwrap();
         st.plans
             .insert((batch_id.to_owned(), plan_id.clone()), chunks.clone());

@@ -111,6 +111,23 @@ pub struct Chunk {
     pub completed: bool,
 }
 
+impl Chunk {
+    /// The chunks of a fresh plan, none submitted yet.
+    pub fn planned(plan_id: &str, plan: &crate::plan::Plan) -> Vec<Chunk> {
+        plan.chunks
+            .iter()
+            .enumerate()
+            .map(|(i, paths)| Chunk {
+                plan_id: plan_id.to_owned(),
+                index: i as u32,
+                paths: paths.clone(),
+                invalidation_id: None,
+                completed: false,
+            })
+            .collect()
+    }
+}
+
 /// Time source, injected so tests can move it.
 pub trait Clock: Send + Sync {
     fn now(&self) -> OffsetDateTime;

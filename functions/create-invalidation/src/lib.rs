@@ -189,6 +189,15 @@ mod tests {
         }
     }
 
+    /// Collapsing off: exact paths only.
+    const EXACT: Settings = Settings {
+        plan: PlanOptions {
+            collapse_threshold: 0,
+            ..SETTINGS.plan
+        },
+        ..SETTINGS
+    };
+
     fn paths(n: usize, dir: &str) -> Vec<String> {
         (0..n).map(|i| format!("/{dir}/f{i:05}.html")).collect()
     }
@@ -292,14 +301,7 @@ mod tests {
     async fn more_than_3000_exact_paths_are_split_into_chunks_with_their_own_references() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(3001, "img")).await;
-        let exact = Settings {
-            plan: PlanOptions {
-                collapse_threshold: 0,
-                ..SETTINGS.plan
-            },
-            ..SETTINGS
-        };
-        let out = submit(&store, &cdn, &SystemClock, &exact, input)
+        let out = submit(&store, &cdn, &SystemClock, &EXACT, input)
             .await
             .unwrap();
         let refs: Vec<_> = cdn
@@ -318,13 +320,6 @@ mod tests {
     async fn too_many_in_progress_on_the_second_chunk_keeps_the_first() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(3001, "img")).await;
-        let exact = Settings {
-            plan: PlanOptions {
-                collapse_threshold: 0,
-                ..SETTINGS.plan
-            },
-            ..SETTINGS
-        };
         // Chunk 0 goes through, chunk 1 hits the in-progress limit.
         let first = submit(
             &store,
@@ -333,12 +328,12 @@ mod tests {
                 allow: 1,
             },
             &SystemClock,
-            &exact,
+            &EXACT,
             input.clone(),
         )
         .await;
         assert_eq!(first.unwrap_err().name(), "TooManyInvalidationsInProgress");
-        let out = submit(&store, &cdn, &SystemClock, &exact, input)
+        let out = submit(&store, &cdn, &SystemClock, &EXACT, input)
             .await
             .unwrap();
         assert_eq!(out.invalidation_ids.len(), 2);

@@ -160,28 +160,14 @@ fn push_once(flushes: &mut Vec<FlushRequest>, request: FlushRequest) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use cfinv_core::event::ChangeKind;
-    use cfinv_core::memory::MemoryStore;
+    use cfinv_core::memory::{ManualClock, MemoryStore};
     use time::macros::datetime;
 
     use super::*;
 
-    /// A clock the test moves by hand.
-    struct TestClock(Mutex<OffsetDateTime>);
-    impl TestClock {
-        fn new() -> Self {
-            TestClock(Mutex::new(datetime!(2026-11-25 10:00 UTC)))
-        }
-        fn advance(&self, secs: i64) {
-            *self.0.lock().unwrap() += time::Duration::seconds(secs);
-        }
-    }
-    impl Clock for TestClock {
-        fn now(&self) -> OffsetDateTime {
-            *self.0.lock().unwrap()
-        }
+    fn clock() -> ManualClock {
+        ManualClock::at(datetime!(2026-11-25 10:00 UTC))
     }
 
     const SETTINGS: Settings = Settings {
@@ -204,32 +190,23 @@ mod tests {
         }
     }
 
-    fn input(changes: &[PathChange]) -> EnqueueInput {
-        EnqueueInput {
+    async fn enqueue_ok(
+        store: &MemoryStore,
+        clock: &ManualClock,
+        changes: &[PathChange],
+    ) -> EnqueueOutput {
+        let input = EnqueueInput {
             paths: changes.to_vec(),
-        }
+        };
+        enqueue(store, clock, SETTINGS, input).await.unwrap()
     }
 
     #[tokio::test]
     async fn the_first_change_opens_a_batch_and_the_next_joins_it() {
-        let (store, clock) = (MemoryStore::new(), TestClock::new());
-        let first = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/a", "ev1")]),
-        )
-        .await
-        .unwrap();
+        let (store, clock) = (MemoryStore::new(), clock());
+        let first = enqueue_ok(&store, &clock, &[change("E1", "/a", "ev1")]).await;
         clock.advance(5);
-        let second = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/b", "ev2")]),
-        )
-        .await
-        .unwrap();
+        let second = enqueue_ok(&store, &clock, &[change("E1", "/b", "ev2")]).await;
         assert_eq!(first.flushes.len(), 1);
         // Same batch, same flush request (same input): StartExecution stays idempotent.
         assert_eq!(first.flushes, second.flushes);
@@ -243,15 +220,13 @@ mod tests {
 
     #[tokio::test]
     async fn each_distribution_gets_its_own_batch() {
-        let (store, clock) = (MemoryStore::new(), TestClock::new());
-        let out = enqueue(
+        let (store, clock) = (MemoryStore::new(), clock());
+        let out = enqueue_ok(
             &store,
             &clock,
-            SETTINGS,
-            input(&[change("E1", "/a", "ev"), change("E2", "/a", "ev")]),
+            &[change("E1", "/a", "ev"), change("E2", "/a", "ev")],
         )
-        .await
-        .unwrap();
+        .await;
         let dists: Vec<_> = out
             .flushes
             .iter()
@@ -263,23 +238,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_duplicate_delivery_adds_nothing_new() {
-        let (store, clock) = (MemoryStore::new(), TestClock::new());
-        let a = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/a", "ev1")]),
-        )
-        .await
-        .unwrap();
-        let b = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/a", "ev1")]),
-        )
-        .await
-        .unwrap();
+        let (store, clock) = (MemoryStore::new(), clock());
+        let a = enqueue_ok(&store, &clock, &[change("E1", "/a", "ev1")]).await;
+        let b = enqueue_ok(&store, &clock, &[change("E1", "/a", "ev1")]).await;
         assert_eq!(a, b);
         assert_eq!(store.batches().len(), 1);
         let paths = store
@@ -293,15 +254,8 @@ mod tests {
     async fn a_close_racing_the_join_never_loses_the_path() {
         // The closer flips the batch between our put and our read: we must move on to a new
         // batch and land the path there too.
-        let (store, clock) = (MemoryStore::new(), TestClock::new());
-        let first = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/a", "ev1")]),
-        )
-        .await
-        .unwrap();
+        let (store, clock) = (MemoryStore::new(), clock());
+        let first = enqueue_ok(&store, &clock, &[change("E1", "/a", "ev1")]).await;
         let closed = first.flushes[0].batch.batch_id.clone();
         let target = closed.clone();
         store.set_hook(move |s, op| {
@@ -309,14 +263,7 @@ mod tests {
                 s.set_status(&target, BatchStatus::Closed);
             }
         });
-        let second = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/b", "ev2")]),
-        )
-        .await
-        .unwrap();
+        let second = enqueue_ok(&store, &clock, &[change("E1", "/b", "ev2")]).await;
         store.clear_hook();
         let joined = &second.flushes[0].batch.batch_id;
         assert_ne!(joined, &closed, "joined a fresh batch");
@@ -326,24 +273,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_stale_open_batch_is_rotated_and_its_flush_asked_for_again() {
-        let (store, clock) = (MemoryStore::new(), TestClock::new());
-        let first = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/a", "ev1")]),
-        )
-        .await
-        .unwrap();
+        let (store, clock) = (MemoryStore::new(), clock());
+        let first = enqueue_ok(&store, &clock, &[change("E1", "/a", "ev1")]).await;
         clock.advance(91); // past debounce (30) + grace (60): its flush never closed it
-        let second = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/b", "ev2")]),
-        )
-        .await
-        .unwrap();
+        let second = enqueue_ok(&store, &clock, &[change("E1", "/b", "ev2")]).await;
         assert_eq!(second.flushes.len(), 2);
         assert_eq!(
             second.flushes[0], first.flushes[0],
@@ -361,7 +294,7 @@ mod tests {
     #[tokio::test]
     async fn racing_openers_agree_on_one_batch() {
         // Another joiner opens a batch between our pointer read and our conditional put.
-        let (store, clock) = (MemoryStore::new(), TestClock::new());
+        let (store, clock) = (MemoryStore::new(), clock());
         let theirs = OpenPointer {
             batch_id: "E1-theirs".into(),
             opened_at: clock.now(),
@@ -380,14 +313,7 @@ mod tests {
                 .unwrap();
             }
         });
-        let out = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/a", "ev1")]),
-        )
-        .await
-        .unwrap();
+        let out = enqueue_ok(&store, &clock, &[change("E1", "/a", "ev1")]).await;
         store.clear_hook();
         assert_eq!(out.flushes[0].batch.batch_id, theirs.batch_id);
         assert_eq!(store.batches().len(), 1);
@@ -395,43 +321,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_retried_dedupe_whose_first_attempt_opened_the_batch_still_asks_for_the_flush() {
-        let (store, clock) = (MemoryStore::new(), TestClock::new());
-        let first = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/a", "ev1")]),
-        )
-        .await
-        .unwrap();
+        let (store, clock) = (MemoryStore::new(), clock());
+        let first = enqueue_ok(&store, &clock, &[change("E1", "/a", "ev1")]).await;
         // The first attempt's response was lost (timeout); Step Functions retries the task.
-        let retry = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/a", "ev1")]),
-        )
-        .await
-        .unwrap();
+        let retry = enqueue_ok(&store, &clock, &[change("E1", "/a", "ev1")]).await;
         assert_eq!(retry.flushes, first.flushes);
     }
 
     #[tokio::test]
     async fn an_opener_that_died_before_writing_the_batch_is_finished_by_the_next_joiner() {
-        let (store, clock) = (MemoryStore::new(), TestClock::new());
+        let (store, clock) = (MemoryStore::new(), clock());
         let orphan = OpenPointer {
             batch_id: "E1-orphan".into(),
             opened_at: clock.now(),
         };
         store.swap_pointer("E1", &orphan, None).await.unwrap();
-        let out = enqueue(
-            &store,
-            &clock,
-            SETTINGS,
-            input(&[change("E1", "/a", "ev1")]),
-        )
-        .await
-        .unwrap();
+        let out = enqueue_ok(&store, &clock, &[change("E1", "/a", "ev1")]).await;
         assert_eq!(out.flushes[0].batch.batch_id, "E1-orphan");
         assert_eq!(
             store.batch("E1-orphan").unwrap().batch.status,

@@ -117,36 +117,21 @@ async fn poll_batch<S: BatchStore, C: Cdn>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use cfinv_core::cdn::Cdn;
-    use cfinv_core::memory::{FakeCdn, MemoryStore};
+    use cfinv_core::memory::{FakeCdn, ManualClock, MemoryStore};
     use cfinv_core::model::BatchStatus;
     use cfinv_core::plan::Plan;
     use cfinv_core::store::BatchPaths;
-    use time::OffsetDateTime;
     use time::macros::datetime;
 
     use super::*;
-
-    struct TestClock(Mutex<OffsetDateTime>);
-    impl Clock for TestClock {
-        fn now(&self) -> OffsetDateTime {
-            *self.0.lock().unwrap()
-        }
-    }
-    impl TestClock {
-        fn advance(&self, secs: i64) {
-            *self.0.lock().unwrap() += time::Duration::seconds(secs);
-        }
-    }
 
     const SETTINGS: Settings = Settings {
         max_wait: Duration::from_secs(600),
         poll_seconds: 5,
     };
 
-    async fn submitted(store: &MemoryStore, cdn: &FakeCdn, clock: &TestClock) -> PollInput {
+    async fn submitted(store: &MemoryStore, cdn: &FakeCdn, clock: &ManualClock) -> PollInput {
         let batch = BatchRef {
             batch_id: "E1-b".into(),
             distribution_id: "E1".into(),
@@ -180,7 +165,7 @@ mod tests {
         let (store, cdn, clock) = (
             MemoryStore::new(),
             FakeCdn::default(),
-            TestClock(Mutex::new(datetime!(2026-11-25 10:00 UTC))),
+            ManualClock::at(datetime!(2026-11-25 10:00 UTC)),
         );
         let input = submitted(&store, &cdn, &clock).await;
         let out = poll(&store, &cdn, &clock, &SETTINGS, input.clone())
@@ -201,7 +186,7 @@ mod tests {
         let (store, cdn, clock) = (
             MemoryStore::new(),
             FakeCdn::default(),
-            TestClock(Mutex::new(datetime!(2026-11-25 10:00 UTC))),
+            ManualClock::at(datetime!(2026-11-25 10:00 UTC)),
         );
         let input = submitted(&store, &cdn, &clock).await;
         poll(&store, &cdn, &clock, &SETTINGS, input.clone())
