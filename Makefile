@@ -83,8 +83,10 @@ test-local: $(VENV_OK) ## The local stack's own tests
 	$(VENV)/bin/python -m pytest local/tests -q
 
 .PHONY: e2e
+# Lanes 0-7 are tests/tests/pipeline.rs's, 8-9 tests/tests/audit.rs's (which runs the cfinv binary).
 e2e: ## End-to-end tests against a fresh local stack (started and stopped here)
-	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS)
+	cargo build -p cfinv --locked
+	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=10
 	status=0; CFINV_STACK=$(CURDIR)/$(STATE)/stack.json cargo test -p e2e --locked -- --test-threads 8 || status=$$?; \
 	$(MAKE) --no-print-directory down; exit $$status
 

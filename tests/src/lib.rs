@@ -65,11 +65,7 @@ pub struct Lane {
 impl Stack {
     /// The stack named by `CFINV_STACK` (default: `.local/stack.json` at the workspace root).
     pub async fn connect() -> Stack {
-        let path = std::env::var_os("CFINV_STACK")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local/stack.json")
-            });
+        let path = stack_file();
         let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
                 "no local stack at {} ({e}): run the end-to-end tests with `make e2e`",
@@ -177,6 +173,13 @@ impl Stack {
             .await
             .unwrap_or_else(|e| panic!("delete {key}: {e:?}"));
     }
+}
+
+/// The stack file the tests use: `CFINV_STACK`, else `.local/stack.json` at the workspace root.
+pub fn stack_file() -> PathBuf {
+    std::env::var_os("CFINV_STACK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local/stack.json"))
 }
 
 /// Polls `check` until it yields a value or the deadline passes (then panics with `what`).

@@ -1,0 +1,163 @@
+//! The command line: `cfinv audit <question> ...`, one subcommand per operator question.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cfinv_core::path::is_valid_path;
+use clap::{Args, Parser, Subcommand};
+use time::OffsetDateTime;
+
+use crate::span::{YearMonth, parse_duration, parse_time};
+
+#[derive(Debug, Parser)]
+#[command(name = "cfinv", version, about = "Operator tools for cf-invalidator")]
+pub struct Cli {
+    /// Print JSON (for scripts) instead of aligned tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Answer questions from the audit table (DynamoDB Query only, never Scan).
+    #[command(subcommand)]
+    Audit(Audit),
+}
+
+/// Where the audit table is. Flags win over the stack file's values.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Audit table")]
+pub struct TargetArgs {
+    /// The audit table (the stack output `TableName`).
+    #[arg(long, global = true, env = "CFINV_TABLE")]
+    pub table: Option<String>,
+    /// AWS region (default: the AWS environment or profile).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// DynamoDB endpoint, for a local or emulated DynamoDB.
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
+    /// A local stack's stack.json: table, region, endpoint and distributions, with dummy
+    /// credentials. Default: .local/stack.json when it exists and no --table is given.
+    #[arg(long, global = true, env = "CFINV_STACK")]
+    pub stack: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Audit {
+    /// History of one path on a distribution, newest first: each change, its S3 event, its
+    /// invalidation and whether it completed.
+    Path(PathArgs),
+    /// Batches of a distribution in a time range: counts, billed paths, time to Completed.
+    Batches(BatchesArgs),
+    /// Failed batches and failed object-changed executions, with the execution ARN to redrive.
+    Failed(FailedArgs),
+    /// Batches OPEN, CLOSED or SUBMITTED for longer than expected.
+    Stuck(StuckArgs),
+    /// One batch in full: its paths, its plan, its invalidations and its timeline.
+    Batch(BatchArgs),
+    /// Totals for a month per distribution: batches, events, paths billed, invalidations.
+    Month(MonthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// The invalidation path as CloudFront sees it (encoded), e.g. /img/a%20b.png.
+    #[arg(required_unless_present = "key", conflicts_with = "key", value_parser = parse_path)]
+    pub path: Option<String>,
+    /// An S3 key instead of a path: encoded as the functions encode it (no origin path).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Distribution id (default: the stack's only distribution).
+    #[arg(long, short, value_name = "ID")]
+    pub distribution: Option<String>,
+}
+
+/// Stored paths are encoded: a path that is not would never be found.
+fn parse_path(text: &str) -> Result<String, String> {
+    if is_valid_path(text) {
+        return Ok(text.to_owned());
+    }
+    Err(format!(
+        "not a CloudFront invalidation path (it starts with /, and spaces, non-ASCII and the \
+         like are %-encoded); for an S3 key use --key {:?}",
+        text.strip_prefix('/').unwrap_or(text)
+    ))
+}
+
+#[derive(Debug, Args)]
+pub struct BatchesArgs {
+    /// Distribution id (default: the stack's only distribution).
+    #[arg(long, short, value_name = "ID")]
+    pub distribution: Option<String>,
+    #[command(flatten)]
+    pub range: RangeArgs,
+}
+
+/// A time range of batch openings: `--since` back from now, or `--from` [`--to`].
+#[derive(Debug, Args)]
+pub struct RangeArgs {
+    /// Batches opened in the last DURATION (90s, 30m, 1h, 2d, 1h30m). Default: 24h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["from", "to"])]
+    pub since: Option<Duration>,
+    /// Batches opened at or after this time (RFC 3339, e.g. 2026-11-25T10:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: Option<OffsetDateTime>,
+    /// Batches opened before this time (RFC 3339). Default: now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "from")]
+    pub to: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Args)]
+pub struct FailedArgs {
+    /// Only failures of the last DURATION (default: all that the table still holds).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct StuckArgs {
+    /// In their status for longer than DURATION. The default matches the stale-batch alarm.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
+    pub older_than: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The batch id (also the name of its invalidate-batch execution).
+    pub batch_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MonthArgs {
+    /// The month, YYYY-MM, in UTC (default: the current month).
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: Option<YearMonth>,
+    /// Distribution id; repeat for several (default: every distribution of the stack). The
+    /// table cannot list its distributions without a Scan, so outside a stack this is required.
+    #[arg(long, short, value_name = "ID")]
+    pub distribution: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_must_be_encoded_and_an_unencoded_one_suggests_key() {
+        assert_eq!(parse_path("/img/a%20b.png").unwrap(), "/img/a%20b.png");
+        let err = parse_path("/img/a b.png").unwrap_err();
+        assert!(err.contains("--key \"img/a b.png\""), "{err}");
+        assert!(parse_path("img/a.png").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

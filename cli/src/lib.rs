@@ -1,0 +1,200 @@
+//! `cfinv`: operator tools for cf-invalidator. `cfinv audit ...` answers the operators'
+//! questions from the audit table, with DynamoDB Query only (never Scan), paginated.
+
+pub mod args;
+pub mod config;
+pub mod queries;
+pub mod records;
+pub mod report;
+pub mod span;
+pub mod table;
+
+use cfinv_core::path::encode_path;
+use time::OffsetDateTime;
+
+use crate::args::{
+    Audit, BatchArgs, BatchesArgs, Cli, Command, FailedArgs, MonthArgs, PathArgs, StuckArgs,
+};
+use crate::config::Target;
+use crate::queries::AuditTable;
+use crate::report::{
+    Answer, BatchDetail, BatchList, DistributionTotals, Failures, InvalidationRef, MonthTotals,
+    PathChange, PathHistory, Stuck, Totals,
+};
+use crate::span::{At, YearMonth};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("table {table} not found in region {region}{endpoint}")]
+    TableNotFound {
+        table: String,
+        region: String,
+        endpoint: String,
+    },
+    #[error("cannot reach DynamoDB at {endpoint}{hint}")]
+    Unreachable { endpoint: String, hint: String },
+    #[error("DynamoDB: {0}")]
+    Dynamo(String),
+    #[error("unexpected item: {0}")]
+    BadItem(String),
+    #[error("no batch {batch_id} in table {table}")]
+    NoSuchBatch { batch_id: String, table: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its sources on one line (the SDK's own Debug output is pages long).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        // Some layers repeat their source's message.
+        if !text.ends_with(&next) {
+            text = format!("{text}: {next}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Runs the command; returns what to print.
+pub async fn run(cli: &Cli) -> Result<String> {
+    let Command::Audit(question) = &cli.command;
+    // Each question checks what its arguments and the stack file decide before connecting.
+    let target = Target::load(&cli.target)?;
+    let now = OffsetDateTime::now_utc();
+    let json = cli.json;
+    match question {
+        Audit::Path(a) => output(&path_history(target, a).await?, json),
+        Audit::Batches(a) => output(&batches(target, a, now).await?, json),
+        Audit::Failed(a) => output(&failures(target, a, now).await?, json),
+        Audit::Stuck(a) => output(&stuck(target, a, now).await?, json),
+        Audit::Batch(a) => output(&batch(target, a).await?, json),
+        Audit::Month(a) => output(&month(target, a, now).await?, json),
+    }
+}
+
+fn output(answer: &impl Answer, json: bool) -> Result<String> {
+    if !json {
+        return Ok(answer.text());
+    }
+    let mut text = serde_json::to_string_pretty(answer).expect("answers have string keys only");
+    text.push('\n');
+    Ok(text)
+}
+
+async fn path_history(target: Target, a: &PathArgs) -> Result<PathHistory> {
+    let distribution_id = target.one_distribution(a.distribution.as_deref())?;
+    let table = AuditTable::connect(target).await?;
+    // Stored paths are encoded: an S3 key is encoded the way the functions encode it.
+    let path = match (&a.path, &a.key) {
+        (_, Some(key)) => encode_path(key),
+        (Some(path), None) => path.clone(),
+        (None, None) => unreachable!("clap requires a PATH or --key"),
+    };
+    let mut history = Vec::new();
+    // One item per batch the path was in, so each batch is read once.
+    for change in table.path_history(&distribution_id, &path).await? {
+        let planned = table.planned(&change.batch_id).await?;
+        history.push(PathChange {
+            invalidation: planned
+                .as_ref()
+                .and_then(|p| InvalidationRef::find(&p.chunks, &change.path)),
+            batch_status: planned.map(|p| p.batch.status),
+            change,
+        });
+    }
+    Ok(PathHistory {
+        distribution_id,
+        path,
+        history,
+    })
+}
+
+async fn batches(target: Target, a: &BatchesArgs, now: OffsetDateTime) -> Result<BatchList> {
+    let distribution_id = target.one_distribution(a.distribution.as_deref())?;
+    let table = AuditTable::connect(target).await?;
+    let (from, to) = match (a.range.since, a.range.from) {
+        (_, Some(from)) => (from, a.range.to),
+        (since, None) => (now - since.unwrap_or(DEFAULT_SINCE), None),
+    };
+    let batches = table.batches(&distribution_id, from, to).await?;
+    Ok(BatchList {
+        distribution_id,
+        from: At(from),
+        to: to.map(At),
+        total: Totals::of(&batches),
+        batches,
+    })
+}
+
+async fn failures(target: Target, a: &FailedArgs, now: OffsetDateTime) -> Result<Failures> {
+    let table = AuditTable::connect(target).await?;
+    let since = a.since.map(|d| now - d);
+    let (batches, events) = table.failed(since).await?;
+    Ok(Failures {
+        since: since.map(At),
+        batches,
+        events,
+    })
+}
+
+async fn stuck(target: Target, a: &StuckArgs, now: OffsetDateTime) -> Result<Stuck> {
+    let table = AuditTable::connect(target).await?;
+    Ok(Stuck {
+        as_of: At(now),
+        older_than_seconds: a.older_than.as_secs(),
+        batches: table.stuck(now - a.older_than).await?,
+    })
+}
+
+async fn batch(target: Target, a: &BatchArgs) -> Result<BatchDetail> {
+    let table = AuditTable::connect(target).await?;
+    let items = table
+        .batch_items(&a.batch_id)
+        .await?
+        .ok_or_else(|| Error::NoSuchBatch {
+            batch_id: a.batch_id.clone(),
+            table: table.target().table.clone(),
+        })?;
+    Ok(BatchDetail::new(items.batch, items.chunks, items.paths))
+}
+
+/// `batches` without a range: the last day.
+const DEFAULT_SINCE: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+async fn month(target: Target, a: &MonthArgs, now: OffsetDateTime) -> Result<MonthTotals> {
+    let ids = target.distributions(&a.distribution)?;
+    let table = AuditTable::connect(target).await?;
+    let month = a.month.unwrap_or_else(|| YearMonth::of(now));
+    let (from, to) = month.range();
+    let mut distributions = Vec::new();
+    for distribution_id in ids {
+        let batches = table.batches(&distribution_id, from, Some(to)).await?;
+        distributions.push(DistributionTotals {
+            distribution_id,
+            totals: Totals::of(&batches),
+        });
+    }
+    Ok(MonthTotals::new(month, distributions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_is_one_line_without_repeats() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("loading credentials")]
+        struct Outer(#[source] std::io::Error);
+        let inner = std::io::Error::other("IMDS is disabled");
+        assert_eq!(
+            error_chain(&Outer(inner)),
+            "loading credentials: IMDS is disabled"
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! The audit's reads: DynamoDB Query on the table and its three indexes (never Scan), every one
+//! paginated. Keys and index names come from `cfinv_core`, so they are the ones the functions
+//! write.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::AttributeValue;
+use cfinv_core::dynamo::{INDEX_BY_DISTRIBUTION, INDEX_BY_PATH, INDEX_BY_STATUS};
+use cfinv_core::model::{BatchStatus, keys, timestamp};
+use time::OffsetDateTime;
+
+use crate::config::{self, Target};
+use crate::records::{BatchRecord, ChunkRecord, FailedEvent, Item, PathRecord, is_failed_event};
+use crate::{Error, Result, error_chain};
+
+pub struct AuditTable {
+    client: Client,
+    target: Target,
+}
+
+/// A batch with the chunks of its committed plan (none before planning).
+pub struct Planned {
+    pub batch: BatchRecord,
+    pub chunks: Vec<ChunkRecord>,
+}
+
+/// Everything stored under `BATCH#<id>`.
+pub struct BatchItems {
+    pub batch: BatchRecord,
+    /// The chunks of the committed plan.
+    pub chunks: Vec<ChunkRecord>,
+    pub paths: Vec<PathRecord>,
+}
+
+impl AuditTable {
+    pub async fn connect(mut target: Target) -> Result<Self> {
+        let client = config::client(&mut target).await?;
+        Ok(Self { client, target })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The `byPath` items of one path, newest first: one per batch the path was in.
+    pub async fn path_history(&self, distribution_id: &str, path: &str) -> Result<Vec<PathRecord>> {
+        let query = self
+            .query()
+            .index_name(INDEX_BY_PATH)
+            .key_condition_expression("gsi2pk = :pk")
+            .expression_attribute_values(":pk", s(keys::path_index_pk(distribution_id, path)))
+            .scan_index_forward(false);
+        self.all(query)
+            .await?
+            .iter()
+            .map(PathRecord::from_item)
+            .collect()
+    }
+
+    /// The batches of a distribution opened in `[from, to)` (`to`: open-ended), newest first.
+    pub async fn batches(
+        &self,
+        distribution_id: &str,
+        from: OffsetDateTime,
+        to: Option<OffsetDateTime>,
+    ) -> Result<Vec<BatchRecord>> {
+        // gsi1sk is `<openedAt>#<batchId>`: a bare time sorts before every batch opened then.
+        let query = self
+            .query()
+            .index_name(INDEX_BY_DISTRIBUTION)
+            .expression_attribute_values(":pk", s(keys::dist_pk(distribution_id)))
+            .expression_attribute_values(":from", s(timestamp(from)))
+            .scan_index_forward(false);
+        let query = match to {
+            Some(to) => query
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to")
+                .expression_attribute_values(":to", s(timestamp(to))),
+            None => query.key_condition_expression("gsi1pk = :pk AND gsi1sk >= :from"),
+        };
+        self.all(query)
+            .await?
+            .iter()
+            .map(BatchRecord::from_item)
+            .collect()
+    }
+
+    /// FAILED batches and failed object-changed executions, newest first.
+    pub async fn failed(
+        &self,
+        since: Option<OffsetDateTime>,
+    ) -> Result<(Vec<BatchRecord>, Vec<FailedEvent>)> {
+        let query = self
+            .query()
+            .index_name(INDEX_BY_STATUS)
+            .expression_attribute_values(":s", s(BatchStatus::Failed.as_str()))
+            .scan_index_forward(false);
+        let query = match since {
+            Some(since) => query
+                .key_condition_expression("statusPk = :s AND statusSk >= :since")
+                .expression_attribute_values(":since", s(timestamp(since))),
+            None => query.key_condition_expression("statusPk = :s"),
+        };
+        let (mut batches, mut events) = (Vec::new(), Vec::new());
+        for item in self.all(query).await? {
+            if is_failed_event(&item) {
+                events.push(FailedEvent::from_item(&item)?);
+            } else {
+                batches.push(BatchRecord::from_item(&item)?);
+            }
+        }
+        Ok((batches, events))
+    }
+
+    /// Batches OPEN, CLOSED or SUBMITTED since before `before`, longest-waiting first.
+    pub async fn stuck(&self, before: OffsetDateTime) -> Result<Vec<BatchRecord>> {
+        let mut out = Vec::new();
+        for status in [
+            BatchStatus::Open,
+            BatchStatus::Closed,
+            BatchStatus::Submitted,
+        ] {
+            let query = self
+                .query()
+                .index_name(INDEX_BY_STATUS)
+                .key_condition_expression("statusPk = :s AND statusSk < :before")
+                .expression_attribute_values(":s", s(status.as_str()))
+                .expression_attribute_values(":before", s(timestamp(before)));
+            for item in self.all(query).await? {
+                out.push(BatchRecord::from_item(&item)?);
+            }
+        }
+        out.sort_by_key(|b| b.status_since);
+        Ok(out)
+    }
+
+    /// A batch item and its committed plan; `None` if the table has no such batch.
+    pub async fn planned(&self, batch_id: &str) -> Result<Option<Planned>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.target.table)
+            .key("PK", s(keys::batch_pk(batch_id)))
+            .key("SK", s(keys::META))
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let batch = BatchRecord::from_item(&item)?;
+        let chunks = match &batch.plan_id {
+            Some(plan_id) => {
+                let query = self
+                    .query()
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :plan)")
+                    .expression_attribute_values(":pk", s(keys::batch_pk(batch_id)))
+                    .expression_attribute_values(":plan", s(keys::plan_prefix(plan_id)));
+                self.all(query)
+                    .await?
+                    .iter()
+                    .map(ChunkRecord::from_item)
+                    .collect::<Result<_>>()?
+            }
+            None => Vec::new(),
+        };
+        Ok(Some(Planned { batch, chunks }))
+    }
+
+    /// The whole `BATCH#<id>` partition: the batch, its paths, and the chunks of its committed
+    /// plan (an attempt that lost the commit race may have left chunks of another plan id).
+    pub async fn batch_items(&self, batch_id: &str) -> Result<Option<BatchItems>> {
+        let query = self
+            .query()
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(keys::batch_pk(batch_id)));
+        let (mut meta, mut paths, mut plan_items) = (None, Vec::new(), Vec::new());
+        for item in self.all(query).await? {
+            let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned();
+            match sk {
+                Some(sk) if sk == keys::META => meta = Some(BatchRecord::from_item(&item)?),
+                Some(sk) if sk.starts_with(keys::PATH_PREFIX) => {
+                    paths.push(PathRecord::from_item(&item)?)
+                }
+                Some(sk) if sk.starts_with(keys::PLAN_PREFIX) => plan_items.push((sk, item)),
+                _ => {}
+            }
+        }
+        let Some(batch) = meta else {
+            return Ok(None);
+        };
+        let committed = batch.plan_id.as_deref().map(keys::plan_prefix);
+        let chunks = plan_items
+            .iter()
+            .filter(|(sk, _)| {
+                committed
+                    .as_ref()
+                    .is_some_and(|p| sk.starts_with(p.as_str()))
+            })
+            .map(|(_, item)| ChunkRecord::from_item(item))
+            .collect::<Result<_>>()?;
+        // Path items sort by the hash of their path: sort them by the path itself.
+        paths.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Some(BatchItems {
+            batch,
+            chunks,
+            paths,
+        }))
+    }
+
+    fn query(&self) -> QueryFluentBuilder {
+        self.client.query().table_name(&self.target.table)
+    }
+
+    /// Every page of `query`.
+    async fn all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>> {
+        let mut pages = query.into_paginator().send();
+        let mut items = Vec::new();
+        while let Some(page) = pages.next().await {
+            items.extend(page.map_err(|e| self.error(e))?.items.unwrap_or_default());
+        }
+        Ok(items)
+    }
+
+    /// DynamoDB's errors in the operator's terms.
+    fn error<E>(&self, e: SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let t = &self.target;
+        match &e {
+            SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => Error::Unreachable {
+                endpoint: t.endpoint_or_default(),
+                hint: t.unreachable_hint(),
+            },
+            SdkError::TimeoutError(_) => Error::Unreachable {
+                endpoint: t.endpoint_or_default(),
+                hint: t.unreachable_hint(),
+            },
+            _ => match (e.code(), e.message()) {
+                (Some("ResourceNotFoundException"), _) => Error::TableNotFound {
+                    table: t.table.clone(),
+                    region: t.region().to_owned(),
+                    endpoint: t
+                        .endpoint
+                        .as_ref()
+                        .map(|e| format!(" (endpoint {e})"))
+                        .unwrap_or_default(),
+                },
+                (Some("ValidationException"), Some(m)) if m.contains("index") => {
+                    Error::Dynamo(format!(
+                        "{m} (table {}: is it a cf-invalidator audit table?)",
+                        t.table
+                    ))
+                }
+                (Some(code), Some(m)) => Error::Dynamo(format!("{code}: {m}")),
+                _ => Error::Dynamo(error_chain(&e)),
+            },
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}

@@ -1,0 +1,342 @@
+//! The audit table's items as the CLI reads them (the writers are in `cfinv_core::dynamo`).
+//! Every attribute but the ids is optional: an item reflects how far its batch got.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use cfinv_core::model::{keys, parse_timestamp};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::span::{At, between};
+use crate::{Error, Result};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// A batch item (`BATCH#<id>` / `META`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRecord {
+    pub batch_id: String,
+    pub distribution_id: String,
+    pub status: String,
+    pub opened_at: Option<At>,
+    pub closed_at: Option<At>,
+    pub planned_at: Option<At>,
+    pub submitted_at: Option<At>,
+    pub completed_at: Option<At>,
+    pub failed_at: Option<At>,
+    /// When the batch entered its current status (`statusSk`); none once COMPLETED.
+    pub status_since: Option<At>,
+    pub events_received: Option<u64>,
+    pub paths_received: Option<u64>,
+    /// Paths in the plan: what was (or will be) submitted.
+    pub paths_planned: Option<u64>,
+    /// Paths of the submitted invalidations; set once the batch is SUBMITTED.
+    pub paths_billed: Option<u64>,
+    pub planned_chunks: Option<u64>,
+    pub plan_id: Option<String>,
+    pub execution_arn: Option<String>,
+    pub execution_status: Option<String>,
+    pub attempts: Option<u64>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<At>,
+    /// From the first write (the batch's opening) to Completed.
+    pub took_seconds: Option<f64>,
+}
+
+impl BatchRecord {
+    pub fn from_item(item: &Item) -> Result<Self> {
+        let opened_at = time(item, "openedAt");
+        let completed_at = time(item, "completedAt");
+        Ok(Self {
+            batch_id: required(item, "batchId")?,
+            distribution_id: required(item, "distributionId")?,
+            status: required(item, "status")?,
+            opened_at,
+            closed_at: time(item, "closedAt"),
+            planned_at: time(item, "plannedAt"),
+            submitted_at: time(item, "submittedAt"),
+            completed_at,
+            failed_at: time(item, "failedAt"),
+            status_since: text(item, "statusSk")
+                .and_then(|sk| sk.split_once('#').and_then(|(t, _)| parse_timestamp(t)))
+                .map(At),
+            events_received: count(item, "eventsReceived"),
+            paths_received: count(item, "pathsReceived"),
+            paths_planned: count(item, "pathsPlanned"),
+            paths_billed: count(item, "pathsBilled"),
+            planned_chunks: count(item, "plannedChunks"),
+            plan_id: text(item, "planId"),
+            execution_arn: text(item, "executionArn"),
+            execution_status: text(item, "executionStatus"),
+            attempts: count(item, "attempts"),
+            last_error: text(item, "lastError"),
+            last_error_at: time(item, "lastErrorAt"),
+            took_seconds: opened_at
+                .zip(completed_at)
+                .and_then(|(o, c)| between(o.0, c.0))
+                .map(|d| d.as_secs_f64()),
+        })
+    }
+}
+
+/// A path item (`BATCH#<id>` / `PATH#<sha256>`): one path of a batch and the S3 event that
+/// brought it (the latest, if several did).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathRecord {
+    pub path: String,
+    pub batch_id: String,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    /// `Created` or `Deleted`.
+    pub change: Option<String>,
+    pub version_id: Option<String>,
+    pub etag: Option<String>,
+    pub sequencer: Option<String>,
+    /// The S3 event's own time, as the event gave it.
+    pub event_time: Option<String>,
+    pub event_ids: Vec<String>,
+    pub first_seen_at: Option<At>,
+    pub last_seen_at: Option<At>,
+}
+
+impl PathRecord {
+    pub fn from_item(item: &Item) -> Result<Self> {
+        Ok(Self {
+            path: required(item, "path")?,
+            batch_id: required(item, "batchId")?,
+            bucket: text(item, "bucket"),
+            key: text(item, "key"),
+            change: text(item, "change"),
+            version_id: text(item, "versionId"),
+            etag: text(item, "etag"),
+            sequencer: text(item, "sequencer"),
+            event_time: text(item, "eventTime"),
+            event_ids: match item.get("eventIds") {
+                Some(AttributeValue::Ss(ids)) => ids.clone(),
+                _ => Vec::new(),
+            },
+            first_seen_at: time(item, "firstSeenAt"),
+            last_seen_at: time(item, "lastSeenAt"),
+        })
+    }
+}
+
+/// A plan chunk (`BATCH#<id>` / `PLAN#<planId>#<n>`): one CreateInvalidation request.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkRecord {
+    pub index: u32,
+    pub paths: Vec<String>,
+    pub caller_reference: Option<String>,
+    pub invalidation_id: Option<String>,
+    /// `PLANNED`, then CloudFront's `InProgress` and `Completed`.
+    pub status: Option<String>,
+    pub created_at: Option<At>,
+    pub completed_at: Option<At>,
+}
+
+impl ChunkRecord {
+    pub fn from_item(item: &Item) -> Result<Self> {
+        let sk = required(item, "SK")?;
+        let index = sk
+            .strip_prefix(keys::PLAN_PREFIX)
+            .and_then(|rest| rest.rsplit_once('#'))
+            .and_then(|(_, n)| n.parse().ok())
+            .ok_or_else(|| Error::BadItem(format!("plan chunk key {sk} has no index")))?;
+        Ok(Self {
+            index,
+            paths: match item.get("paths") {
+                Some(AttributeValue::L(paths)) => paths
+                    .iter()
+                    .filter_map(|p| p.as_s().ok().cloned())
+                    .collect(),
+                _ => Vec::new(),
+            },
+            caller_reference: text(item, "callerReference"),
+            invalidation_id: text(item, "invalidationId"),
+            status: text(item, "status"),
+            created_at: time(item, "createdAt"),
+            completed_at: time(item, "completedAt"),
+        })
+    }
+
+    /// The plan path that invalidates `path`: itself, or a wildcard above it.
+    pub fn covering(&self, path: &str) -> Option<&str> {
+        let exact = self.paths.iter().find(|p| *p == path);
+        exact
+            .or_else(|| {
+                self.paths.iter().find(|p| {
+                    p.strip_suffix('*')
+                        .is_some_and(|prefix| path.starts_with(prefix))
+                })
+            })
+            .map(String::as_str)
+    }
+}
+
+/// A failed object-changed execution (`EXEC#<name>` / `META`, `type = event`): the S3 event it
+/// carried never reached a batch.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedEvent {
+    pub execution_name: String,
+    pub execution_arn: Option<String>,
+    pub failed_at: Option<At>,
+    pub error: Option<String>,
+    /// `s3://bucket/key` of the event, when the input names one.
+    pub object: Option<String>,
+    /// The execution's input (the S3 event), parsed when it is JSON.
+    pub input: Option<Value>,
+}
+
+impl FailedEvent {
+    pub fn from_item(item: &Item) -> Result<Self> {
+        let pk = required(item, "PK")?;
+        let input =
+            text(item, "input").map(|raw| serde_json::from_str(&raw).unwrap_or(Value::String(raw)));
+        Ok(Self {
+            execution_name: pk.strip_prefix("EXEC#").unwrap_or(&pk).to_owned(),
+            execution_arn: text(item, "executionArn"),
+            failed_at: time(item, "failedAt"),
+            error: text(item, "lastError"),
+            object: input.as_ref().and_then(s3_object),
+            input,
+        })
+    }
+}
+
+/// The object an S3 event names: EventBridge (`detail`) or classic (`Records[0].s3`).
+fn s3_object(event: &Value) -> Option<String> {
+    let (bucket, key) = match event.get("detail") {
+        Some(detail) => (&detail["bucket"]["name"], &detail["object"]["key"]),
+        None => {
+            let s3 = &event["Records"][0]["s3"];
+            (&s3["bucket"]["name"], &s3["object"]["key"])
+        }
+    };
+    Some(format!("s3://{}/{}", bucket.as_str()?, key.as_str()?))
+}
+
+pub fn is_failed_event(item: &Item) -> bool {
+    text(item, "type").as_deref() == Some("event")
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn required(item: &Item, name: &str) -> Result<String> {
+    text(item, name).ok_or_else(|| {
+        let key = |k| text(item, k).unwrap_or_default();
+        Error::BadItem(format!(
+            "item {}/{} has no string attribute {name}",
+            key("PK"),
+            key("SK")
+        ))
+    })
+}
+
+fn count(item: &Item, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+fn time(item: &Item, name: &str) -> Option<At> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .and_then(|t| parse_timestamp(t))
+        .map(At)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_item_reads_its_counts_status_time_and_duration() {
+        let batch = BatchRecord::from_item(&item(&[
+            ("batchId", s("E1-b")),
+            ("distributionId", s("E1")),
+            ("status", s("COMPLETED")),
+            ("openedAt", s("2026-11-25T10:00:00.000Z")),
+            ("completedAt", s("2026-11-25T10:00:41.200Z")),
+            ("pathsBilled", AttributeValue::N("3".into())),
+        ]))
+        .unwrap();
+        assert_eq!(batch.paths_billed, Some(3));
+        assert_eq!(batch.took_seconds, Some(41.2));
+        assert_eq!(batch.status_since, None);
+
+        let stuck = BatchRecord::from_item(&item(&[
+            ("batchId", s("E1-c")),
+            ("distributionId", s("E1")),
+            ("status", s("SUBMITTED")),
+            ("statusSk", s("2026-11-25T10:01:00.000Z#E1-c")),
+        ]))
+        .unwrap();
+        assert_eq!(
+            stuck.status_since.unwrap().to_string(),
+            "2026-11-25 10:01:00"
+        );
+    }
+
+    #[test]
+    fn an_item_without_its_ids_is_an_error_naming_its_key() {
+        let err =
+            BatchRecord::from_item(&item(&[("PK", s("BATCH#x")), ("SK", s("META"))])).unwrap_err();
+        assert!(err.to_string().contains("BATCH#x/META"), "{err}");
+    }
+
+    #[test]
+    fn a_chunk_covers_its_paths_exactly_or_through_a_wildcard() {
+        let chunk = ChunkRecord::from_item(&item(&[
+            ("SK", s("PLAN#p1#0003")),
+            (
+                "paths",
+                AttributeValue::L(vec![s("/img/*"), s("/a.html"), s("/img/logo.png")]),
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(chunk.index, 3);
+        assert_eq!(chunk.covering("/img/logo.png"), Some("/img/logo.png"));
+        assert_eq!(chunk.covering("/img/x/y.png"), Some("/img/*"));
+        assert_eq!(chunk.covering("/a.html"), Some("/a.html"));
+        assert_eq!(chunk.covering("/b.html"), None);
+    }
+
+    #[test]
+    fn a_failed_event_names_its_object_from_either_event_shape() {
+        let bridge = json!({"detail": {"bucket": {"name": "site"}, "object": {"key": "a b.png"}}});
+        assert_eq!(s3_object(&bridge).as_deref(), Some("s3://site/a b.png"));
+        let classic =
+            json!({"Records": [{"s3": {"bucket": {"name": "site"}, "object": {"key": "x"}}}]});
+        assert_eq!(s3_object(&classic).as_deref(), Some("s3://site/x"));
+        assert_eq!(s3_object(&json!({"detail": {}})), None);
+
+        let event = FailedEvent::from_item(&item(&[
+            ("PK", s("EXEC#abc")),
+            ("type", s("event")),
+            ("input", s("not json")),
+        ]))
+        .unwrap();
+        assert_eq!(event.execution_name, "abc");
+        assert_eq!(event.input, Some(Value::String("not json".into())));
+    }
+}
