@@ -87,7 +87,7 @@ test-local: $(VENV_OK) ## The local stack's own tests
 e2e: ## End-to-end tests against a fresh local stack (started and stopped here)
 	cargo build -p cfinv --locked
 	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=10
-	status=0; CFINV_STACK=$(CURDIR)/$(STATE)/stack.json cargo test -p e2e --locked -- --test-threads 8 || status=$$?; \
+	status=0; CFINV_STACK=$(CURDIR)/$(STATE)/stack.json cargo test -p e2e --locked -- --test-threads 10 || status=$$?; \
 	$(MAKE) --no-print-directory down; exit $$status
 
 .PHONY: test

@@ -1,0 +1,5 @@
+//! One test binary for every end-to-end test, so cargo runs them all in parallel against the
+//! one stack `make e2e` starts (each test owns its own distribution, or "lane").
+
+mod audit;
+mod pipeline;
