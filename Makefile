@@ -40,8 +40,8 @@ $(TOOLS_OK):
 	touch $@
 
 .PHONY: build
-build: ## Build the functions once, for this machine (release: what the local stack runs)
-	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS))
+build: ## Build the functions and the cfinv CLI once, for this machine (release: what the local stack runs)
+	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS)) -p cfinv
 
 .PHONY: up
 up: $(VENV_OK) build ## Start the local stack in the background and deploy template.yaml
@@ -63,6 +63,10 @@ down: ## Stop everything `make up` started
 demo: $(VENV_OK) ## Run the main job on the local emulated stack (no AWS account), then tear down
 	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=5 POLL_SECONDS=2 DISTRIBUTIONS=1
 	status=0; $(VENV)/bin/python -m local.demo --state-dir $(STATE) || status=$$?; \
+	if [ $$status = 0 ]; then \
+	  echo; echo '$$ cfinv audit batches --since 1h'; $(BUILD_DIR)/cfinv audit batches --since 1h || status=$$?; \
+	  echo; echo '$$ cfinv audit path /blog/hello%20world.html'; $(BUILD_DIR)/cfinv audit path /blog/hello%20world.html || status=$$?; \
+	fi; \
 	$(MAKE) --no-print-directory down; exit $$status
 
 .PHONY: lint
