@@ -87,10 +87,10 @@ test-local: $(VENV_OK) ## The local stack's own tests
 	$(VENV)/bin/python -m pytest local/tests -q
 
 .PHONY: e2e
-# Lanes 0-7 are tests/tests/pipeline.rs's, 8-9 tests/tests/audit.rs's (which runs the cfinv binary).
+# One distribution ("lane") per test: 0-7 and 10 for tests/tests/e2e/pipeline.rs, 8-9 for audit.rs.
 e2e: ## End-to-end tests against a fresh local stack (started and stopped here)
 	cargo build -p cfinv --locked
-	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=10
+	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=11
 	status=0; CFINV_STACK=$(CURDIR)/$(STATE)/stack.json cargo test -p e2e --locked -- --test-threads 10 || status=$$?; \
 	$(MAKE) --no-print-directory down; exit $$status
 

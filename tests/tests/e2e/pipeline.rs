@@ -448,3 +448,114 @@ async fn a_failed_batch_is_visible_and_a_redrive_completes_it_once() {
         "{calls:?}"
     );
 }
+
+/// Invariant 4 (nothing swallowed): a batch whose opener died before its flush started must
+/// not keep absorbing paths. On a quiet distribution the scheduled sweep flushes it; on a busy
+/// one the next joiner rotates past it and asks for its flush again. Either way its paths are
+/// invalidated.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_whose_flush_never_started_is_flushed_by_the_sweep_or_the_next_joiner() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(10);
+
+    // A quiet distribution: only the sweep can find the batch.
+    let (swept, swept_path) = stage_dead_opener(&stack, &lane, "stale/swept.html").await;
+    let report = stack.control("sweep", json!({}));
+    let started = report["payload"]["started"].to_string();
+    assert!(
+        started.contains(&swept),
+        "the sweep started {swept}: {report}"
+    );
+    stack
+        .wait_covered(
+            &lane,
+            std::slice::from_ref(&swept_path),
+            stack.info.pipeline_timeout(),
+        )
+        .await;
+
+    // A busy distribution: the next write rotates past the stale batch instead of joining it.
+    let (rotated, rotated_path) = stage_dead_opener(&stack, &lane, "stale/rotated.html").await;
+    let writes = write_all(&stack, &lane, &["fresh/page.html".into()]).await;
+    stack
+        .wait_covered(
+            &lane,
+            &[rotated_path, writes[0].clone()],
+            stack.info.pipeline_timeout(),
+        )
+        .await;
+    wait_for(
+        "every batch of the lane to complete",
+        stack.info.pipeline_timeout(),
+        || async {
+            let b = stack.batches(&lane).await;
+            b.iter()
+                .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
+                .then_some(b)
+        },
+    )
+    .await;
+    let batches = stack.batches(&lane).await;
+    let ids: Vec<&str> = batches.iter().map(|b| b["batchId"].as_str()).collect();
+    assert!(
+        ids.contains(&swept.as_str()) && ids.contains(&rotated.as_str()),
+        "{ids:?}"
+    );
+    assert_eq!(ids.len(), 3, "the new write opened its own batch: {ids:?}");
+}
+
+/// Writes, through the real DynamoDB adapter, what an opener that died before its flush
+/// started leaves behind: the pointer, the OPEN batch (opened ten minutes ago) and one path.
+/// Returns the batch id and the staged (path, time).
+async fn stage_dead_opener(stack: &Stack, lane: &Lane, name: &str) -> (String, (String, f64)) {
+    use cfinv_core::collect::PathChange;
+    use cfinv_core::dynamo::DynamoStore;
+    use cfinv_core::event::ChangeKind;
+    use cfinv_core::model::{BatchRef, OpenPointer, new_batch_id};
+    use cfinv_core::store::BatchStore;
+
+    let store = DynamoStore::new(
+        stack.ddb.clone(),
+        &stack.info.table,
+        Duration::from_secs(86_400),
+    );
+    let opened_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let batch = BatchRef {
+        batch_id: new_batch_id(&lane.distribution_id, opened_at),
+        distribution_id: lane.distribution_id.clone(),
+    };
+    let pointer = OpenPointer {
+        batch_id: batch.batch_id.clone(),
+        opened_at,
+    };
+    let current = store
+        .get_pointer(&lane.distribution_id)
+        .await
+        .unwrap()
+        .map(|p| p.batch_id);
+    assert!(
+        store
+            .swap_pointer(&lane.distribution_id, &pointer, current.as_deref())
+            .await
+            .unwrap()
+    );
+    store.create_batch(&batch, opened_at).await.unwrap();
+    let key = format!("{}{name}", lane.prefix);
+    let change = PathChange {
+        distribution_id: lane.distribution_id.clone(),
+        path: format!("/{key}"),
+        bucket: stack.info.bucket.clone(),
+        key,
+        version_id: None,
+        etag: None,
+        sequencer: None,
+        event_time: None,
+        event_id: Some(format!("staged-{name}")),
+        change: ChangeKind::Created,
+    };
+    store
+        .put_path(&batch.batch_id, &change, opened_at)
+        .await
+        .unwrap();
+    (batch.batch_id, (change.path, now_epoch()))
+}
