@@ -18,8 +18,12 @@ DISTRIBUTIONS ?= 8
 UP_ARGS ?=
 # The emulator takes ~20 S3 events a second: long enough for the 500-write burst test.
 E2E_DEBOUNCE_SECONDS ?= 45
+# make bench: new objects in the burst (+10% overwrites); 5000 is the issue's workload (~8 min).
+BENCH_WRITES ?= 5000
+BENCH_ARGS ?=
 
 VENV_OK := $(VENV)/.installed
+BENCH_OK := $(VENV)/.bench-installed
 TOOLS_OK := $(TOOLS)/.installed
 BINARIES := $(addprefix $(BUILD_DIR)/,$(FUNCTIONS))
 
@@ -30,6 +34,10 @@ help: ## List the targets
 $(VENV_OK): local/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r local/requirements.txt
+	touch $@
+
+$(BENCH_OK): bench/requirements.txt $(VENV_OK)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
 # Static checkers live apart from the emulator: aws-sam-cli pins its own boto versions.
@@ -100,6 +108,13 @@ test: ## Everything: lint, unit, local stack, end-to-end
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory test-local
 	$(MAKE) --no-print-directory e2e
+
+.PHONY: bench
+bench: $(BENCH_OK) build ## Benchmark against the one-file Lambda (BENCH_WRITES=5000): table, bench/results/
+	cargo build --release --locked -p cfinv-bench --bin plan
+	cargo bench --locked -p cfinv-bench --bench mapping --no-run
+	status=0; $(VENV)/bin/python -m bench --writes $(BENCH_WRITES) --build-dir $(BUILD_DIR) --state-dir $(STATE)/bench $(BENCH_ARGS) || status=$$?; \
+	$(VENV)/bin/python -m local down --state-dir $(STATE)/bench >/dev/null 2>&1 || true; exit $$status
 
 .PHONY: package
 package: ## Build the arm64 Lambda packages as `sam build` does (needs cargo-lambda and zig)

@@ -47,9 +47,12 @@ class Control:
             # events
             "events/deliveries": lambda b: {"deliveries": list(event_targets.deliveries)},
             "events/dead-letters": lambda b: {"dead_letters": list(event_targets.dead_letters)},
-            "s3/events": lambda b: {"events": list(s3_events.sent)},
+            "s3/events": self.s3_events,
             "s3/key-encoding": self.s3_key_encoding,
             "sfn/status-events": lambda b: {"events": list(sfn_ext.status_events)},
+            # AWS requests received, by calling function
+            "aws/requests": lambda b: {"requests": self.stack.requests.snapshot(b.get("service"))},
+            "aws/reset-requests": lambda b: {"removed": self.stack.requests.reset()},
         }
 
     def dispatch(self, command: str, body: dict[str, Any]) -> Any:
@@ -131,6 +134,15 @@ class Control:
     def schedule_enable(self, body: dict[str, Any]) -> dict[str, Any]:
         self.stack.scheduler.enabled = bool(body.get("enabled", True))
         return {"enabled": self.stack.scheduler.enabled}
+
+    def s3_events(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Recent S3 events; with ``after_sequencer`` only the later ones (sequencers are
+        fixed-width hex, so string order is event order), so a poller reads each event once."""
+        after = body.get("after_sequencer")
+        events = list(s3_events.sent)
+        if after:
+            events = [e for e in events if e["detail"]["object"]["sequencer"] > after]
+        return {"events": events}
 
     def s3_key_encoding(self, body: dict[str, Any]) -> dict[str, Any]:
         enc = body.get("encoding", "raw")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import traceback
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import parse_qs
 
@@ -48,6 +50,39 @@ def request_identity(environ: dict[str, Any]) -> tuple[str | None, str | None, s
     return key, service, op
 
 
+class RequestLog:
+    """Counts AWS requests by (calling function, service, operation).
+
+    Why: the benchmark reports DynamoDB writes per S3 event as measured, not as read from the
+    code. The caller is the function whose process signed the request (each process signs with
+    its own access key id); anything else (a test, the benchmark driver) counts as ``None``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str | None, str, str]] = Counter()
+
+    def record(self, function: str | None, service: str, operation: str) -> None:
+        with self._lock:
+            self._counts[(function, service, operation)] += 1
+
+    def snapshot(self, service: str | None = None) -> list[dict[str, Any]]:
+        """``[{"function", "service", "operation", "count"}]``, optionally for one service."""
+        with self._lock:
+            items = sorted(self._counts.items(), key=lambda kv: (kv[0][0] or "", kv[0][1], kv[0][2]))
+        return [
+            {"function": f, "service": s, "operation": o, "count": n}
+            for (f, s, o), n in items
+            if service in (None, s)
+        ]
+
+    def reset(self) -> int:
+        with self._lock:
+            n = sum(self._counts.values())
+            self._counts.clear()
+        return n
+
+
 class Middleware:
     def __init__(self, app: Callable, stack: "Stack") -> None:
         self.app = app
@@ -58,6 +93,9 @@ class Middleware:
         if path.startswith("/_local/") or path == "/_local":
             return self._control(environ, start_response)
         key, service, op = request_identity(environ)
+        if service and op:
+            proc = self.stack.runtime.process_by_access_key(key) if key else None
+            self.stack.requests.record(proc.pool.logical_id if proc else None, service, op)
         cf = self.stack.cloudfront
         if cf.matches(path):
             body = _read_body(environ)

@@ -77,7 +77,7 @@ class Stack:
         from .control import Control
         from .faults import Faults
         from .lambda_runtime import RuntimeApi
-        from .middleware import Middleware
+        from .middleware import Middleware, RequestLog
 
         self.faults = Faults()
         self.runtime = RuntimeApi()
@@ -86,6 +86,7 @@ class Stack:
             faults=self.faults,
             in_progress_seconds=self.settings.in_progress_seconds,
         )
+        self.requests = RequestLog()
         self.control = Control(self)
         app = Middleware(DomainDispatcherApplication(create_backend_app), self)
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)

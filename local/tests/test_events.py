@@ -70,6 +70,21 @@ def test_s3_events_have_unique_ids_rising_sequencers_and_aws_fields(stack, bucke
     assert "size" not in delete["detail"]["object"] and "etag" not in delete["detail"]["object"]
 
 
+def test_s3_events_after_a_sequencer_and_request_counts(stack, bucket):
+    s3 = stack.client("s3")
+    s3.put_object(Bucket=bucket, Key="first.html", Body=b"1")
+    mine = lambda events: [e for e in events if e["detail"]["bucket"]["name"] == bucket]  # noqa: E731
+    (first,) = mine(stack.control("s3/events")["events"])
+    stack.control("aws/reset-requests")
+    s3.put_object(Bucket=bucket, Key="second.html", Body=b"2")
+    later = mine(stack.control("s3/events", {"after_sequencer": first["detail"]["object"]["sequencer"]})["events"])
+    assert [e["detail"]["object"]["key"] for e in later] == ["second.html"]
+    requests = stack.control("aws/requests", {"service": "s3"})["requests"]
+    assert {"function": None, "service": "s3", "operation": "PutObject", "count": 1} in requests
+    assert stack.control("aws/reset-requests")["removed"] >= 1
+    assert stack.control("aws/requests")["requests"] == []
+
+
 def test_form_key_encoding_switch(stack, bucket):
     url, arn = _queue(stack)
     _rule(stack, {"source": ["aws.s3"], "detail": {"bucket": {"name": [bucket]}}}, [{"Id": "q", "Arn": arn}])

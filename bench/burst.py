@@ -1,0 +1,574 @@
+"""The burst: the same S3 writes, seen by cf-invalidator and by the classic one-file Lambda at once.
+
+One local stack, three distributions: keys are written under ``d0/``, which the stack routes to
+distribution 0, so cf-invalidator (S3 -> EventBridge -> Step Functions -> the Rust functions)
+invalidates them there. The same S3 events, read back from the stack (``s3/events``) as S3 emits
+them, are turned into classic ``Records[]`` notifications (keys form-encoded, ``quote_plus`` keeping ``/``) and
+given to the baseline's ``lambda_handler``, which sends ``CreateInvalidation`` for distribution 1
+of the same CloudFront model. Both are counted by the model's call log, per distribution.
+
+Why in-process for the baseline: S3 invokes such a function asynchronously, one event at a
+time, with up to two retries when it raises. A thread pool as wide as the stack's Lambda
+concurrency (8) plus timers for the retries is exactly that, without a second emulator; its
+boto3 client is the function's own module-level default client, retries included.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib.util
+import os
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote_plus, unquote_plus
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .common import BenchError, Item, control, wait_until
+
+HERE = Path(__file__).resolve().parent
+WRITE_OPS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+READ_OPS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """``writes`` new objects over ``directories`` directories, then ``overwrites`` more writes
+    cycling over a few of those keys (the issue's shape: 5,000 over 50 directories + 500
+    overwrites of the same 100 keys; smaller runs keep 5 overwrites per overwritten key)."""
+
+    writes: int
+    overwrites: int
+    directories: int = 50
+    prefix: str = "d0/"
+
+    @property
+    def overwritten_keys(self) -> int:
+        return min(100, max(1, self.overwrites // 5), self.writes) if self.overwrites else 0
+
+    @property
+    def events(self) -> int:
+        return self.writes + self.overwrites
+
+    def keys(self) -> list[str]:
+        return [f"{self.prefix}dir{i % self.directories:02}/page-{i:05}.html" for i in range(self.writes)]
+
+    def sequence(self) -> list[str]:
+        """Every key once, then the overwrites, round-robin over keys spread across the directories."""
+        keys = self.keys()
+        if not self.overwrites:
+            return keys
+        step = max(1, len(keys) // self.overwritten_keys)
+        hot = keys[::step][: self.overwritten_keys]
+        return keys + [hot[j % len(hot)] for j in range(self.overwrites)]
+
+
+@dataclass
+class Write:
+    key: str
+    started: float  # epoch seconds when the PutObject request was sent
+    ended: float = 0.0  # when S3 answered (the event was emitted in between)
+
+
+def epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def classic_notification(event: Item, region: str) -> Item:
+    """The S3 ``Records[]`` notification for one EventBridge S3 event, as S3 sends it to a
+    function trigger: one record, the key form-encoded (``+`` for a space, ``/`` kept, as in
+    the S3 user guide's example ``images/red+flower.jpg``)."""
+    detail = event["detail"]
+    obj = detail["object"]
+    created = event["detail-type"] == "Object Created"
+    bucket = detail["bucket"]["name"]
+    return {"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "eventName": "ObjectCreated:Put" if created else "ObjectRemoved:Delete",
+        "userIdentity": {"principalId": "AWS:LOCAL"},
+        "requestParameters": {"sourceIPAddress": detail.get("source-ip-address", "127.0.0.1")},
+        "responseElements": {"x-amz-request-id": detail.get("request-id", ""), "x-amz-id-2": "local"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "classic-invalidation",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "LOCAL"}, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": quote_plus(obj["key"], safe="/"), **({"size": obj.get("size", 0), "eTag": obj.get("etag", "")} if created else {}),
+                       "sequencer": obj["sequencer"]},
+        },
+    }]}
+
+
+def load_baseline(endpoint_url: str, region: str, distribution_id: str) -> Callable[[Item, Any], Any]:
+    """Imports ``bench/baseline/lambda_function.py`` as Lambda would: its module-level boto3
+    client is created from the environment, here pointed at the local stack."""
+    os.environ.update({
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": "baseline",
+        "AWS_SECRET_ACCESS_KEY": "baseline",
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+        "DISTRIBUTION_ID": distribution_id,
+    })
+    spec = importlib.util.spec_from_file_location("baseline_lambda_function", HERE / "baseline" / "lambda_function.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+class AsyncInvoker:
+    """Lambda's asynchronous invocation of the baseline: ``concurrency`` at a time, a failed
+    event retried after each of ``retry_delays`` (AWS: about 1 and 2 minutes; the local stack
+    uses 1 s and 2 s, and so does this), then dropped (the classic function has no DLQ)."""
+
+    def __init__(self, handler: Callable[[Item, Any], Any], concurrency: int, retry_delays: tuple[float, ...]) -> None:
+        self.handler = handler
+        self.retry_delays = retry_delays
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="baseline")
+        self.cond = threading.Condition()
+        self.outstanding = 0
+        self.invocations = 0
+        self.errors: Counter[str] = Counter()
+        self.dropped: list[str] = []  # keys of events given up on
+        self.durations: list[float] = []
+        self._timers: list[threading.Timer] = []
+
+    def submit(self, event: Item) -> None:
+        with self.cond:
+            self.outstanding += 1
+        self.pool.submit(self._invoke, event, 0)
+
+    def _invoke(self, event: Item, attempt: int) -> None:
+        started = time.perf_counter()
+        try:
+            self.handler(event, None)
+            error = None
+        except ClientError as e:
+            error = e.response.get("Error", {}).get("Code", "ClientError")
+        except Exception as e:  # noqa: BLE001 - any failure (botocore's too) makes Lambda retry
+            error = type(e).__name__
+        with self.cond:
+            self.invocations += 1
+            self.durations.append(time.perf_counter() - started)
+            if error is None:
+                self.outstanding -= 1
+            else:
+                self.errors[error] += 1
+                if attempt < len(self.retry_delays):
+                    timer = threading.Timer(self.retry_delays[attempt], lambda: self.pool.submit(self._invoke, event, attempt + 1))
+                    timer.daemon = True
+                    self._timers.append(timer)
+                    timer.start()
+                else:
+                    self.dropped.append(event["Records"][0]["s3"]["object"]["key"])
+                    self.outstanding -= 1
+            self.cond.notify_all()
+
+    def idle(self) -> bool:
+        with self.cond:
+            return self.outstanding == 0
+
+    def close(self) -> None:
+        for t in self._timers:
+            t.cancel()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class Relay:
+    """Reads the S3 events the stack emitted (after ``after``) and hands each of the workload's
+    to the baseline once, in the order S3 emitted them.
+
+    The stack appends an event to its list just after giving it its sequencer, so under
+    concurrent writes the list is not strictly in sequencer order: each poll asks from the
+    highest sequencer seen a second ago and skips the event ids it already has."""
+
+    control_url: str
+    bucket: str
+    prefix: str
+    region: str
+    invoker: AsyncInvoker
+    after: str | None
+    seen: int = 0
+    notifications: list[Item] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    error: BaseException | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="relay")
+        self.thread.start()
+
+    def _loop(self) -> None:
+        ids: set[str] = set()
+        marks: deque[str | None] = deque([self.after], maxlen=5)  # max sequencer at each of the last 5 polls
+        try:
+            while not self.stop.is_set():
+                body = {"after_sequencer": marks[0]} if marks[0] else {}
+                top = marks[-1]
+                for e in control(self.control_url, "s3/events", body)["events"]:
+                    seq = e["detail"]["object"]["sequencer"]
+                    top = seq if top is None or seq > top else top
+                    if e["id"] in ids:
+                        continue
+                    ids.add(e["id"])
+                    if e["detail"]["bucket"]["name"] == self.bucket and e["detail"]["object"]["key"].startswith(self.prefix):
+                        self.seen += 1
+                        note = classic_notification(e, self.region)
+                        self.notifications.append(note)
+                        self.invoker.submit(note)
+                marks.append(top)
+                # the stack keeps the last 2,000 events: polling every 0.2 s keeps far ahead of them
+                self.stop.wait(0.2)
+        except BaseException as e:  # noqa: BLE001 - reported by the driver
+            self.error = e
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread:
+            self.thread.join(10)
+
+
+class Replay:
+    """The baseline again, fed the same notifications at the issue's nominal burst rate (the
+    emulator cannot take 5,000 writes in 10 s, but the classic function needs no emulator to
+    receive them that fast: S3 would). Each notification's replay time stands for its write."""
+
+    def __init__(self, handler: Callable[[Item, Any], Any], notes: list[Item], rate: float, concurrency: int) -> None:
+        self.notes = notes
+        self.rate = rate
+        self.invoker = AsyncInvoker(handler, concurrency=concurrency, retry_delays=(1.0, 2.0))
+        self.writes: list[Write] = []
+        self.thread = threading.Thread(target=self._feed, daemon=True, name="replay")
+        self.stop = threading.Event()
+        self.started = 0.0
+        self.fed_in = 0.0
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _feed(self) -> None:
+        self.started = time.time()
+        for i, note in enumerate(self.notes):
+            # a rate schedule, not a wait for a condition: event i is due at started + i / rate
+            if self.stop.wait(max(0.0, self.started + i / self.rate - time.time())):
+                return
+            self.writes.append(Write(unquote_plus(note["Records"][0]["s3"]["object"]["key"]), time.time()))
+            self.invoker.submit(note)
+        self.fed_in = time.time() - self.started
+
+    def idle(self) -> bool:
+        return not self.thread.is_alive() and self.invoker.idle()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.invoker.close()
+
+
+class Burst:
+    """Drives the workload on a running stack and measures both systems (see module doc).
+
+    ``distributions``: the stack's distribution ids; ours is the one the workload's prefix routes
+    to, the live baseline gets the next one and the nominal-rate replay the one after."""
+
+    def __init__(self, info: Item, workload: Workload, *, writers: int = 16, max_in_flight: int = 64,
+                 replay_seconds: float | None = 10.0, timeout: float = 900.0, log: Callable[[str], None] = print) -> None:
+        self.info = info
+        self.workload = workload
+        self.writers = writers
+        self.max_in_flight = max_in_flight
+        self.replay_seconds = replay_seconds
+        self.timeout = timeout
+        self.log = log
+        self.ctl = info["control_url"]
+        kw = dict(endpoint_url=info["endpoint_url"], region_name=info["region"], aws_access_key_id="bench",
+                  aws_secret_access_key="bench", config=Config(max_pool_connections=writers + 8, retries={"mode": "standard"}))
+        self.s3, self.sfn = boto3.client("s3", **kw), boto3.client("stepfunctions", **kw)
+        self.table = boto3.resource("dynamodb", **kw).Table(info["table"])
+        self.bucket: str = info["bucket"]
+        routes = {r["keyPrefix"]: r["distributionId"] for r in info["routes"]}
+        self.ours = routes[workload.prefix]
+        others = [d for d in info["distribution_ids"] if d != self.ours]
+        if len(others) < 2:
+            raise BenchError("the burst needs a stack with at least 3 distributions (ours, baseline, replay)")
+        self.theirs, self.replay_dist = others[0], others[1]
+        self.in_progress = float(info["settings"]["cloudfront_in_progress_seconds"])
+        self.concurrency = int(info["settings"].get("max_concurrency", 8))
+        self.writes: list[Write] = []
+
+    # ---- driving --------------------------------------------------------------------------------
+    def _dedupe_invocations(self) -> int:
+        """Dedupe invocations finished so far: the pool counts an invocation when it is asked
+        for, so those still queued (``pending``) or running (a ``busy`` process) are taken off."""
+        for f in control(self.ctl, "lambda/stats")["functions"]:
+            if f["logical_id"] == "DedupeFunction":
+                busy = sum(1 for p in f["processes"].values() if p["state"] == "busy")
+                return int(f["invocations"]) - int(f["pending"]) - busy
+        return 0
+
+    def _write_all(self) -> None:
+        """PutObject for the whole sequence with ``writers`` threads, keeping at most
+        ``max_in_flight`` events in the pipeline (written, not yet through dedupe): the
+        emulator is one Python process, and thousands of concurrent executions only thrash it."""
+        sequence = self.workload.sequence()
+        lock = threading.Condition()
+        state = {"issued": 0, "done_base": self._dedupe_invocations(), "done": 0}
+        stop = threading.Event()
+
+        def watch() -> None:  # refreshes how many events went through dedupe
+            while not stop.wait(0.25):
+                try:
+                    n = self._dedupe_invocations() - state["done_base"]
+                except OSError:
+                    continue
+                with lock:
+                    state["done"] = n
+                    lock.notify_all()
+
+        def put(key: str) -> Write:
+            with lock:
+                stalled = time.monotonic() + 120
+                while self.max_in_flight and state["issued"] - state["done"] >= self.max_in_flight:
+                    if not lock.wait(1.0) and time.monotonic() > stalled:
+                        raise BenchError("the pipeline stopped taking events (no dedupe invocation for 120 s)")
+                state["issued"] += 1
+            w = Write(key, time.time())
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=f"{key} {w.started}".encode())
+            w.ended = time.time()
+            return w
+
+        watcher = threading.Thread(target=watch, daemon=True, name="pacer")
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="writer") as pool:
+                self.writes = list(pool.map(put, sequence))
+        finally:
+            stop.set()
+            watcher.join(5)
+
+    def _running(self) -> bool:
+        """Whether any execution of either state machine is still RUNNING."""
+        return any(self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING", maxResults=1)["executions"]
+                   for arn in self.info["state_machines"].values())
+
+    def _invalidations(self, dist: str) -> list[Item]:
+        return control(self.ctl, "cloudfront/invalidations", {"distribution_id": dist})["invalidations"]
+
+    def _all_completed(self, dist: str, at_least_one: bool = False) -> bool:
+        invs = self._invalidations(dist)
+        return (bool(invs) or not at_least_one) and all(i["status"] == "Completed" for i in invs)
+
+    def run(self) -> Item:
+        w = self.workload
+        control(self.ctl, "aws/reset-requests")
+        dists = (self.ours, self.theirs, self.replay_dist)
+        since = {d: control(self.ctl, "cloudfront/calls", {"distribution_id": d})["last_seq"] for d in dists}
+        lambda_before = {f["logical_id"]: f["invocations"] for f in control(self.ctl, "lambda/stats")["functions"]}
+        sequencers = [e["detail"]["object"]["sequencer"] for e in control(self.ctl, "s3/events")["events"]]
+        invoker = AsyncInvoker(load_baseline(self.info["endpoint_url"], self.info["region"], self.theirs),
+                               concurrency=self.concurrency, retry_delays=(1.0, 2.0))
+        relay = Relay(self.ctl, self.bucket, w.prefix, self.info["region"], invoker, after=max(sequencers, default=None))
+        replay: Replay | None = None
+        relay.start()
+        try:
+            self.log(f"  writing {w.writes} objects over {w.directories} directories + {w.overwrites} overwrites of "
+                     f"{w.overwritten_keys} keys ({self.writers} writers, at most {self.max_in_flight} events in the pipeline) ...")
+            t0 = time.time()
+            self._write_all()
+            t_last = max(x.ended for x in self.writes)
+            self.log(f"  {w.events} writes in {t_last - t0:.1f} s ({w.events / (t_last - t0):.1f}/s); "
+                     f"waiting for both systems (at most {self.timeout:.0f} s) ...")
+            wait_until(lambda: relay.error or relay.seen >= w.events, 60, "the relay to see every S3 event")
+            if relay.error:
+                raise BenchError(f"relaying S3 events to the baseline failed: {relay.error}")
+            if relay.seen != w.events:
+                raise BenchError(f"{w.events} writes but the relay saw {relay.seen} S3 events")
+            done: dict[str, float] = {}
+
+            def settled() -> bool:
+                nonlocal replay
+                now = time.time()
+                if "baseline" not in done and invoker.idle() and self._all_completed(self.theirs):
+                    done["baseline"] = now
+                    self.log(f"  baseline settled {now - t_last:.1f} s after the last write")
+                    if self.replay_seconds:
+                        # while ours still waits for its debounce: same notifications, nominal rate
+                        rate = w.events / self.replay_seconds
+                        replay = Replay(load_baseline(self.info["endpoint_url"], self.info["region"], self.replay_dist),
+                                        relay.notifications, rate, concurrency=4 * self.concurrency)
+                        self.log(f"  replaying the {w.events} notifications to the baseline at {rate:.0f}/s ...")
+                        replay.start()
+                if replay is not None and "replay" not in done and replay.idle() and self._all_completed(self.replay_dist):
+                    done["replay"] = now
+                    self.log(f"  replayed baseline settled (fed in {replay.fed_in:.1f} s)")
+                if "ours" not in done and not self._running() and self._all_completed(self.ours, at_least_one=True):
+                    done["ours"] = now
+                    self.log(f"  cf-invalidator settled {now - t_last:.1f} s after the last write")
+                return len(done) == (3 if self.replay_seconds else 2)
+
+            wait_until(settled, self.timeout, "every system to have all its invalidations Completed", interval=1.0)
+        finally:
+            relay.close()
+            invoker.close()
+            if replay is not None:
+                replay.close()
+        return self._measure(t0, t_last, since, lambda_before, invoker, replay)
+
+    # ---- measuring ------------------------------------------------------------------------------
+    def _system(self, dist: str, since_seq: int, t0: float, writes: list[Write]) -> Item:
+        """CloudFront-side figures of one system, from the model's call log and invalidations."""
+        calls = control(self.ctl, "cloudfront/calls", {"distribution_id": dist, "since_seq": since_seq})["calls"]
+        invs = [i for i in self._invalidations(dist) if epoch(i["create_time"]) >= t0 - 1]
+        lost = lost_writes(writes, invs)
+        completes = [epoch(i["create_time"]) + self.in_progress for i in invs]
+        outcomes = Counter(c["outcome"] for c in calls)
+        t_last = max(x.ended or x.started for x in writes)
+        return {
+            "distribution_id": dist,
+            "create_invalidation_calls": len(calls),
+            "invalidations_created": outcomes.get("created", 0),
+            "billed_paths": sum(c["billed_paths"] for c in calls),
+            "rejected_calls": sum(n for o, n in outcomes.items() if o not in ("created", "existing")),
+            "outcomes": dict(outcomes),
+            "paths_lost": len(lost),
+            "lost_examples": sorted({x.key for x in lost})[:5],
+            "last_write_to_all_completed_s": (max(completes) - t_last) if completes else None,
+            "timeline": {
+                "calls": [{"t": c["time"] - t0, "outcome": c["outcome"], "billed": c["billed_paths"]} for c in calls],
+                "completed": sorted(c - t0 for c in completes),
+            },
+            "plans": [{"paths": len(i["paths"]), "wildcards": sum(p.endswith("*") for p in i["paths"]),
+                       "sample": sorted(i["paths"])[:6]} for i in invs[:20]],
+        }
+
+    def _histories(self) -> Item:
+        """Transitions and Lambda invocations per execution, from Step Functions histories: a
+        sample of the object-changed executions of this run (the stack remembers the last 2,000
+        deliveries) and every invalidate-batch execution."""
+        deliveries = [d for d in control(self.ctl, "events/deliveries")["deliveries"] if d.get("ok") and d.get("execution_arn")]
+        oc_arn = self.info["state_machines"]["ObjectChangedStateMachine"].replace(":stateMachine:", ":execution:")
+        arns = [d["execution_arn"] for d in deliveries if d["execution_arn"].startswith(oc_arn + ":")]
+        sample = arns[:: max(1, len(arns) // 25)][:25]
+        per_event = [count_history(self._history(a)) for a in sample]
+        batch_arn = self.info["state_machines"]["InvalidateBatchStateMachine"]
+        batches = [e for p in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=batch_arn) for e in p["executions"]]
+        per_batch = [{"name": b["name"], "status": b["status"], **count_history(self._history(b["executionArn"]))} for b in batches]
+        return {"per_event_sample": per_event, "per_batch": per_batch}
+
+    def _history(self, arn: str) -> list[Item]:
+        events: list[Item] = []
+        for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+            events += page["events"]
+        return events
+
+    def _batches(self) -> list[Item]:
+        items: list[Item] = []
+        kwargs: Item = {"IndexName": "byDistribution", "KeyConditionExpression": Key("gsi1pk").eq(f"DIST#{self.ours}")}
+        while True:
+            page = self.table.query(**kwargs)
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _measure(self, t0: float, t_last: float, since: dict[str, int], lambda_before: dict[str, int],
+                 invoker: AsyncInvoker, replay: Replay | None) -> Item:
+        w = self.workload
+        ours = self._system(self.ours, since[self.ours], t0, self.writes)
+        base = self._system(self.theirs, since[self.theirs], t0, self.writes)
+        base.update({"lambda_invocations": invoker.invocations, "invocation_errors": dict(invoker.errors),
+                     "events_dropped_after_retries": len(invoker.dropped), "plans": []})
+        out: Item = {
+            "workload": {"writes": w.writes, "overwrites": w.overwrites, "overwritten_keys": w.overwritten_keys,
+                         "directories": w.directories, "events": w.events, "distinct_paths": len(set(w.sequence()))},
+            "write_seconds": t_last - t0,
+            "write_rate_per_s": w.events / (t_last - t0),
+            "writes_timeline": sorted(x.ended - t0 for x in self.writes),
+            "in_progress_seconds": self.in_progress,
+            "ours": ours,
+            "baseline": base,
+        }
+        if replay is not None:
+            rep = self._system(self.replay_dist, since[self.replay_dist], t0, replay.writes)
+            rep.update({"lambda_invocations": replay.invoker.invocations, "invocation_errors": dict(replay.invoker.errors),
+                        "events_dropped_after_retries": len(replay.invoker.dropped), "plans": [],
+                        "fed_in_s": replay.fed_in, "rate_per_s": w.events / replay.fed_in if replay.fed_in else None,
+                        "started_s": replay.started - t0})
+            out["baseline_replay"] = rep
+        hist = self._histories()
+        lambda_after = {f["logical_id"]: f["invocations"] for f in control(self.ctl, "lambda/stats")["functions"]}
+        invocations = {k: v - lambda_before.get(k, 0) for k, v in lambda_after.items() if v - lambda_before.get(k, 0)}
+        ddb: dict[str, Item] = {}
+        for r in control(self.ctl, "aws/requests", {"service": "dynamodb"})["requests"]:
+            entry = ddb.setdefault(r["function"] or "other", {"writes": 0, "reads": 0, "by_operation": {}})
+            entry["by_operation"][r["operation"]] = r["count"]
+            if r["operation"] in WRITE_OPS:
+                entry["writes"] += r["count"]
+            elif r["operation"] in READ_OPS:
+                entry["reads"] += r["count"]
+        ddb.pop("other", None)  # the benchmark's own reads of the table
+        ours.update({
+            "lambda_invocations": sum(invocations.values()),
+            "lambda_invocations_by_function": invocations,
+            "dynamodb_requests_by_function": ddb,
+            "batches": [{"batchId": b["batchId"], "status": b["status"], "pathsReceived": int(b.get("pathsReceived", 0)),
+                         "eventsReceived": int(b.get("eventsReceived", 0)), "pathsBilled": int(b.get("pathsBilled", 0))}
+                        for b in self._batches()],
+            "histories": hist,
+        })
+        return out
+
+
+def count_history(events: list[Item]) -> Item:
+    """State transitions (``*StateEntered``) and task invocations of one execution history."""
+    kinds = Counter(e["type"] for e in events)
+    lambda_tasks = sum(1 for e in events if e["type"] == "TaskScheduled" and e.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda")
+    lambda_tasks += kinds.get("LambdaFunctionScheduled", 0)
+    return {
+        "transitions": sum(n for k, n in kinds.items() if k.endswith("StateEntered")),
+        "lambda_invocations": lambda_tasks,
+        "tasks": kinds.get("TaskScheduled", 0) + kinds.get("LambdaFunctionScheduled", 0),
+    }
+
+
+def lost_writes(writes: list[Write], invalidations: list[Item]) -> list[Write]:
+    """The writes no Completed invalidation created at or after the write covers (its exact
+    path ``/<key>``, or a wildcard ``<prefix>*`` the path starts with)."""
+    exact: dict[str, list[float]] = {}
+    wildcards: list[tuple[str, float]] = []
+    for inv in invalidations:
+        if inv["status"] != "Completed":
+            continue
+        created = epoch(inv["create_time"])
+        for p in inv["paths"]:
+            if p.endswith("*"):
+                wildcards.append((p[:-1], created))
+            else:
+                exact.setdefault(p, []).append(created)
+    for times in exact.values():
+        times.sort()
+    lost = []
+    for w in writes:
+        path = "/" + w.key  # the workload's keys need no encoding: both systems send them as is
+        times = exact.get(path, [])
+        # create_time has millisecond resolution: compare at that resolution
+        if times and times[-1] >= w.started - 0.001 and bisect.bisect_left(times, w.started - 0.001) < len(times):
+            continue
+        if any(path.startswith(prefix) and created >= w.started - 0.001 for prefix, created in wildcards):
+            continue
+        lost.append(w)
+    return lost

@@ -1,0 +1,217 @@
+"""Turning the measurements into what ``make bench`` prints, ``latest.json`` and the chart."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from .common import Item, fmt_spread, render
+
+SYSTEMS = (("baseline", "one-file Lambda (live)"), ("baseline_replay", "one-file Lambda (replayed at burst rate)"),
+           ("ours", "cf-invalidator"))
+COLORS = {"baseline": "#d62728", "baseline_replay": "#ff7f0e", "ours": "#1f77b4", "writes": "#444444"}
+MB = 1024 * 1024
+
+
+def compact_timeline(burst: Item, bins: int = 400) -> Item:
+    """Cumulative counts on a common time grid (seconds since the first write): writes, and per
+    system CreateInvalidation calls, billed paths, rejected calls and Completed invalidations.
+    Replaces the per-event lists, which would make ``latest.json`` megabytes long."""
+    ends = [burst["writes_timeline"][-1]]
+    for key, _ in SYSTEMS:
+        if key in burst:
+            tl = burst[key]["timeline"]
+            ends += [c["t"] for c in tl["calls"]] + tl["completed"]
+    end = max(ends) + 1
+    step = max(0.25, math.ceil(end / bins * 4) / 4)
+    grid = [round(i * step, 2) for i in range(int(end / step) + 2)]
+
+    def cumulative(times: list[float], weights: list[float] | None = None) -> list[float]:
+        pairs = sorted(zip(times, weights or [1] * len(times)))
+        out, total, j = [], 0.0, 0
+        for t in grid:
+            while j < len(pairs) and pairs[j][0] <= t:
+                total += pairs[j][1]
+                j += 1
+            out.append(total)
+        return out
+
+    timeline: Item = {"t": grid, "writes": cumulative(burst.pop("writes_timeline"))}
+    for key, _ in SYSTEMS:
+        if key not in burst:
+            continue
+        tl = burst[key].pop("timeline")
+        calls = tl["calls"]
+        timeline[key] = {
+            "calls": cumulative([c["t"] for c in calls]),
+            "billed_paths": cumulative([c["t"] for c in calls], [c["billed"] for c in calls]),
+            "rejected": cumulative([c["t"] for c in calls if c["outcome"] not in ("created", "existing")]),
+            "completed": cumulative(tl["completed"]),
+            "created_at": [round(c["t"], 2) for c in calls if c["outcome"] == "created"][:20],
+            "all_completed_at": round(max(tl["completed"]), 2) if tl["completed"] else None,
+        }
+    return timeline
+
+
+def targets(r: Item) -> list[Item]:
+    """Every number the issue sets a target for, against it."""
+    b = r["burst"]
+    ours = b["ours"]
+    events = b["workload"]["events"]
+    per = r["per_event"]
+    cold = r["functions"]["cold"]
+    base_cold = cold["python-baseline"]["first_response_ms"]["median"]
+    rows: list[Item] = []
+
+    def add(metric: str, target: str, measured: Any, ok: bool | None, note: str = "") -> None:
+        rows.append({"metric": metric, "target": target, "measured": measured, "ok": ok, "note": note})
+
+    add("CreateInvalidation requests per distribution (collapse on)", "<= 2", ours["create_invalidation_calls"],
+        ours["create_invalidation_calls"] <= 2)
+    add("billed paths (collapse on, wildcard = 1)", "<= 100", ours["billed_paths"], ours["billed_paths"] <= 100)
+    off = r["collapse_off"]
+    add("requests with collapse off (exact paths)", "<= 2", off["requests"], off["requests"] <= 2,
+        f"{off['billedPaths']} exact paths; {off['mode']}")
+    add("paths lost", "0", ours["paths_lost"], ours["paths_lost"] == 0, f"of {events} writes")
+    add("state transitions per event joining an open batch", "<= 6", per["transitions_per_event"],
+        per["transitions_per_event"] <= 6, f"median of {per['histories_sampled']} histories (max {per['transitions_per_event_max']})")
+    add("Lambda invocations per event joining an open batch", "<= 2", per["lambda_invocations_per_event"],
+        per["lambda_invocations_per_event"] <= 2, "from the same histories")
+    for name, size in r["functions"]["sizes"].items():
+        add(f"binary size: {name}", "<= 8 MB", f"{size / MB:.2f} MB", size <= 8 * MB, "x86_64 release build, stripped")
+    for name, c in cold.items():
+        if name == "python-baseline":
+            continue
+        first = c["first_response_ms"]["median"]
+        init = c["init_ms"]["median"]
+        add(f"cold start vs Python baseline: {name}", ">= 10x faster", f"{base_cold / first:.0f}x ({first:.1f} vs {base_cold:.0f} ms)",
+            base_cold / first >= 10, f"spawn -> ready: {init:.1f} vs {cold['python-baseline']['init_ms']['median']:.0f} ms "
+            f"({cold['python-baseline']['init_ms']['median'] / init:.0f}x)")
+        add(f"peak RSS: {name}", "<= 32 MB", f"{c['peak_rss_mb']['median']:.1f} MB", c["peak_rss_mb"]["median"] <= 32,
+            f"baseline {cold['python-baseline']['peak_rss_mb']['median']:.0f} MB")
+    return rows
+
+
+def print_report(r: Item) -> None:
+    b = r["burst"]
+    w = b["workload"]
+    s = r["settings"]
+    print("\n" + "=" * 100)
+    print(f"cf-invalidator vs the one-file Lambda -- {r['generated_at']} -- {r['machine']['cpus']} CPUs, "
+          f"load average {r['machine']['load_start']:.1f} at start, {r['machine']['load_end']:.1f} at end")
+    print(f"Workload: {w['writes']:,} writes over {w['directories']} directories + {w['overwrites']:,} overwrites of "
+          f"{w['overwritten_keys']} keys = {w['events']:,} S3 events ({w['distinct_paths']:,} distinct paths), written in "
+          f"{b['write_seconds']:.0f} s ({b['write_rate_per_s']:.1f}/s: the local emulator's pace, not the issue's 10 s)")
+    print(f"Stack: DebounceSeconds={s['debounce_seconds']:g} (sized so the burst is one batch), PollSeconds={s['poll_seconds']:g}, "
+          f"CloudFront InProgress {s['in_progress_seconds']:g} s, CollapseThreshold={s['collapse_threshold']}")
+
+    print("\n1. Burst: the same S3 events to both (counts are deterministic; times are the local emulator's)")
+    rows = []
+    for key, label in SYSTEMS:
+        if key not in b:
+            continue
+        x = b[key]
+        t = x["last_write_to_all_completed_s"]
+        rows.append([label, x["create_invalidation_calls"], x["invalidations_created"], x["billed_paths"], x["rejected_calls"],
+                     x["paths_lost"], f"{t:.0f} s" if t is not None else "-"])
+    off = r["collapse_off"]
+    rows.append([f"cf-invalidator, collapse off ({off['mode']})", off["requests"], off["requests"], off["billedPaths"], 0,
+                 off.get("paths_lost", 0), off.get("time", "-")])
+    print(render(["system", "CreateInvalidation calls", "invalidations", "billed paths", "rejected", "paths lost",
+                  "last write -> all Completed"], rows))
+    if "baseline_replay" in b:
+        rp = b["baseline_replay"]
+        print(f"  replay: the same {w['events']:,} notifications fed in {rp['fed_in_s']:.1f} s ({rp['rate_per_s']:.0f}/s) with "
+              f"{4 * r['settings']['max_concurrency']} concurrent invocations; outcomes {rp['outcomes']}; "
+              f"{rp['events_dropped_after_retries']} events dropped after Lambda's 2 retries")
+    print(f"  cf-invalidator's plan: {b['ours']['plans'][0]['sample'] if b['ours']['plans'] else '-'}; "
+          f"batches: {[(x['status'], x['pathsReceived'], x['eventsReceived']) for x in b['ours']['batches']]}")
+
+    per = r["per_event"]
+    print("\n2. Per-event overhead of cf-invalidator (Step Functions histories; AWS requests counted by the stack)")
+    print(render(["", "per S3 event", "per batch"], [
+        ["state transitions", f"{per['transitions_per_event']} (max {per['transitions_per_event_max']}, {per['histories_sampled']} histories)",
+         f"{per['batch_transitions']}"],
+        ["Lambda invocations", f"{per['lambda_invocations_per_event']} (all events: {per['lambda_invocations_per_event_all']:.2f})",
+         f"{per['batch_lambda_invocations']}"],
+        ["DynamoDB write requests", f"{per['dynamodb_writes_per_event']:.3f}", f"{per['batch_dynamodb_writes']:.0f}"],
+        ["DynamoDB read requests", f"{per['dynamodb_reads_per_event']:.3f}", f"{per['batch_dynamodb_reads']:.0f}"],
+    ]))
+
+    print("\n3. Functions: release binaries, cold start of a fresh process (spawn -> first response through the Runtime API), "
+          "peak RSS; median (min-max) of repeated runs, measured locally")
+    rows = []
+    for name, c in r["functions"]["cold"].items():
+        size = r["functions"]["sizes"].get(name)
+        rows.append([name, f"{size / MB:.2f} MB" if size else "-", fmt_spread(c["init_ms"], " ms"), fmt_spread(c["first_response_ms"], " ms"),
+                     fmt_spread(c["peak_rss_mb"], " MB"), c["what"]])
+    print(render(["function", "binary", "spawn -> ready (GET next)", "spawn -> first response", "peak RSS", "first event"], rows))
+
+    if r.get("criterion"):
+        print("\n4. Planner and mapping throughput (criterion, median with its 95% interval, measured locally)")
+        rows = [[k, v["what"], f"{v['median_ns'] / 1e6:.3f} ms", f"{v['per_second'] / 1e6:.2f} M/s",
+                 f"{v['per_second_ci95'][0] / 1e6:.2f}-{v['per_second_ci95'][1] / 1e6:.2f} M/s"] for k, v in r["criterion"].items()]
+        print(render(["benchmark", "what", "per iteration", "throughput", "95% interval"], rows))
+
+    cost = r["cost"]
+    print("\n5. Cost per month in USD (us-east-1 list prices; counts per write from this run, scaled; see bench/README.md)")
+    rows = [[f"{row['writes']:,}", row["label"], row["paths"], f"{row['cloudfront']:.2f}", row["transitions"], f"{row['step_functions']:.2f}",
+             f"{row['lambda']:.4f}", f"{row['dynamodb']:.4f}", f"{row['total']:.2f}"] for row in cost["rows"]]
+    print(render(["writes/month", "system", "paths", "CloudFront", "transitions", "Step Functions", "Lambda", "DynamoDB", "total"], rows))
+
+    print("\nTargets")
+    print(render(["metric", "target", "measured", "", "note"],
+                 [[t["metric"], t["target"], t["measured"], "ok" if t["ok"] else "MISSED", t["note"]] for t in r["targets"]]))
+    print(f"\nmake bench took {r['duration_s']:.0f} s; wrote {r['outputs']['json']} and {r['outputs']['chart']}")
+
+
+def chart(r: Item, path: Path) -> None:
+    """Two panels: requests / billed paths / rejections / losses per system (log scale), and
+    the timeline of writes against each system's billed paths and completions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b = r["burst"]
+    tl = b["timeline"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1, 1.25]})
+    metrics = [("create_invalidation_calls", "CreateInvalidation\ncalls"), ("billed_paths", "billed paths"),
+               ("rejected_calls", "rejected calls"), ("paths_lost", "paths lost")]
+    present = [(k, label) for k, label in SYSTEMS if k in b]
+    width = 0.8 / len(present)
+    for i, (key, label) in enumerate(present):
+        values = [b[key][m] for m, _ in metrics]
+        xs = [j + (i - (len(present) - 1) / 2) * width for j in range(len(metrics))]
+        bars = ax1.bar(xs, [max(v, 0.0) for v in values], width, label=label, color=COLORS[key])
+        for bar, v in zip(bars, values):
+            ax1.annotate(f"{v:,}", (bar.get_x() + bar.get_width() / 2, max(v, 1)), ha="center", va="bottom", fontsize=8,
+                         xytext=(0, 2), textcoords="offset points")
+    ax1.set_yscale("symlog", linthresh=1)
+    ax1.set_ylim(0, max(max(b[k]["create_invalidation_calls"] for k, _ in present), 10) * 4)
+    ax1.set_xticks(range(len(metrics)), [label for _, label in metrics])
+    ax1.set_title(f"{b['workload']['events']:,} S3 events ({b['workload']['writes']:,} writes + {b['workload']['overwrites']:,} overwrites)")
+    ax1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=len(present), frameon=False)
+    ax1.grid(axis="y", alpha=0.3)
+
+    t = tl["t"]
+    ax2.plot(t, tl["writes"], color=COLORS["writes"], linestyle="--", linewidth=1.5, zorder=5, label="S3 writes (cumulative)")
+    for key, label in present:
+        series = tl[key]
+        ax2.step(t, series["billed_paths"], where="post", color=COLORS[key], label=f"{label}: billed paths")
+        if series["all_completed_at"] is not None:
+            ax2.axvline(series["all_completed_at"], color=COLORS[key], linestyle=":", linewidth=1)
+        if any(series["rejected"]):
+            ax2.step(t, series["rejected"], where="post", color=COLORS[key], linestyle="--", label=f"{label}: rejected calls")
+    ax2.set_yscale("symlog", linthresh=1)
+    ax2.set_ylim(bottom=0)
+    ax2.set_xlabel("seconds since the first write (dotted: all of that system's invalidations Completed)")
+    ax2.set_title("Timeline: writes vs invalidations (local emulator)")
+    ax2.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.1, 0.3))  # the empty middle of the plot
+    ax2.grid(alpha=0.3)
+    fig.suptitle("cf-invalidator vs the one-file Lambda on the same local CloudFront model (make bench)", fontsize=12)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
