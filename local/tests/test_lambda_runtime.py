@@ -30,8 +30,9 @@ def test_invoke_runs_the_binary_with_lambda_environment(stack, fn):
     assert env["AWS_ENDPOINT_URL"] == stack.endpoint
     assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST" and env["AWS_REGION"] == "us-east-1"
     assert int(body["deadline"]) > 0
-    log = fn.log_path.read_text()
-    assert "fake bootstrap started" in log and "START RequestId" in log and "REPORT RequestId" in log
+    # The pool writes REPORT after it has answered the caller: wait for it, don't race it.
+    log = wait_for(lambda: (t := fn.log_path.read_text()) and "REPORT RequestId" in t and t, what="REPORT line")
+    assert "fake bootstrap started" in log and "START RequestId" in log
 
 
 def test_function_error_is_unhandled_with_error_type(stack, fn):
