@@ -53,6 +53,8 @@ class Control:
             # AWS requests received, by calling function
             "aws/requests": lambda b: {"requests": self.stack.requests.snapshot(b.get("service"))},
             "aws/reset-requests": lambda b: {"removed": self.stack.requests.reset()},
+            # time the stack spent answering the requests signed with one access key
+            "aws/service-time": lambda b: self.stack.service_times.snapshot(b["access_key"]),
         }
 
     def dispatch(self, command: str, body: dict[str, Any]) -> Any:

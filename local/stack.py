@@ -78,6 +78,7 @@ class Stack:
         from .faults import Faults
         from .lambda_runtime import RuntimeApi
         from .middleware import Middleware, RequestLog
+        from .service_time import ServiceTimes, timed
 
         self.faults = Faults()
         self.runtime = RuntimeApi()
@@ -87,8 +88,9 @@ class Stack:
             in_progress_seconds=self.settings.in_progress_seconds,
         )
         self.requests = RequestLog()
+        self.service_times = ServiceTimes()
         self.control = Control(self)
-        app = Middleware(DomainDispatcherApplication(create_backend_app), self)
+        app = timed(Middleware(DomainDispatcherApplication(create_backend_app), self), self.service_times)
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         self.port = self._server.server_port
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
