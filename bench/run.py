@@ -7,6 +7,10 @@
 3. collapse off: the real planner on the burst's own paths (or, with ``--collapse-off-writes``,
    a second stack run with ``CollapseThreshold=0``);
 4. the cost model, the targets, ``bench/results/latest.json``, the chart, the printed report.
+
+``--check`` (CI, on a small run): exit 1 when a deterministic target is missed (counts per
+distribution and per event, paths lost, binary sizes, peak RSS, every cold start answered);
+timings stay report-only. Its results go under the state dir, not ``bench/results/``.
 """
 
 from __future__ import annotations
@@ -83,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run a second stack with CollapseThreshold=0 and this many writes (0: the planner alone)")
     parser.add_argument("--build-dir", type=Path, default=ROOT / "target" / "release")
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local" / "bench")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where latest.json and burst.png go (default bench/results/; with --check <state dir>/results/)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a deterministic target is missed (timings stay report-only); for CI on a small run")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the systems to settle")
     args = parser.parse_args(argv)
     try:
@@ -118,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         lam = boto3.client("lambda", endpoint_url=info["endpoint_url"], region_name=info["region"],
                            aws_access_key_id="bench", aws_secret_access_key="bench")
         log(f"cold starts: every function and the Python baseline, {args.cold_repeats} rounds ...")
-        cold = coldstart.measure(coldstart.stack_probes(info, lam, build_dir, distribution_index=3), args.cold_repeats)
+        cold = coldstart.measure(coldstart.stack_probes(info, lam, build_dir, distribution_index=3), args.cold_repeats,
+                                 info["control_url"])
         log("burst ...")
         burst = Burst(info, workload, max_in_flight=args.max_in_flight, replay_seconds=args.replay_seconds or None,
                       timeout=args.timeout, log=log).run()
@@ -140,14 +148,14 @@ def run(args: argparse.Namespace) -> int:
                         "time": f"{o['last_write_to_all_completed_s']:.0f} s", "outcomes": o["outcomes"]}
 
     burst["timeline"] = report.compact_timeline(burst)
-    out = args.out.resolve()
+    out = (args.out or (args.state_dir / "results" if args.check else ROOT / "bench" / "results")).resolve()
     results: Item = {
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "make bench" + (f" BENCH_WRITES={args.writes}" if args.writes != 5000 else ""),
+        "command": "make bench" + (f" BENCH_WRITES={args.writes}" if args.writes != 5000 else "") + (" BENCH_ARGS=--check" if args.check else ""),
         "machine": {"cpus": os.cpu_count(), "load_start": load_start, "load_end": os.getloadavg()[0]},
         "settings": {"debounce_seconds": debounce, "poll_seconds": args.poll_seconds, "in_progress_seconds": args.in_progress_seconds,
                      "collapse_threshold": collapse_threshold, "max_in_flight": args.max_in_flight, "replay_seconds": args.replay_seconds,
-                     "assumed_rate": args.assumed_rate, "max_concurrency": 8, "cold_repeats": args.cold_repeats,
+                     "assumed_rate": args.assumed_rate, "max_concurrency": 8, "cold_repeats": args.cold_repeats, "cold_warmup_rounds": 1,
                      "criterion_seconds": args.criterion_seconds},
         "burst": burst,
         "collapse_off": collapse_off,
@@ -165,6 +173,13 @@ def run(args: argparse.Namespace) -> int:
     results["duration_s"] = time.monotonic() - t_start
     (out / "latest.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     report.print_report(results)
+    if args.check:
+        missed = report.missed_checks(results)
+        for t in missed:
+            print(f"CHECK FAILED: {t['metric']}: {t['measured']} (target {t['target']})", file=sys.stderr)
+        print(f"--check: {'FAILED' if missed else 'ok'}, {sum(t['checked'] for t in results['targets']) - len(missed)} of "
+              f"{sum(t['checked'] for t in results['targets'])} checked targets met", flush=True)
+        return 1 if missed else 0
     return 0
 
 
