@@ -12,16 +12,20 @@ be proven if tests can make AWS misbehave on demand, deterministically. Kinds of
   when the fault is set) of a function is killed -- ``at: "start"`` as it takes the event
   (nothing ran), ``at: "end"`` after its work, when it posts its answer (every side effect
   happened, the answer is lost). Either way ``Runtime.ExitError`` like Lambda; the pool
-  replaces the process.
+  replaces the process. With ``contains``, only invocations whose event payload contains that
+  string are counted (and crashed).
 * Crash after an AWS operation (``crash_after``): when a function's process makes a *successful*
   call to ``service``/``operation`` (e.g. ``cloudfront``/``CreateInvalidation``,
   ``dynamodb``/``UpdateItem``), the effect is applied and the process is killed before it sees
   the response -- e.g. CloudFront accepted the invalidation, DynamoDB was never updated.
   Works for any operation on the stack's endpoint: the process is identified by the access key
-  id it signs with (each process gets its own).
+  id it signs with (each process gets its own). With ``contains``, only requests whose URL path
+  or body (UTF-8) contains that string match (and count towards ``times``).
 * EventBridge target failures (``target_failure``): the next ``count`` deliveries to targets of
   a service (``states``/``lambda``) fail with ``code`` (retryable or not), so the rule's
   RetryPolicy and DeadLetterConfig are exercised.
+``contains`` (``crash_after``, ``lambda_crash``) scopes a fault to one "lane" of a shared stack,
+e.g. a distribution id or a key prefix, so several faults can run side by side.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class LambdaCrash:
     on_call: int = 1  # crash the on_call-th invocation after arming ...
     times: int = 1  # ... and this many consecutive ones
     at: str = "start"  # "start": dies as it takes the event; "end": after its work, before answering
+    contains: str | None = None  # only invocations whose payload contains this string count
     seen: int = 0
     fired: int = 0
     id: int = field(default_factory=lambda: next(_ids))
@@ -88,6 +93,7 @@ class CrashAfter:
     service: str
     operation: str
     times: int = 1
+    contains: str | None = None  # only requests whose URL path or body contains this string match
     fired: int = 0
     id: int = field(default_factory=lambda: next(_ids))
 
@@ -107,6 +113,24 @@ class TargetFailure:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _contains(needle: str | None, *parts: bytes | str | None) -> bool:
+    """True if ``needle`` is None or occurs in one of ``parts`` (bytes decoded as UTF-8, errors ignored)."""
+    if needle is None:
+        return True
+    for part in parts:
+        if part is None:
+            continue
+        text = part.decode("utf-8", errors="ignore") if isinstance(part, (bytes, bytearray)) else str(part)
+        if needle in text:
+            return True
+    return False
+
+
+def _check_contains(spec: dict[str, Any]) -> None:
+    if spec.get("contains") is not None and not isinstance(spec["contains"], str):
+        raise ValueError("'contains' must be a string")
 
 
 class Faults:
@@ -138,9 +162,11 @@ class Faults:
                 fault: Any = CloudFrontFault(**spec)
                 self.cloudfront.append(fault)
             elif kind == "lambda_crash":
+                _check_contains(spec)
                 fault = LambdaCrash(**spec)
                 self.lambda_crash.append(fault)
             elif kind == "crash_after":
+                _check_contains(spec)
                 fault = CrashAfter(**spec)
                 self.crash_after.append(fault)
             elif kind == "target_failure":
@@ -202,14 +228,17 @@ class Faults:
                 return f.code, f.status or status, typ, f.message or message
         return None
 
-    def lambda_should_crash(self, names: set[str]) -> str | None:
-        """Called once per invocation of a function known by ``names`` (logical id, name, ARN).
+    def lambda_should_crash(self, names: set[str], payload: bytes | str | None = None) -> str | None:
+        """Called once per invocation of a function known by ``names`` (logical id, name, ARN),
+        with the invocation's event ``payload`` (for ``contains``; None: such faults never match).
 
         Returns None, or where the invocation must crash: "start" or "end"."""
         with self._lock:
             hit: str | None = None
             for f in self.lambda_crash:
                 if f.function not in names or f.fired >= f.times:
+                    continue
+                if not _contains(f.contains, payload):
                     continue
                 f.seen += 1
                 if f.seen >= f.on_call and hit is None:
@@ -218,7 +247,12 @@ class Faults:
             self._expire()
             return hit
 
-    def crash_after_matches(self, names: set[str], service: str, operation: str) -> bool:
+    def crash_after_matches(
+        self, names: set[str], service: str, operation: str, path: str | None = None, body: bytes | str | None = None
+    ) -> bool:
+        """Whether a successful ``service``/``operation`` call by a process of the function known
+        by ``names`` must crash it (counts the firing). ``path``/``body`` of the request are
+        searched for a fault's ``contains``."""
         with self._lock:
             for f in self.crash_after:
                 if (
@@ -226,6 +260,7 @@ class Faults:
                     and f.service.lower() == service.lower()
                     and f.operation == operation
                     and f.fired < f.times
+                    and _contains(f.contains, path, body)
                 ):
                     f.fired += 1
                     self._expire()

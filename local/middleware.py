@@ -8,6 +8,7 @@ own WSGI application untouched.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -93,8 +94,8 @@ class Middleware:
         if path.startswith("/_local/") or path == "/_local":
             return self._control(environ, start_response)
         key, service, op = request_identity(environ)
+        proc = self.stack.runtime.process_by_access_key(key) if key else None
         if service and op:
-            proc = self.stack.runtime.process_by_access_key(key) if key else None
             self.stack.requests.record(proc.pool.logical_id if proc else None, service, op)
         cf = self.stack.cloudfront
         if cf.matches(path):
@@ -104,9 +105,18 @@ class Middleware:
             except Exception:  # noqa: BLE001
                 LOG.exception("CloudFront emulation failed")
                 status, headers, out = 500, [("Content-Type", "text/plain")], traceback.format_exc().encode()
-            self._maybe_crash(key, service, op, status)
+            self._maybe_crash(key, service, op, status, path, body)
             start_response(f"{status} {_reason(status)}", headers + [("Content-Length", str(len(out)))])
             return [out]
+
+        sent_body: bytes | None = None
+        if proc is not None and self.stack.faults.has_crash_after():
+            # A crash_after fault may look for a string in the body, which moto consumes (and
+            # _read_body does not rewind): read it once, keep it, give moto a fresh stream.
+            sent_body = _read_body(environ)
+            environ["wsgi.input"] = io.BytesIO(sent_body)
+            if environ.get("CONTENT_LENGTH"):
+                environ["CONTENT_LENGTH"] = str(len(sent_body))
 
         captured: dict[str, Any] = {}
 
@@ -124,18 +134,21 @@ class Middleware:
         status_code = int(str(captured.get("status", "500")).split(" ", 1)[0])
         if status_code >= 500:
             LOG.error("moto answered %s to %s %s (%s/%s)", status_code, environ.get("REQUEST_METHOD"), path, service, op)
-        self._maybe_crash(key, service, op, status_code)
+        self._maybe_crash(key, service, op, status_code, path, sent_body)
         start_response(captured.get("status", "500 Internal Server Error"), captured.get("headers", []), captured.get("exc_info"))
         return chunks
 
-    def _maybe_crash(self, key: str | None, service: str | None, op: str | None, status: int) -> None:
-        """Kill the calling function process if a crash-after fault matches this success."""
+    def _maybe_crash(
+        self, key: str | None, service: str | None, op: str | None, status: int, path: str = "", body: bytes | None = None
+    ) -> None:
+        """Kill the calling function process if a crash-after fault matches this success
+        (``path`` and ``body`` of the request are what a fault's ``contains`` is looked for in)."""
         if not key or not service or not op or status >= 300 or not self.stack.faults.has_crash_after():
             return
         proc = self.stack.runtime.process_by_access_key(key)
         if proc is None:
             return
-        if self.stack.faults.crash_after_matches(proc.pool.names, service, op):
+        if self.stack.faults.crash_after_matches(proc.pool.names, service, op, path, body):
             proc.pool._write_log(f"FAULT crash process {proc.id} after {service}:{op} succeeded")
             from .lambda_runtime import _kill
 
