@@ -371,7 +371,10 @@ impl<'a> Obj<'a> {
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(v @ Value::Number(n)) => {
                 // To the microsecond: moto's precision, and an f64 holds no more of an epoch.
-                let nanos = n.as_f64().map(|secs| (secs * 1e6).round() as i128 * 1000);
+                // `as` saturates a huge number at i128::MAX, so the product must be checked.
+                let nanos = n
+                    .as_f64()
+                    .and_then(|secs| ((secs * 1e6).round() as i128).checked_mul(1000));
                 nanos
                     .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
                     .and_then(|t| t.format(&Rfc3339).ok())
@@ -379,6 +382,46 @@ impl<'a> Obj<'a> {
                     .ok_or_else(|| self.mistyped(name, "a time (RFC 3339 or epoch seconds)", v))
             }
             Some(v) => Err(self.mistyped(name, "a time (RFC 3339 or epoch seconds)", v)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn time_of(time: Value) -> Result<Option<String>> {
+        let event = json!({
+            "source": "aws.s3", "detail-type": "Object Created", "time": time,
+            "detail": {"bucket": {"name": "b"}, "object": {"key": "k"}}
+        });
+        parse_event(&event).map(|parsed| parsed.changes[0].event_time.clone())
+    }
+
+    #[test]
+    fn epoch_times_are_converted_and_bounded() {
+        assert_eq!(
+            time_of(json!(1.25)).unwrap().as_deref(),
+            Some("1970-01-01T00:00:01.25Z")
+        );
+        assert_eq!(
+            time_of(json!(253_402_300_799u64)).unwrap().as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
+        // Found by the `event` fuzz target: 1e40 s overflowed i128 nanoseconds (a panic in
+        // debug builds, 1969-12-31T23:59:59.999999Z in release ones).
+        for time in [
+            json!(253_402_300_800u64),
+            json!(1e25),
+            json!(1e40),
+            json!(-1e40),
+        ] {
+            let err = time_of(time.clone()).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidEvent(m) if m.contains("time must be a time")),
+                "{time}: {err}"
+            );
         }
     }
 }
