@@ -10,7 +10,8 @@ as small monkeypatch modules, what the project needs to run ``template.yaml`` en
 * ``event_targets``  -- EventBridge -> Step Functions / Lambda targets, retry + DLQ, schedules
 * ``s3_events``      -- S3 -> EventBridge events shaped like AWS, unique id, rising sequencer
 * ``cloudfront``     -- invalidation model: InProgress -> Completed, CallerReference, limits
-* ``faults``         -- switchable faults (CloudFront errors, Lambda crashes, crash-after-op)
+* ``faults``         -- switchable faults (CloudFront errors, Lambda crashes, crash-after-op,
+                        S3 event duplicates and reordering)
 * ``sfn_ext``        -- status-change events, RedriveExecution, RedriveCount, idempotent start
 * ``control``        -- the ``/_local/*`` control API used by tests
 """

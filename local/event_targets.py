@@ -241,20 +241,32 @@ def _dead_letter(
 
 
 # ---- emitting AWS service events --------------------------------------------------------------
-def emit(source: str, detail_type: str, detail: dict[str, Any], resources: list[str], region: str | None = None, account: str | None = None) -> str:
-    """Deliver an AWS-service event to every rule of the default bus; returns the event id."""
+def emit(
+    source: str,
+    detail_type: str,
+    detail: dict[str, Any],
+    resources: list[str],
+    region: str | None = None,
+    account: str | None = None,
+    event_id: str | None = None,
+    event_time: float | None = None,
+) -> str:
+    """Deliver an AWS-service event to every rule of the default bus; returns the event id.
+
+    ``event_id``/``event_time`` (epoch seconds) default to a fresh uuid and now; passing those of
+    an earlier event delivers that event again, as EventBridge's at-least-once delivery does."""
     from moto.events.models import events_backends
 
     region = region or _region
     account = account or _account
-    event_id = str(uuid.uuid4())
+    event_id = event_id or str(uuid.uuid4())
     event = {
         "version": "0",
         "id": event_id,
         "detail-type": detail_type,
         "source": source,
         "account": account,
-        "time": time.time(),  # moto's SQS/log targets expect epoch here; ours convert to ISO
+        "time": time.time() if event_time is None else float(event_time),  # epoch: moto's SQS/log targets expect it; ours convert to ISO
         "region": region,
         "resources": resources,
         "detail": detail,

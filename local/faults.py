@@ -24,6 +24,13 @@ be proven if tests can make AWS misbehave on demand, deterministically. Kinds of
 * EventBridge target failures (``target_failure``): the next ``count`` deliveries to targets of
   a service (``states``/``lambda``) fail with ``code`` (retryable or not), so the rule's
   RetryPolicy and DeadLetterConfig are exercised.
+* S3 event delivery (``s3_delivery``, applied by :mod:`local.s3_events`) to S3 -> EventBridge
+  events whose key starts with ``prefix``: ``duplicate`` delivers each one a second time (same
+  envelope ``id`` and detail, EventBridge's at-least-once delivery) after a random delay in
+  ``duplicate_delay``; ``reorder`` holds each one until the next one is delivered (neighbours
+  swapped), a held event is released after ``hold_seconds`` if nothing follows. Nothing is
+  lost: clearing the fault delivers whatever it still holds or has scheduled at once.
+
 ``contains`` (``crash_after``, ``lambda_crash``) scopes a fault to one "lane" of a shared stack,
 e.g. a distribution id or a key prefix, so several faults can run side by side.
 """
@@ -35,7 +42,7 @@ import random
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 # code -> (HTTP status, error Type, default message), as CloudFront answers them.
 CLOUDFRONT_ERRORS: dict[str, tuple[int, str, str]] = {
@@ -53,6 +60,7 @@ CLOUDFRONT_ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 _ids = itertools.count(1)
+KINDS = ("cloudfront", "lambda_crash", "crash_after", "target_failure", "s3_delivery")
 
 
 @dataclass
@@ -115,6 +123,31 @@ class TargetFailure:
         return asdict(self)
 
 
+@dataclass
+class S3Delivery:
+    """How S3 -> EventBridge events under ``prefix`` are delivered (see :mod:`local.s3_events`)."""
+
+    prefix: str
+    duplicate: bool = False  # deliver each event a second time (same id) ...
+    duplicate_delay: list[float] = field(default_factory=lambda: [0.5, 5.0])  # ... after [min, max] s
+    reorder: bool = False  # hold each event until the next one was delivered (swap neighbours)
+    hold_seconds: float = 1.0  # a held event nothing follows is released after this long
+    count: int | None = None  # remaining events to affect (None: unlimited)
+    until: float | None = None  # epoch seconds (None: until cleared)
+    delivered: int = 0  # affected events delivered (first delivery)
+    duplicated: int = 0  # second deliveries made
+    reordered: int = 0  # events delivered after their successor
+    held: int = 0  # first deliveries owed (reorder: held events)
+    pending: int = 0  # second deliveries owed (duplicate)
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def active(self, now: float) -> bool:
+        return (self.until is None or self.until > now) and (self.count is None or self.count > 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def _contains(needle: str | None, *parts: bytes | str | None) -> bool:
     """True if ``needle`` is None or occurs in one of ``parts`` (bytes decoded as UTF-8, errors ignored)."""
     if needle is None:
@@ -133,6 +166,29 @@ def _check_contains(spec: dict[str, Any]) -> None:
         raise ValueError("'contains' must be a string")
 
 
+def _s3_delivery(spec: dict[str, Any]) -> S3Delivery:
+    if "seconds" in spec:
+        seconds = spec.pop("seconds")
+        spec["until"] = time.time() + float(seconds) if seconds is not None else None
+    counters = sorted({"delivered", "duplicated", "reordered", "held", "pending", "id"} & set(spec))
+    if counters:
+        raise ValueError(f"s3_delivery: {', '.join(counters)} cannot be set")
+    if not isinstance(spec.get("prefix"), str):
+        raise ValueError("s3_delivery needs 'prefix' (a string; \"\" for every key)")
+    delay = spec.get("duplicate_delay", [0.5, 5.0])
+    if (
+        not isinstance(delay, (list, tuple))
+        or len(delay) != 2
+        or not all(isinstance(d, (int, float)) and not isinstance(d, bool) for d in delay)
+        or not 0 <= delay[0] <= delay[1]
+    ):
+        raise ValueError("'duplicate_delay' must be [min_seconds, max_seconds] with 0 <= min <= max")
+    spec["duplicate_delay"] = [float(delay[0]), float(delay[1])]
+    if float(spec.get("hold_seconds", 1.0)) < 0:
+        raise ValueError("'hold_seconds' must be >= 0")
+    return S3Delivery(**spec)
+
+
 class Faults:
     """Thread-safe registry of armed faults."""
 
@@ -143,6 +199,8 @@ class Faults:
         self.lambda_crash: list[LambdaCrash] = []
         self.crash_after: list[CrashAfter] = []
         self.target_failure: list[TargetFailure] = []
+        self.s3_delivery: list[S3Delivery] = []
+        self._on_clear: list[Callable[[str | None, int | None], None]] = []
 
     # ---- control -------------------------------------------------------------------------
     def seed(self, seed: int | None) -> None:
@@ -172,6 +230,9 @@ class Faults:
             elif kind == "target_failure":
                 fault = TargetFailure(**spec)
                 self.target_failure.append(fault)
+            elif kind == "s3_delivery":
+                fault = _s3_delivery(spec)
+                self.s3_delivery.append(fault)
             else:
                 raise ValueError(f"unknown fault kind {kind!r}")
             return {"kind": kind, **fault.to_json()}
@@ -179,14 +240,24 @@ class Faults:
     def clear(self, kind: str | None = None, fault_id: int | None = None) -> int:
         removed = 0
         with self._lock:
-            for name in ("cloudfront", "lambda_crash", "crash_after", "target_failure"):
+            for name in KINDS:
                 if kind not in (None, name):
                     continue
                 items = getattr(self, name)
                 keep = [f for f in items if fault_id is not None and f.id != fault_id]
                 removed += len(items) - len(keep)
                 setattr(self, name, keep)
+            hooks = list(self._on_clear)
+        for hook in hooks:  # outside the lock: a hook may deliver events (s3_delivery flush)
+            hook(kind, fault_id)
         return removed
+
+    def on_clear(self, hook: Callable[[str | None, int | None], None]) -> None:
+        """Call ``hook(kind, fault_id)`` after every :meth:`clear` (registered once per hook), so
+        what a cleared fault still holds is released, also for faults that already expired."""
+        with self._lock:
+            if hook not in self._on_clear:
+                self._on_clear.append(hook)
 
     def list(self) -> dict[str, list[dict[str, Any]]]:
         with self._lock:
@@ -196,6 +267,7 @@ class Faults:
                 "lambda_crash": [f.to_json() for f in self.lambda_crash],
                 "crash_after": [f.to_json() for f in self.crash_after],
                 "target_failure": [f.to_json() for f in self.target_failure],
+                "s3_delivery": [f.to_json() for f in self.s3_delivery],
             }
 
     def _expire(self) -> None:
@@ -208,6 +280,8 @@ class Faults:
         self.lambda_crash = [f for f in self.lambda_crash if f.fired < f.times]
         self.crash_after = [f for f in self.crash_after if f.fired < f.times]
         self.target_failure = [f for f in self.target_failure if f.count is None or f.count > 0]
+        # Listed until everything it held or scheduled is delivered, though no longer matching.
+        self.s3_delivery = [f for f in self.s3_delivery if f.active(now) or f.held or f.pending]
 
     # ---- queries from the emulation ----------------------------------------------------------
     def cloudfront_error(self, operation: str, distribution_id: str | None) -> tuple[str, int, str, str] | None:
@@ -269,6 +343,37 @@ class Faults:
 
     def has_crash_after(self) -> bool:
         return bool(self.crash_after)
+
+    def s3_delivery_for(self, key: str) -> S3Delivery | None:
+        """The first active ``s3_delivery`` fault whose prefix ``key`` starts with, or None.
+
+        Uses one of its ``count`` and, in the same step, counts the event as ``held`` (reorder)
+        and its second delivery as ``pending`` (duplicate), so the fault stays listed until they
+        are out; the caller reports each delivery with :meth:`s3_delivery_note`."""
+        with self._lock:
+            self._expire()
+            now = time.time()
+            for f in self.s3_delivery:
+                if f.active(now) and key.startswith(f.prefix):
+                    if f.count is not None:
+                        f.count -= 1
+                    f.held += 1 if f.reorder else 0
+                    f.pending += 1 if f.duplicate else 0
+                    return f
+        return None
+
+    def s3_delivery_note(self, fault: S3Delivery, **deltas: int) -> None:
+        """Add ``deltas`` to the counters of ``fault`` (delivered, duplicated, reordered, held, pending)."""
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(fault, name, getattr(fault, name) + delta)
+            self._expire()
+
+    def s3_duplicate_delay(self, fault: S3Delivery) -> float:
+        """A random delay for a second delivery (seeded by :meth:`seed`)."""
+        with self._lock:
+            low, high = fault.duplicate_delay
+            return self._rng.uniform(low, high)
 
     def target_failure_for(self, service: str) -> TargetFailure | None:
         with self._lock:

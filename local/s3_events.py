@@ -20,17 +20,36 @@ The key is sent as stored (no encoding) by default -- what moto does and what we
 EventBridge does; ``key_encoding = "form"`` switches to the classic-notification form encoding
 (``quote_plus``) so tests can exercise both readings. Other event kinds (tagging, ACL, restore)
 are not sent.
+
+Delivery faults (``s3_delivery`` in :mod:`local.faults`), for keys under a fault's ``prefix``
+(matched on the key as stored):
+
+* ``duplicate``: the event is delivered a second time -- same envelope ``id``, ``time`` and
+  detail -- after a random delay in ``duplicate_delay`` (a timer thread), like EventBridge's
+  at-least-once delivery;
+* ``reorder``: each event is held until the next one under that fault arrives, which is
+  delivered first (neighbours swapped); a held event nothing follows is delivered by a timer
+  after ``hold_seconds``. An event held when its fault runs out (``count``/``seconds``) is
+  still delivered by that timer;
+* clearing the fault (``Faults.clear``) delivers what it holds and its scheduled second
+  deliveries at once, so nothing is lost and nothing arrives after the clear.
+
+Every delivery is recorded in :data:`sent` in delivery order; a second delivery is marked
+``"redelivery": true``, an event delivered after its successor ``"reordered": true``.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
 from . import event_targets
+from .faults import Faults, S3Delivery
 
 REASONS = {
     "s3:ObjectCreated:Put": ("Object Created", "PutObject"),
@@ -44,8 +63,27 @@ REASONS = {
 _seq = itertools.count(0x0066A1B2C3D4E50000)
 _lock = threading.Lock()
 key_encoding = "raw"  # or "form"
-sent: list[dict[str, Any]] = []  # recent events (for the control API)
+sent: list[dict[str, Any]] = []  # recent deliveries, in delivery order (for the control API)
 _original: Any = None
+_faults: Faults | None = None
+
+
+@dataclass
+class _Event:
+    id: str
+    time: float
+    detail_type: str
+    detail: dict[str, Any]
+    resources: list[str]
+    region: str
+    account: str
+    fault: S3Delivery | None = None
+
+
+_hold_lock = threading.Lock()
+_held: dict[int, tuple[_Event, threading.Timer]] = {}  # fault id -> the event it holds
+_scheduled: dict[int, tuple[_Event, threading.Timer]] = {}  # token -> a second delivery to make
+_tokens = itertools.count(1)
 
 
 def next_sequencer() -> str:
@@ -53,10 +91,13 @@ def next_sequencer() -> str:
         return f"{next(_seq):018X}"
 
 
-def install() -> None:
-    global _original
+def install(faults: Faults | None = None) -> None:
+    global _original, _faults
     from moto.s3 import notifications
 
+    _faults = faults
+    if faults is not None:
+        faults.on_clear(flush)
     if _original is None:
         _original = notifications._send_event_bridge_message
         notifications._send_event_bridge_message = _send_event_bridge_message
@@ -98,11 +139,119 @@ def _send_event_bridge_message(account_id: str, bucket: Any, event_name: str, ke
         if built is None:
             return
         detail_type, detail = built
-        event_id = event_targets.emit(
-            "aws.s3", detail_type, detail, [bucket.arn], region=bucket.region_name, account=account_id
-        )
-        with _lock:
-            sent.append({"id": event_id, "detail-type": detail_type, "detail": detail})
-            del sent[:-2000]
+        event = _Event(str(uuid.uuid4()), time.time(), detail_type, detail, [bucket.arn], bucket.region_name, account_id)
+        event.fault = _faults.s3_delivery_for(key.name) if _faults is not None else None
+        if event.fault is not None and event.fault.reorder:
+            _hold_or_swap(event)
+        elif event.fault is not None:
+            _deliver_first(event)
+        else:
+            _deliver(event)
     except Exception:  # noqa: BLE001 - never fail the S3 request because of a notification
         event_targets.LOG.exception("S3 EventBridge notification failed")
+
+
+def _deliver(event: _Event, redelivery: bool = False, reordered: bool = False) -> None:
+    try:
+        event_targets.emit(
+            "aws.s3",
+            event.detail_type,
+            event.detail,
+            event.resources,
+            region=event.region,
+            account=event.account,
+            event_id=event.id,
+            event_time=event.time,
+        )
+    except Exception:  # noqa: BLE001 - a timer thread must not die silently
+        event_targets.LOG.exception("S3 EventBridge delivery of %s failed", event.id)
+    entry: dict[str, Any] = {"id": event.id, "detail-type": event.detail_type, "detail": event.detail}
+    if redelivery:
+        entry["redelivery"] = True
+    if reordered:
+        entry["reordered"] = True
+    with _lock:
+        sent.append(entry)
+        del sent[:-2000]
+
+
+def _deliver_first(event: _Event, reordered: bool = False, duplicate_now: bool = False) -> None:
+    """First delivery of an event under an ``s3_delivery`` fault; schedules the second one."""
+    fault = event.fault
+    assert fault is not None and _faults is not None
+    _deliver(event, reordered=reordered)
+    _faults.s3_delivery_note(fault, delivered=1, reordered=int(reordered), held=-1 if fault.reorder else 0)
+    if not fault.duplicate:
+        return
+    if duplicate_now:
+        return _redeliver_now(event)
+    token = next(_tokens)
+    timer = threading.Timer(_faults.s3_duplicate_delay(fault), _redeliver, args=(token,))
+    timer.daemon = True
+    with _hold_lock:
+        _scheduled[token] = (event, timer)
+        timer.start()
+
+
+def _redeliver(token: int) -> None:
+    with _hold_lock:
+        item = _scheduled.pop(token, None)
+    if item is not None:
+        _redeliver_now(item[0])
+
+
+def _redeliver_now(event: _Event) -> None:
+    assert event.fault is not None and _faults is not None
+    _deliver(event, redelivery=True)
+    _faults.s3_delivery_note(event.fault, duplicated=1, pending=-1)
+
+
+def _hold_or_swap(event: _Event) -> None:
+    """Hold ``event`` -- or, if its fault already holds one, deliver ``event`` and then that one."""
+    fault = event.fault
+    assert fault is not None
+    with _hold_lock:
+        previous = _held.pop(fault.id, None)
+        if previous is None:
+            timer = threading.Timer(fault.hold_seconds, _release, args=(fault.id, event))
+            timer.daemon = True
+            _held[fault.id] = (event, timer)
+            timer.start()
+            return
+    held, timer = previous
+    timer.cancel()
+    _deliver_first(event)
+    _deliver_first(held, reordered=True)
+
+
+def _release(fault_id: int, event: _Event) -> None:
+    """Timer: nothing followed the held ``event`` within ``hold_seconds``: deliver it."""
+    with _hold_lock:
+        current = _held.get(fault_id)
+        if current is None or current[0] is not event:
+            return
+        del _held[fault_id]
+    _deliver_first(event)
+
+
+def flush(kind: str | None = None, fault_id: int | None = None) -> int:
+    """Deliver at once what ``s3_delivery`` faults hold or have scheduled (all of them, or the
+    one with ``fault_id``); called by ``Faults.clear``. Returns the number of deliveries."""
+    if kind not in (None, "s3_delivery"):
+        return 0
+    with _hold_lock:
+        held = [(fid, item) for fid, item in _held.items() if fault_id in (None, fid)]
+        for fid, _ in held:
+            del _held[fid]
+        scheduled = sorted(
+            (token, item) for token, item in _scheduled.items() if item[0].fault and fault_id in (None, item[0].fault.id)
+        )
+        for token, _ in scheduled:
+            del _scheduled[token]
+    for _, (_, timer) in held + scheduled:
+        timer.cancel()
+    for _, (event, _) in scheduled:
+        _redeliver_now(event)
+    for _, (event, _) in held:
+        _deliver_first(event, duplicate_now=True)
+    return len(scheduled) + sum(2 if e.fault and e.fault.duplicate else 1 for _, (e, _) in held)

@@ -100,7 +100,7 @@ class Stack:
         moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
         lambda_patch.install(self.runtime)
         event_targets.install(self.faults, self.account, self.region)
-        s3_events.install()
+        s3_events.install(self.faults)
         sfn_ext.install()
         asl_fixes.install()
         self.scheduler = event_targets.Scheduler(self.account, self.region, enabled=self.settings.schedules)

@@ -1,4 +1,4 @@
-"""Faults scoped to one lane of a shared stack (``contains``).
+"""Faults scoped to one lane of a shared stack (``contains``) and S3 event delivery faults.
 
 A lane is one distribution / key prefix (``d<i>/``): a fault matrix runs several faults at once
 on one stack, so each must touch its own lane only.
@@ -13,11 +13,21 @@ import pytest
 
 from .conftest import wait_for
 from .test_cloudfront import _dist
+from .test_events import _drain, _queue, _rule
 
 
 @pytest.fixture(scope="module")
 def fn(stack, tmp_path_factory):
     return stack.add_function("LaneFn", tmp_path_factory.mktemp("lanes"), timeout=10, max_concurrency=2)
+
+
+@pytest.fixture()
+def bucket(stack):
+    name = f"lanes-{uuid.uuid4().hex[:8]}"
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    return name
 
 
 def _invoke(stack, pool, payload):
@@ -31,6 +41,12 @@ def _crashed(resp, body) -> bool:
 
 def _faults(stack, kind):
     return stack.control("faults/list")[kind]
+
+
+def _deliveries(stack, bucket):
+    """S3 events delivered for ``bucket``, in delivery order: (key, entry)."""
+    events = stack.control("s3/events")["events"]
+    return [(e["detail"]["object"]["key"], e) for e in events if e["detail"]["bucket"]["name"] == bucket]
 
 
 # ---- crash_after / lambda_crash with contains ---------------------------------------------------
@@ -116,6 +132,83 @@ def test_crash_hooks_keep_the_old_call_shape(stack, tmp_path):
         pool.stop()
 
 
-def test_contains_must_be_a_string(stack):
+def test_contains_and_s3_delivery_are_validated(stack):
     stack.control("faults/set", {"kind": "crash_after", "function": "F", "service": "s3", "operation": "PutObject", "contains": 5}, expect=400)
-    stack.control("faults/set", {"kind": "lambda_crash", "function": "F", "contains": ["d1/"]}, expect=400)
+    stack.control("faults/set", {"kind": "s3_delivery", "duplicate": True}, expect=400)
+    stack.control("faults/set", {"kind": "s3_delivery", "prefix": "d1/", "duplicate_delay": [5, 1]}, expect=400)
+    stack.control("faults/set", {"kind": "s3_delivery", "prefix": "d1/", "held": 3}, expect=400)
+    stack.control("faults/set", {"kind": "s3_delivery", "prefix": "d1/", "bogus": 1}, expect=400)
+    assert _faults(stack, "s3_delivery") == []
+
+
+# ---- s3_delivery -------------------------------------------------------------------------------------
+def test_s3_delivery_duplicate_delivers_the_same_event_twice(stack, bucket):
+    url, arn = _queue(stack)
+    _rule(stack, {"source": ["aws.s3"], "detail": {"bucket": {"name": [bucket]}}}, [{"Id": "q", "Arn": arn}])
+    fault = stack.control("faults/set", {"kind": "s3_delivery", "prefix": "d3/", "duplicate": True, "duplicate_delay": [0.05, 0.2]})
+    assert fault["duplicate_delay"] == [0.05, 0.2] and fault["delivered"] == 0
+    s3 = stack.client("s3")
+    for key in ("d3/a.html", "d3/b.html", "d4/other.html"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"1")
+    events = [json.loads(m["Body"]) for m in _drain(stack, url, 5)]
+    by_key: dict[str, list[dict]] = {}
+    for e in events:
+        by_key.setdefault(e["detail"]["object"]["key"], []).append(e)
+    assert sorted((k, len(v)) for k, v in by_key.items()) == [("d3/a.html", 2), ("d3/b.html", 2), ("d4/other.html", 1)]
+    for key in ("d3/a.html", "d3/b.html"):
+        first, second = by_key[key]
+        assert first == second  # same envelope id, time and detail (sequencer included)
+    (f,) = wait_for(lambda: [f for f in _faults(stack, "s3_delivery") if f["duplicated"] == 2], what="2 duplicates counted")
+    assert (f["delivered"], f["pending"], f["held"], f["reordered"]) == (2, 0, 0, 0)
+    flagged = [(k, e.get("redelivery", False)) for k, e in _deliveries(stack, bucket)]
+    assert sorted(flagged) == [("d3/a.html", False), ("d3/a.html", True), ("d3/b.html", False), ("d3/b.html", True), ("d4/other.html", False)]
+
+
+def test_s3_delivery_count_limits_the_events_affected(stack, bucket):
+    stack.control("faults/set", {"kind": "s3_delivery", "prefix": "d5/", "duplicate": True, "duplicate_delay": [0, 0], "count": 1})
+    s3 = stack.client("s3")
+    s3.put_object(Bucket=bucket, Key="d5/a", Body=b"1")
+    s3.put_object(Bucket=bucket, Key="d5/b", Body=b"1")
+    # Listed until its scheduled second delivery is made, then gone.
+    wait_for(lambda: _faults(stack, "s3_delivery") == [], what="the exhausted fault to go")
+    got = [(k, e.get("redelivery", False)) for k, e in _deliveries(stack, bucket)]
+    assert sorted(got) == [("d5/a", False), ("d5/a", True), ("d5/b", False)]
+
+
+def test_s3_delivery_reorder_swaps_neighbours_and_releases_a_lone_event(stack, bucket):
+    url, arn = _queue(stack)
+    _rule(stack, {"source": ["aws.s3"], "detail": {"bucket": {"name": [bucket]}}}, [{"Id": "q", "Arn": arn}])
+    pair = stack.control("faults/set", {"kind": "s3_delivery", "prefix": "d6/", "reorder": True, "hold_seconds": 30})
+    lone = stack.control("faults/set", {"kind": "s3_delivery", "prefix": "d7/", "reorder": True, "hold_seconds": 0.2})
+    s3 = stack.client("s3")
+    s3.put_object(Bucket=bucket, Key="d6/1", Body=b"1")
+    assert _deliveries(stack, bucket) == []  # held
+    s3.put_object(Bucket=bucket, Key="d6/2", Body=b"2")
+    got = _deliveries(stack, bucket)
+    assert [(k, e.get("reordered", False)) for k, e in got] == [("d6/2", False), ("d6/1", True)]
+    seq = {k: e["detail"]["object"]["sequencer"] for k, e in got}
+    assert seq["d6/1"] < seq["d6/2"]  # S3's order is still in the sequencers
+    received = [json.loads(m["Body"])["detail"]["object"]["key"] for m in _drain(stack, url, 2)]
+    assert sorted(received) == ["d6/1", "d6/2"]
+
+    s3.put_object(Bucket=bucket, Key="d7/only", Body=b"1")  # nothing follows: the timer releases it
+    wait_for(lambda: [k for k, _ in _deliveries(stack, bucket)][2:] == ["d7/only"], timeout=10, what="the held event")
+    counters = {f["id"]: (f["delivered"], f["reordered"], f["held"]) for f in _faults(stack, "s3_delivery")}
+    assert counters == {pair["id"]: (2, 1, 0), lone["id"]: (1, 0, 0)}
+
+
+def test_clear_delivers_what_s3_delivery_holds_and_schedules(stack, bucket):
+    stack.control(
+        "faults/set",
+        {"kind": "s3_delivery", "prefix": "d8/", "reorder": True, "hold_seconds": 60, "duplicate": True, "duplicate_delay": [60, 60]},
+    )
+    s3 = stack.client("s3")
+    for key in ("d8/1", "d8/2", "d8/3"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"1")
+    assert [k for k, _ in _deliveries(stack, bucket)] == ["d8/2", "d8/1"]  # d8/3 held
+    (f,) = _faults(stack, "s3_delivery")
+    assert (f["delivered"], f["held"], f["pending"]) == (2, 1, 3)  # pending: d8/3's second delivery too
+    assert stack.control("faults/clear", {"kind": "s3_delivery"}) == {"removed": 1}
+    got = [(k, e.get("redelivery", False)) for k, e in _deliveries(stack, bucket)]
+    assert got == [("d8/2", False), ("d8/1", False), ("d8/2", True), ("d8/1", True), ("d8/3", False), ("d8/3", True)]
+    assert _faults(stack, "s3_delivery") == []
