@@ -78,7 +78,7 @@ class Stack:
         from .faults import Faults
         from .lambda_runtime import RuntimeApi
         from .middleware import Middleware, RequestLog
-        from .service_time import ServiceTimes, timed
+        from .service_time import ServiceTimes, stamp_accepts, timed
 
         self.faults = Faults()
         self.runtime = RuntimeApi()
@@ -92,6 +92,7 @@ class Stack:
         self.control = Control(self)
         app = timed(Middleware(DomainDispatcherApplication(create_backend_app), self), self.service_times)
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        stamp_accepts(self._server, self.service_times)
         self.port = self._server.server_port
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         os.environ["MOTO_PORT"] = str(self.port)

@@ -39,3 +39,19 @@ def test_service_time_per_access_key(stack):
     assert stack.control("aws/service-time", {"access_key": "never-used"}) == {
         "access_key": "never-used", "requests": 0, "seconds": 0, "operations": []}
     stack.control("aws/service-time", {}, expect=404)  # access_key is required
+
+
+def test_a_connection_accept_time_is_taken_once():
+    from local.service_time import ServiceTimes
+
+    times, conn = ServiceTimes(), object()
+    assert times.take_accepted(conn) is None and times.take_accepted(None) is None
+    times.accepted(conn)
+    t = times.take_accepted(conn)
+    assert isinstance(t, float) and t <= time.perf_counter()
+    assert times.take_accepted(conn) is None  # a second request on the same connection starts at its WSGI call
+
+
+def test_the_stack_stamps_each_accepted_connection(stack):
+    # the server's process_request records the accept: the window starts before the handler thread
+    assert stack.stack._server.process_request.__name__ == "stamped"
