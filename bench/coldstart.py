@@ -12,10 +12,12 @@ Fairness: our functions make several DynamoDB calls to moto (a Python process th
 milliseconds per call), the baseline one CreateInvalidation to the stack's fast CloudFront
 model, so the raw first response mostly measures the emulator. Both sides' calls go to the same
 stack, and every run signs with an access key of its own, so the stack's ``aws/service-time``
-gives the time it spent answering that process (server-side, WSGI call to complete answer);
-*own time* = first response - that emulator time, for ours and the baseline alike. The
-emulator's HTTP parsing, connection handling and threads are outside that window, so own time
-is an upper bound (it still carries a fraction of a millisecond per call of the emulator).
+gives the time it spent on that process's requests (server-side, from the connection's accept
+to the complete answer: ``local/service_time.py``); *own time* = first response - that
+emulator time, for ours and the baseline alike. What stays in own time: the process itself
+(start, SDK set-up, signing, the HTTP client, one new connection per call, as the emulator
+answers ``Connection: close``) and the kernel's loopback and the answer's write, so own time
+is, if anything, slightly overstated.
 """
 
 from __future__ import annotations
