@@ -25,6 +25,12 @@ BENCH_ARGS ?=
 VENV_OK := $(VENV)/.installed
 BENCH_OK := $(VENV)/.bench-installed
 TOOLS_OK := $(TOOLS)/.installed
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY := $(TOOLS)/cargo/bin/cargo-deny
+# How many changes each fault-matrix test makes (the issue's floor is 300).
+E2E_FAULT_WRITES ?= 300
+# Seconds of cargo fuzz per target.
+FUZZ_SECONDS ?= 30
 BINARIES := $(addprefix $(BUILD_DIR)/,$(FUNCTIONS))
 
 .PHONY: help
@@ -86,6 +92,16 @@ lint: $(TOOLS_OK) ## Format, clippy, cfn-lint, sam validate, asl-validator
 	  $(TOOLS)/py/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/node/node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
 
+$(CARGO_DENY):
+	cargo install --quiet --locked cargo-deny --version $(CARGO_DENY_VERSION) --root $(TOOLS)/cargo
+
+.PHONY: audit
+audit: $(CARGO_DENY) ## Dependency audit (deny.toml): licenses, bans, sources; RustSec advisories where GitHub is reachable
+	$(CARGO_DENY) --locked check bans licenses sources
+	@if timeout 15 git ls-remote --quiet https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then \
+	  $(CARGO_DENY) --locked check advisories; \
+	else echo "cargo deny: advisories SKIPPED: github.com is unreachable from here, so RustSec's database cannot be fetched" >&2; fi
+
 .PHONY: unit
 unit: ## Unit and adapter tests (no emulator)
 	cargo test --workspace --exclude e2e --locked
@@ -95,19 +111,32 @@ test-local: $(VENV_OK) ## The local stack's own tests
 	$(VENV)/bin/python -m pytest local/tests -q
 
 .PHONY: e2e
-# One distribution ("lane") per test: 0-7 and 10 for tests/tests/e2e/pipeline.rs, 8-9 for audit.rs.
-e2e: ## End-to-end tests against a fresh local stack (started and stopped here)
-	cargo build -p cfinv --locked
-	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=11
-	status=0; CFINV_STACK=$(CURDIR)/$(STATE)/stack.json cargo test -p e2e --locked -- --test-threads 10 || status=$$?; \
-	$(MAKE) --no-print-directory down; exit $$status
+# One distribution ("lane") per test, on one stack. First the pipeline and audit tests in
+# parallel (lanes 0-10: some time a burst against the debounce), then the fault matrix in
+# parallel (lanes 11-20, tests/tests/e2e/faults.rs), whose report table is printed pass or fail.
+e2e: ## End-to-end tests, then the fault matrix, against a fresh local stack (started and stopped here)
+	cargo build -p cfinv -p e2e --locked --bins
+	rm -rf target/fault-matrix
+	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=21
+	status=0; export CFINV_STACK=$(CURDIR)/$(STATE)/stack.json E2E_FAULT_WRITES=$(E2E_FAULT_WRITES); \
+	cargo test -p e2e --locked -- --test-threads 11 --skip faults:: || status=$$?; \
+	cargo test -p e2e --locked -- --test-threads 10 faults:: || status=$$?; \
+	$(MAKE) --no-print-directory down; \
+	echo; echo "Fault matrix ($(E2E_FAULT_WRITES) changes per fault):"; target/debug/fault-table || true; \
+	exit $$status
+
+.PHONY: fuzz
+fuzz: ## cargo fuzz the event parser and the key -> path mapping, FUZZ_SECONDS per target (stable toolchain)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
 .PHONY: test
-test: ## Everything: lint, unit, local stack, end-to-end
+test: ## Everything: lint, dependency audit, unit, local stack, end-to-end + fault matrix
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory audit
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory test-local
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory fuzz
 
 .PHONY: bench
 bench: $(BENCH_OK) build ## Benchmark against the one-file Lambda (BENCH_WRITES=5000): table, bench/results/
@@ -124,4 +153,4 @@ package: ## Build the arm64 Lambda packages as `sam build` does (needs cargo-lam
 
 .PHONY: clean
 clean: ## Remove build output, virtualenvs and local state
-	rm -rf target $(VENV) $(TOOLS) $(STATE)
+	rm -rf target fuzz/target fuzz/artifacts $(VENV) $(TOOLS) $(STATE)

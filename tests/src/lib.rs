@@ -12,8 +12,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
+use cfinv_core::path::encode_path;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+pub mod matrix;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct StackInfo {
@@ -24,6 +27,8 @@ pub struct StackInfo {
     pub table: String,
     pub state_machines: BTreeMap<String, String>,
     pub control_url: String,
+    /// The functions' logs (one file per function) and the stack's own.
+    pub logs_dir: PathBuf,
     #[serde(default)]
     pub functions: BTreeMap<String, String>,
     pub settings: Settings,
@@ -52,6 +57,21 @@ pub struct Stack {
     pub ddb: aws_sdk_dynamodb::Client,
     pub cloudfront: aws_sdk_cloudfront::Client,
     pub sfn: aws_sdk_sfn::Client,
+}
+
+/// One S3 change a test makes.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Put(String),
+    Delete(String),
+}
+
+impl Change {
+    pub fn key(&self) -> &str {
+        match self {
+            Change::Put(key) | Change::Delete(key) => key,
+        }
+    }
 }
 
 /// A distribution owned by one test, with the key prefix routed to it.
@@ -136,29 +156,66 @@ impl Stack {
             .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
     }
 
-    /// Puts `keys` with up to `parallel` requests in flight; returns ("/" + key, time written).
-    pub async fn put_concurrently(&self, keys: &[String], parallel: usize) -> Vec<(String, f64)> {
-        let mut writes = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(parallel) {
-            let tasks: Vec<_> = chunk
+    /// Puts `<lane prefix><name>` for each name, one after the other; returns ("/" + key,
+    /// time written) for each.
+    pub async fn write(&self, lane: &Lane, names: &[&str]) -> Vec<(String, f64)> {
+        let mut writes = Vec::with_capacity(names.len());
+        for name in names {
+            let key = format!("{}{name}", lane.prefix);
+            self.put(&key, "v1").await;
+            writes.push((format!("/{key}"), now_epoch()));
+        }
+        writes
+    }
+
+    /// Makes `changes` in order, `parallel` at a time, spreading the waves evenly over `spread`
+    /// (zero: as fast as the stack takes them). Returns (CloudFront path, time the change was
+    /// acknowledged) for each.
+    pub async fn apply(
+        &self,
+        changes: &[Change],
+        parallel: usize,
+        spread: Duration,
+    ) -> Vec<(String, f64)> {
+        let waves = changes.len().div_ceil(parallel).max(1);
+        let gap = spread / u32::try_from(waves).expect("fewer than 4 billion waves");
+        let started = Instant::now();
+        let mut writes = Vec::with_capacity(changes.len());
+        for (n, wave) in changes.chunks(parallel).enumerate() {
+            let due = gap * u32::try_from(n).expect("wave index fits");
+            tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
+            let tasks: Vec<_> = wave
                 .iter()
-                .map(|key| {
-                    let (s3, bucket, key) =
-                        (self.s3.clone(), self.info.bucket.clone(), key.clone());
+                .map(|change| {
+                    let (s3, bucket, change) =
+                        (self.s3.clone(), self.info.bucket.clone(), change.clone());
                     tokio::spawn(async move {
-                        s3.put_object()
-                            .bucket(bucket)
-                            .key(&key)
-                            .body(b"v".to_vec().into())
-                            .send()
-                            .await
-                            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
-                        (format!("/{key}"), now_epoch())
+                        let sent = match &change {
+                            Change::Put(key) => s3
+                                .put_object()
+                                .bucket(bucket)
+                                .key(key)
+                                .body(b"v".to_vec().into())
+                                .send()
+                                .await
+                                .map(drop)
+                                .map_err(|e| format!("{e:?}")),
+                            Change::Delete(key) => s3
+                                .delete_object()
+                                .bucket(bucket)
+                                .key(key)
+                                .send()
+                                .await
+                                .map(drop)
+                                .map_err(|e| format!("{e:?}")),
+                        };
+                        sent.unwrap_or_else(|e| panic!("{change:?}: {e}"));
+                        (encode_path(change.key()), now_epoch())
                     })
                 })
                 .collect();
             for task in tasks {
-                writes.push(task.await.expect("put task"));
+                writes.push(task.await.expect("change task"));
             }
         }
         writes
@@ -183,7 +240,18 @@ pub fn stack_file() -> PathBuf {
 }
 
 /// Polls `check` until it yields a value or the deadline passes (then panics with `what`).
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    poll_until(timeout, check)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Polls `check` until it yields a value (`Some`) or the deadline passes (`None`).
+pub async fn poll_until<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -191,13 +259,30 @@ where
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check().await {
-            return v;
+            return Some(v);
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Calls `call` until it succeeds, for up to a minute: the fault tests make CloudFront fail
+/// for the whole lane, the tests' own reads included.
+async fn retrying<T, E, F, Fut>(what: &str, mut call: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match call().await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() >= deadline => panic!("{what}: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
     }
 }
 
@@ -277,28 +362,28 @@ pub struct Call {
 impl Stack {
     /// Every invalidation of the lane's distribution, via ListInvalidations + GetInvalidation.
     pub async fn invalidations(&self, lane: &Lane) -> Vec<Invalidation> {
-        let list = self
-            .cloudfront
-            .list_invalidations()
-            .distribution_id(&lane.distribution_id)
-            .max_items(1000)
-            .send()
-            .await
-            .expect("ListInvalidations");
+        let list = retrying("ListInvalidations", || {
+            self.cloudfront
+                .list_invalidations()
+                .distribution_id(&lane.distribution_id)
+                .max_items(1000)
+                .send()
+        })
+        .await;
         let mut out = Vec::new();
         for summary in list
             .invalidation_list()
             .map(|l| l.items())
             .unwrap_or_default()
         {
-            let got = self
-                .cloudfront
-                .get_invalidation()
-                .distribution_id(&lane.distribution_id)
-                .id(summary.id())
-                .send()
-                .await
-                .expect("GetInvalidation");
+            let got = retrying("GetInvalidation", || {
+                self.cloudfront
+                    .get_invalidation()
+                    .distribution_id(&lane.distribution_id)
+                    .id(summary.id())
+                    .send()
+            })
+            .await;
             let inv = got.invalidation().expect("invalidation");
             let batch = inv.invalidation_batch().expect("batch");
             out.push(Invalidation {
@@ -340,30 +425,44 @@ impl Stack {
             ),
             timeout,
             || async {
-                let invs = self.invalidations(lane).await;
-                // Creation times from the emulator's call log: CloudFront's CreateTime has whole
-                // seconds only, too coarse to order against a write.
-                let created: BTreeMap<String, f64> = self
-                    .calls(lane)
-                    .into_iter()
-                    .filter(|c| c.outcome == "created")
-                    .map(|c| (c.caller_reference, c.time))
-                    .collect();
-                let uncovered = writes.iter().filter(|(path, at)| {
-                    !invs.iter().any(|i| {
-                        let at_creation = created
-                            .get(&i.caller_reference)
-                            .copied()
-                            .unwrap_or(i.created_epoch);
-                        i.status == "Completed"
-                            && at_creation > *at
-                            && i.paths.iter().any(|p| covers(p, path))
-                    })
-                });
-                (uncovered.count() == 0).then_some(invs)
+                let (covered, invs) = self.coverage(lane, writes).await;
+                (covered == writes.len()).then_some(invs)
             },
         )
         .await
+    }
+
+    /// How many of `writes` (path, written-at) are covered by a Completed invalidation created
+    /// after the write, and the lane's invalidations.
+    pub async fn coverage(
+        &self,
+        lane: &Lane,
+        writes: &[(String, f64)],
+    ) -> (usize, Vec<Invalidation>) {
+        let invs = self.invalidations(lane).await;
+        // Creation times from the emulator's call log: CloudFront's CreateTime has whole
+        // seconds only, too coarse to order against a write.
+        let created: BTreeMap<String, f64> = self
+            .calls(lane)
+            .into_iter()
+            .filter(|c| c.outcome == "created")
+            .map(|c| (c.caller_reference, c.time))
+            .collect();
+        let covered = writes
+            .iter()
+            .filter(|(path, at)| {
+                invs.iter().any(|i| {
+                    let at_creation = created
+                        .get(&i.caller_reference)
+                        .copied()
+                        .unwrap_or(i.created_epoch);
+                    i.status == "Completed"
+                        && at_creation > *at
+                        && i.paths.iter().any(|p| covers(p, path))
+                })
+            })
+            .count();
+        (covered, invs)
     }
 
     /// The batch items of a distribution (byDistribution index), oldest first.
@@ -401,21 +500,54 @@ impl Stack {
             .collect()
     }
 
-    /// Status of the batch machine's execution named `batch_id`.
-    pub async fn batch_execution_status(&self, batch_id: &str) -> Option<String> {
-        let arn = format!(
+    /// The ARN of the batch machine's execution named `batch_id` (executions are named after
+    /// their batch).
+    pub fn batch_execution_arn(&self, batch_id: &str) -> String {
+        format!(
             "{}:{batch_id}",
             self.state_machine("InvalidateBatchStateMachine")
                 .replace(":stateMachine:", ":execution:")
-        );
+        )
+    }
+
+    /// Status of the batch machine's execution named `batch_id`.
+    pub async fn batch_execution_status(&self, batch_id: &str) -> Option<String> {
         let out = self
             .sfn
             .describe_execution()
-            .execution_arn(arn)
+            .execution_arn(self.batch_execution_arn(batch_id))
             .send()
             .await
             .ok()?;
         Some(out.status().as_str().to_owned())
+    }
+
+    /// The state a failed batch execution failed in: the last state it entered.
+    pub async fn failed_state(&self, batch_id: &str) -> Option<String> {
+        let history = self
+            .sfn
+            .get_execution_history()
+            .execution_arn(self.batch_execution_arn(batch_id))
+            .max_results(1000)
+            .send()
+            .await
+            .ok()?;
+        history
+            .events()
+            .iter()
+            .filter_map(|e| Some((e.id(), e.state_entered_event_details()?)))
+            .max_by_key(|(id, _)| *id)
+            .map(|(_, d)| d.name().to_owned())
+    }
+
+    /// Redrives the failed execution of a batch (what an operator does from the console).
+    pub async fn redrive_batch(&self, batch_id: &str) {
+        self.sfn
+            .redrive_execution()
+            .execution_arn(self.batch_execution_arn(batch_id))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("RedriveExecution {batch_id}: {e:?}"));
     }
 }
 
@@ -433,4 +565,62 @@ pub fn now_epoch() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs_f64()
+}
+
+impl Stack {
+    /// Writes, through the real DynamoDB adapter, what an opener that died before its flush
+    /// started leaves behind: the pointer, the OPEN batch (opened ten minutes ago) and one path.
+    /// Returns the batch id and the staged (path, time).
+    pub async fn stage_dead_opener(&self, lane: &Lane, name: &str) -> (String, (String, f64)) {
+        use cfinv_core::collect::PathChange;
+        use cfinv_core::dynamo::DynamoStore;
+        use cfinv_core::event::ChangeKind;
+        use cfinv_core::model::{BatchRef, OpenPointer, new_batch_id};
+        use cfinv_core::store::BatchStore;
+
+        let store = DynamoStore::new(
+            self.ddb.clone(),
+            &self.info.table,
+            Duration::from_secs(86_400),
+        );
+        let opened_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+        let batch = BatchRef {
+            batch_id: new_batch_id(&lane.distribution_id, opened_at),
+            distribution_id: lane.distribution_id.clone(),
+        };
+        let pointer = OpenPointer {
+            batch_id: batch.batch_id.clone(),
+            opened_at,
+        };
+        let current = store
+            .get_pointer(&lane.distribution_id)
+            .await
+            .unwrap()
+            .map(|p| p.batch_id);
+        assert!(
+            store
+                .swap_pointer(&lane.distribution_id, &pointer, current.as_deref())
+                .await
+                .unwrap()
+        );
+        store.create_batch(&batch, opened_at).await.unwrap();
+        let key = format!("{}{name}", lane.prefix);
+        let change = PathChange {
+            distribution_id: lane.distribution_id.clone(),
+            path: format!("/{key}"),
+            bucket: self.info.bucket.clone(),
+            key,
+            version_id: None,
+            etag: None,
+            sequencer: None,
+            event_time: None,
+            event_id: Some(format!("staged-{name}")),
+            change: ChangeKind::Created,
+        };
+        store
+            .put_path(&batch.batch_id, &change, opened_at)
+            .await
+            .unwrap();
+        (batch.batch_id, (change.path, now_epoch()))
+    }
 }

@@ -85,26 +85,16 @@ fn batch_arn(stack: &Stack, batch_id: &str) -> String {
     )
 }
 
-async fn write(stack: &Stack, lane: &Lane, names: &[&str]) -> Vec<(String, f64)> {
-    let mut writes = Vec::new();
-    for name in names {
-        let key = format!("{}{name}", lane.prefix);
-        stack.put(&key, "v1").await;
-        writes.push((format!("/{key}"), now_epoch()));
-    }
-    writes
-}
-
 /// Lane 8: a first batch (an index document and a directory collapsed to a wildcard), then a
 /// second one overwriting a path and deleting another. Returns this run's invalidations.
 async fn two_completed_batches(stack: &Stack, lane: &Lane) -> Vec<Invalidation> {
     let many: Vec<String> = (0..12).map(|i| format!("many/{i}.txt")).collect();
     let mut names = vec!["img/a.png", "index.html"];
     names.extend(many.iter().map(String::as_str));
-    let first = write(stack, lane, &names).await;
+    let first = stack.write(lane, &names).await;
     let timeout = stack.info.pipeline_timeout();
     stack.wait_covered(lane, &first, timeout).await;
-    let mut second = write(stack, lane, &["img/a.png"]).await;
+    let mut second = stack.write(lane, &["img/a.png"]).await;
     stack.delete(&format!("{}many/3.txt", lane.prefix)).await;
     second.push((format!("/{}many/3.txt", lane.prefix), now_epoch()));
     // The index document's alias `/<prefix>` has no trailing slash.
@@ -136,7 +126,7 @@ async fn failed_and_stuck_batches(stack: &Stack, lane: &Lane) -> (String, String
         .into_iter()
         .map(|b| b["batchId"].clone())
         .collect();
-    write(stack, lane, &["denied.html"]).await;
+    stack.write(lane, &["denied.html"]).await;
     let earlier = &earlier;
     let batch_in = |status: &'static str| async move {
         stack
@@ -156,7 +146,7 @@ async fn failed_and_stuck_batches(stack: &Stack, lane: &Lane) -> (String, String
         "cloudfront/in-progress-seconds",
         json!({"seconds": 3600, "distribution_id": lane.distribution_id}),
     );
-    write(stack, lane, &["slow.html"]).await;
+    stack.write(lane, &["slow.html"]).await;
     let submitted = wait_for("a batch to be SUBMITTED", timeout, || batch_in("SUBMITTED")).await;
     (failed, submitted)
 }

@@ -2,4 +2,5 @@
 //! one stack `make e2e` starts (each test owns its own distribution, or "lane").
 
 mod audit;
+mod faults;
 mod pipeline;

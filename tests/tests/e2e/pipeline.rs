@@ -8,18 +8,8 @@
 
 use std::time::Duration;
 
-use e2e::{Lane, Stack, now_epoch, wait_for};
+use e2e::{Change, Stack, now_epoch, wait_for};
 use serde_json::json;
-
-async fn write_all(stack: &Stack, lane: &Lane, names: &[String]) -> Vec<(String, f64)> {
-    let mut writes = Vec::new();
-    for name in names {
-        let key = format!("{}{name}", lane.prefix);
-        stack.put(&key, "v1").await;
-        writes.push((format!("/{key}"), now_epoch()));
-    }
-    writes
-}
 
 /// Invariant 1 (coverage): every change ends in a Completed invalidation created after it,
 /// including changes made while an earlier batch of the same distribution is in flight.
@@ -27,16 +17,9 @@ async fn write_all(stack: &Stack, lane: &Lane, names: &[String]) -> Vec<(String,
 async fn every_write_ends_in_a_completed_invalidation_created_after_it() {
     let stack = Stack::connect().await;
     let lane = stack.lane(0);
-    let first = write_all(
-        &stack,
-        &lane,
-        &[
-            "index.html".into(),
-            "css/site.css".into(),
-            "img/logo.png".into(),
-        ],
-    )
-    .await;
+    let first = stack
+        .write(&lane, &["index.html", "css/site.css", "img/logo.png"])
+        .await;
     // Wait for the first batch to close, then overwrite: the second write needs a new batch.
     wait_for(
         "the first batch to close",
@@ -51,7 +34,7 @@ async fn every_write_ends_in_a_completed_invalidation_created_after_it() {
         },
     )
     .await;
-    let second = write_all(&stack, &lane, &["css/site.css".into(), "js/app.js".into()]).await;
+    let second = stack.write(&lane, &["css/site.css", "js/app.js"]).await;
     let mut writes = first;
     writes.extend(second);
     writes.push((format!("/{}", lane.prefix), writes[0].1)); // index.html's directory alias
@@ -92,7 +75,8 @@ async fn a_burst_of_500_writes_becomes_one_batch_and_one_invalidation() {
         .iter()
         .map(|n| format!("{}{n}", lane.prefix))
         .collect();
-    let writes = stack.put_concurrently(&keys, 25).await;
+    let changes: Vec<Change> = keys.into_iter().map(Change::Put).collect();
+    let writes = stack.apply(&changes, 25, Duration::ZERO).await;
     let burst = started.elapsed();
     assert!(
         burst < stack.info.debounce(),
@@ -190,13 +174,14 @@ async fn tricky_keys_are_invalidated_as_the_paths_cloudfront_caches() {
     );
 }
 
-/// Deletes are invalidated like writes.
+/// Deletes are invalidated like writes; no log holds what an object contained.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delete_is_invalidated() {
     let stack = Stack::connect().await;
     let lane = stack.lane(3);
     let key = format!("{}old/page.html", lane.prefix);
-    stack.put(&key, "v").await;
+    let contents = format!("private contents {}", now_epoch());
+    stack.put(&key, &contents).await;
     let path = format!("/{key}");
     stack
         .wait_covered(
@@ -219,6 +204,16 @@ async fn a_delete_is_invalidated() {
         2,
         "the delete made its own invalidation"
     );
+    // The functions never read objects (no s3:GetObject): their logs hold keys, never contents.
+    for log in std::fs::read_dir(&stack.info.logs_dir).expect("the stack's log folder") {
+        let log = log.expect("a log file").path();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            !text.contains(&contents),
+            "{} holds object contents",
+            log.display()
+        );
+    }
 }
 
 /// Invariant 2 (no duplicates on replay): EventBridge may deliver an event twice. The
@@ -296,7 +291,7 @@ async fn throttling_is_retried_until_the_invalidation_is_created_once() {
         "faults/set",
         json!({"kind": "cloudfront", "code": "Throttling", "operation": "CreateInvalidation", "distribution_id": lane.distribution_id, "count": 6}),
     );
-    let writes = write_all(&stack, &lane, &["t/a.html".into(), "t/b.html".into()]).await;
+    let writes = stack.write(&lane, &["t/a.html", "t/b.html"]).await;
     stack
         .wait_covered(&lane, &writes, stack.info.pipeline_timeout())
         .await;
@@ -313,13 +308,25 @@ async fn throttling_is_retried_until_the_invalidation_is_created_once() {
 async fn too_many_invalidations_in_progress_is_retried_until_there_is_room() {
     let stack = Stack::connect().await;
     let lane = stack.lane(6);
-    // Held past the debounce, so the batch's first CreateInvalidation meets the limit.
-    let hold = stack.info.debounce() + Duration::from_secs(15);
-    stack.control(
+    // Held until the batch's first CreateInvalidation has met the limit, then released.
+    let hold = stack.control(
         "cloudfront/hold-limit",
-        json!({"distribution_id": lane.distribution_id, "seconds": hold.as_secs()}),
+        json!({"distribution_id": lane.distribution_id, "seconds": 3600}),
     );
-    let writes = write_all(&stack, &lane, &["busy/a.html".into()]).await;
+    let writes = stack.write(&lane, &["busy/a.html"]).await;
+    wait_for(
+        "the submit to meet the limit",
+        stack.info.pipeline_timeout(),
+        || async {
+            stack
+                .calls(&lane)
+                .iter()
+                .any(|c| c.outcome == "TooManyInvalidationsInProgress")
+                .then_some(())
+        },
+    )
+    .await;
+    stack.control("faults/clear", json!({"id": hold["id"]}));
     stack
         .wait_covered(
             &lane,
@@ -328,12 +335,6 @@ async fn too_many_invalidations_in_progress_is_retried_until_there_is_room() {
         )
         .await;
     let calls = stack.calls(&lane);
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.outcome == "TooManyInvalidationsInProgress"),
-        "{calls:?}"
-    );
     assert_eq!(
         calls.iter().filter(|c| c.outcome == "created").count(),
         1,
@@ -351,7 +352,7 @@ async fn a_failed_batch_is_visible_and_a_redrive_completes_it_once() {
         "faults/set",
         json!({"kind": "cloudfront", "code": "AccessDenied", "operation": "CreateInvalidation", "distribution_id": lane.distribution_id}),
     );
-    let writes = write_all(&stack, &lane, &["denied/a.html".into()]).await;
+    let writes = stack.write(&lane, &["denied/a.html"]).await;
     let batch = wait_for(
         "the batch to be FAILED in the table",
         stack.info.pipeline_timeout(),
@@ -397,19 +398,7 @@ async fn a_failed_batch_is_visible_and_a_redrive_completes_it_once() {
     );
 
     stack.control("faults/clear", json!({"id": fault["id"]}));
-    let arn = format!(
-        "{}:{batch_id}",
-        stack
-            .state_machine("InvalidateBatchStateMachine")
-            .replace(":stateMachine:", ":execution:")
-    );
-    stack
-        .sfn
-        .redrive_execution()
-        .execution_arn(&arn)
-        .send()
-        .await
-        .expect("RedriveExecution");
+    stack.redrive_batch(&batch_id).await;
     stack
         .wait_covered(&lane, &writes, stack.info.pipeline_timeout())
         .await;
@@ -459,7 +448,7 @@ async fn a_batch_whose_flush_never_started_is_flushed_by_the_sweep_or_the_next_j
     let lane = stack.lane(10);
 
     // A quiet distribution: only the sweep can find the batch.
-    let (swept, swept_path) = stage_dead_opener(&stack, &lane, "stale/swept.html").await;
+    let (swept, swept_path) = stack.stage_dead_opener(&lane, "stale/swept.html").await;
     let report = stack.control("sweep", json!({}));
     let started = report["payload"]["started"].to_string();
     assert!(
@@ -475,8 +464,8 @@ async fn a_batch_whose_flush_never_started_is_flushed_by_the_sweep_or_the_next_j
         .await;
 
     // A busy distribution: the next write rotates past the stale batch instead of joining it.
-    let (rotated, rotated_path) = stage_dead_opener(&stack, &lane, "stale/rotated.html").await;
-    let writes = write_all(&stack, &lane, &["fresh/page.html".into()]).await;
+    let (rotated, rotated_path) = stack.stage_dead_opener(&lane, "stale/rotated.html").await;
+    let writes = stack.write(&lane, &["fresh/page.html"]).await;
     stack
         .wait_covered(
             &lane,
@@ -502,60 +491,4 @@ async fn a_batch_whose_flush_never_started_is_flushed_by_the_sweep_or_the_next_j
         "{ids:?}"
     );
     assert_eq!(ids.len(), 3, "the new write opened its own batch: {ids:?}");
-}
-
-/// Writes, through the real DynamoDB adapter, what an opener that died before its flush
-/// started leaves behind: the pointer, the OPEN batch (opened ten minutes ago) and one path.
-/// Returns the batch id and the staged (path, time).
-async fn stage_dead_opener(stack: &Stack, lane: &Lane, name: &str) -> (String, (String, f64)) {
-    use cfinv_core::collect::PathChange;
-    use cfinv_core::dynamo::DynamoStore;
-    use cfinv_core::event::ChangeKind;
-    use cfinv_core::model::{BatchRef, OpenPointer, new_batch_id};
-    use cfinv_core::store::BatchStore;
-
-    let store = DynamoStore::new(
-        stack.ddb.clone(),
-        &stack.info.table,
-        Duration::from_secs(86_400),
-    );
-    let opened_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
-    let batch = BatchRef {
-        batch_id: new_batch_id(&lane.distribution_id, opened_at),
-        distribution_id: lane.distribution_id.clone(),
-    };
-    let pointer = OpenPointer {
-        batch_id: batch.batch_id.clone(),
-        opened_at,
-    };
-    let current = store
-        .get_pointer(&lane.distribution_id)
-        .await
-        .unwrap()
-        .map(|p| p.batch_id);
-    assert!(
-        store
-            .swap_pointer(&lane.distribution_id, &pointer, current.as_deref())
-            .await
-            .unwrap()
-    );
-    store.create_batch(&batch, opened_at).await.unwrap();
-    let key = format!("{}{name}", lane.prefix);
-    let change = PathChange {
-        distribution_id: lane.distribution_id.clone(),
-        path: format!("/{key}"),
-        bucket: stack.info.bucket.clone(),
-        key,
-        version_id: None,
-        etag: None,
-        sequencer: None,
-        event_time: None,
-        event_id: Some(format!("staged-{name}")),
-        change: ChangeKind::Created,
-    };
-    store
-        .put_path(&batch.batch_id, &change, opened_at)
-        .await
-        .unwrap();
-    (batch.batch_id, (change.path, now_epoch()))
 }

@@ -1,0 +1,293 @@
+//! The fault matrix's workload and its scorecard: what a lane's changes became, measured against
+//! the invariants of DESIGN.md section 2, and one row of the report table per fault.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use crate::{Change, Lane, Stack, poll_until};
+
+/// How many changes each fault case makes: `E2E_FAULT_WRITES`, at least 300 (the issue's floor).
+pub fn writes_per_fault() -> usize {
+    std::env::var("E2E_FAULT_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+/// `n` changes under the lane's prefix: two thirds new keys over six directories (every
+/// seventh with a space, every seventh with Hangul, every seventh with `~` and parentheses:
+/// characters that must be percent-encoded), then overwrites of a fifth of them and deletes of
+/// others, so a change can land in a batch after the one holding its key's first write.
+pub fn mixed_workload(lane: &Lane, n: usize) -> Vec<Change> {
+    let creates = n * 2 / 3;
+    let overwrites = n / 5;
+    let deletes = n - creates - overwrites;
+    let keys: Vec<String> = (0..creates)
+        .map(|i| {
+            let name = match i % 7 {
+                0 => format!("page {i}.html"),
+                3 => format!("서울-{i}.html"),
+                5 => format!("~draft({i}).txt"),
+                _ => format!("f{i}.css"),
+            };
+            format!("{}w/{}/{name}", lane.prefix, i % 6)
+        })
+        .collect();
+    // Overwrites take keys 0, 3, 6, ..., deletes 1, 4, 7, ...: never the same key twice.
+    let pick = |i: usize, offset: usize| keys[(i * 3 + offset) % creates].clone();
+    let mut changes: Vec<Change> = keys.iter().cloned().map(Change::Put).collect();
+    changes.extend((0..overwrites).map(|i| Change::Put(pick(i, 0))));
+    changes.extend((0..deletes).map(|i| Change::Delete(pick(i, 1))));
+    changes
+}
+
+/// What a lane's changes became, read back from CloudFront, the table and Step Functions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    pub fault: String,
+    /// S3 changes made (and expected paths).
+    pub writes: usize,
+    /// Changes covered by a Completed invalidation created after them.
+    pub covered: usize,
+    pub batches: usize,
+    pub completed: usize,
+    /// Batches FAILED in the table.
+    pub failed: usize,
+    /// FAILED batches with their error recorded, in the failures index, and a failed execution.
+    pub failed_visible: usize,
+    /// Object-changed executions that failed (recorded as events in the failures index).
+    pub failed_events: usize,
+    /// CreateInvalidation calls CloudFront accepted as new.
+    pub invalidations: usize,
+    /// Chunks the batches' committed plans hold: what `invalidations` must equal.
+    pub planned_chunks: usize,
+    /// Invalidations beyond a batch's plan, or matching no batch (invariant 2: must be 0).
+    pub duplicates: usize,
+    /// CreateInvalidation calls answered with an error (the fault at work).
+    pub rejected_calls: usize,
+    /// CreateInvalidation calls answered with the existing invalidation (a replayed request).
+    pub replayed_calls: usize,
+    /// From the first change to the last check.
+    pub seconds: f64,
+    pub note: String,
+}
+
+impl Outcome {
+    pub fn coverage_percent(&self) -> f64 {
+        if self.writes == 0 {
+            return 100.0;
+        }
+        100.0 * self.covered as f64 / self.writes as f64
+    }
+
+    /// Writes this row to `target/fault-matrix/<lane>.json` (`CFINV_FAULT_REPORT` overrides the
+    /// folder), for `fault-table` to print; then the test asserts.
+    pub fn record(&self, lane: &Lane) {
+        let dir = std::env::var_os("CFINV_FAULT_REPORT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fault-matrix")
+            });
+        std::fs::create_dir_all(&dir).expect("create the fault report folder");
+        let row = serde_json::to_string_pretty(self).expect("outcome is JSON");
+        std::fs::write(dir.join(format!("lane-{:02}.json", lane.index)), row)
+            .expect("write the fault report row");
+    }
+
+    /// Invariants 1 and 2 with nothing left failed: every change invalidated after it was made,
+    /// no invalidation paid twice, every batch COMPLETED.
+    pub fn assert_recovered(&self) {
+        assert_eq!(self.covered, self.writes, "coverage: {self:#?}");
+        assert_eq!(self.duplicates, 0, "duplicate invalidations: {self:#?}");
+        assert_eq!(self.invalidations, self.planned_chunks, "{self:#?}");
+        assert_eq!(
+            self.completed, self.batches,
+            "unfinished batches: {self:#?}"
+        );
+        assert_eq!(
+            self.failed_events, 0,
+            "failed object-changed executions: {self:#?}"
+        );
+    }
+}
+
+impl Stack {
+    /// Waits (up to `timeout`) until every write is covered and every batch of the lane has
+    /// finished (COMPLETED or FAILED), then scores the lane. Never panics on the deadline: the
+    /// numbers are the report, the caller asserts.
+    pub async fn settle(
+        &self,
+        lane: &Lane,
+        fault: &str,
+        writes: &[(String, f64)],
+        started: Instant,
+        timeout: Duration,
+    ) -> Outcome {
+        poll_until(timeout, || async {
+            let outcome = self.score(lane, fault, writes, started).await;
+            (outcome.covered == outcome.writes
+                && outcome.completed + outcome.failed == outcome.batches)
+                .then_some(())
+        })
+        .await;
+        self.score(lane, fault, writes, started).await
+    }
+
+    /// The lane's numbers now.
+    pub async fn score(
+        &self,
+        lane: &Lane,
+        fault: &str,
+        writes: &[(String, f64)],
+        started: Instant,
+    ) -> Outcome {
+        let (covered, _) = self.coverage(lane, writes).await;
+        let batches: Vec<_> = self
+            .batches(lane)
+            .await
+            .into_iter()
+            .filter(|b| b.get("type").is_none_or(|t| t == "batch"))
+            .collect();
+        let calls = self.calls(lane);
+        let mut created: BTreeMap<String, usize> = BTreeMap::new();
+        for call in calls.iter().filter(|c| c.outcome == "created") {
+            *created.entry(call.caller_reference.clone()).or_default() += 1;
+        }
+        let mut outcome = Outcome {
+            fault: fault.to_owned(),
+            writes: writes.len(),
+            covered,
+            batches: batches.len(),
+            invalidations: created.values().sum(),
+            rejected_calls: calls
+                .iter()
+                .filter(|c| c.outcome != "created" && c.outcome != "existing")
+                .count(),
+            replayed_calls: calls.iter().filter(|c| c.outcome == "existing").count(),
+            failed_events: self.failed_events(lane).await,
+            ..Outcome::default()
+        };
+        let mut attributed = 0;
+        for batch in &batches {
+            let status = batch.get("status").map(String::as_str);
+            let planned: usize = batch
+                .get("plannedChunks")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let prefix = format!("{}#", batch["batchId"]);
+            let made: usize = created
+                .iter()
+                .filter(|(reference, _)| reference.starts_with(&prefix))
+                .map(|(_, n)| n)
+                .sum();
+            attributed += made;
+            outcome.planned_chunks += planned;
+            outcome.duplicates += made.saturating_sub(planned);
+            match status {
+                Some("COMPLETED") => outcome.completed += 1,
+                Some("FAILED") => {
+                    outcome.failed += 1;
+                    let recorded = batch.get("lastError").is_some_and(|e| !e.is_empty())
+                        && batch.get("statusPk").map(String::as_str) == Some("FAILED");
+                    let execution = self.batch_execution_status(&batch["batchId"]).await;
+                    if recorded
+                        && matches!(
+                            execution.as_deref(),
+                            Some("FAILED" | "TIMED_OUT" | "ABORTED")
+                        )
+                    {
+                        outcome.failed_visible += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        // An invalidation no batch planned is a duplicate too.
+        outcome.duplicates += outcome.invalidations - attributed;
+        outcome.seconds = started.elapsed().as_secs_f64();
+        outcome
+    }
+
+    /// Failed object-changed executions recorded for the lane's keys (byStatus FAILED, events).
+    async fn failed_events(&self, lane: &Lane) -> usize {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.info.table)
+                .index_name("byStatus")
+                .key_condition_expression("statusPk = :f")
+                .expression_attribute_values(":f", AttributeValue::S("FAILED".into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("query byStatus");
+            count += page
+                .items()
+                .iter()
+                .filter(|item| {
+                    item.get("type")
+                        .and_then(|t| t.as_s().ok())
+                        .map(String::as_str)
+                        == Some("event")
+                        && item
+                            .get("input")
+                            .and_then(|i| i.as_s().ok())
+                            .is_some_and(|i| i.contains(&format!("\"{}", lane.prefix)))
+                })
+                .count();
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return count;
+            }
+        }
+    }
+}
+
+/// The report table (markdown) from the rows `Outcome::record` wrote, in lane order.
+pub fn table(rows: &[Outcome]) -> String {
+    let mut out = String::from(
+        "| fault | writes | coverage | batches | invalidations | duplicates | rejected calls | replayed calls | failures visible | time |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let failures = if r.failed == 0 && r.failed_events == 0 {
+            "none failed".to_owned()
+        } else {
+            format!(
+                "{}/{} failed batches{}",
+                r.failed_visible,
+                r.failed,
+                if r.failed_events > 0 {
+                    format!(", {} failed events", r.failed_events)
+                } else {
+                    String::new()
+                }
+            )
+        };
+        let note = if r.note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.note)
+        };
+        out.push_str(&format!(
+            "| {}{note} | {} | {:.1}% | {} | {} | {} | {} | {} | {failures} | {:.0} s |\n",
+            r.fault,
+            r.writes,
+            r.coverage_percent(),
+            r.batches,
+            r.invalidations,
+            r.duplicates,
+            r.rejected_calls,
+            r.replayed_calls,
+            r.seconds,
+        ));
+    }
+    out
+}

@@ -1,0 +1,361 @@
+//! The fault matrix (issue 7): each test arms one fault on its own lane (lanes 11-20), drives
+//! at least 300 mixed changes (new keys, keys that need encoding, overwrites, deletes) through
+//! the real pipeline, and checks the invariants of DESIGN.md section 2: every change covered by
+//! a Completed invalidation created after it, no invalidation beyond a batch's plan, and every
+//! batch that could not finish visible as FAILED (table, failures index, failed execution).
+//! Each test writes its row of the report table before asserting; `make e2e` prints the table.
+
+use std::time::{Duration, Instant};
+
+use e2e::matrix::{Outcome, mixed_workload, writes_per_fault};
+use e2e::{Lane, Stack, wait_for};
+use serde_json::{Value, json};
+
+/// Changes in flight at once per lane.
+const PARALLEL: usize = 8;
+
+/// Ten lanes share the emulator with the other tests: time to write, debounce, submit through
+/// the fault and poll.
+fn budget(stack: &Stack) -> Duration {
+    stack.info.pipeline_timeout() + Duration::from_secs(600)
+}
+
+/// Drives the lane's workload as fast as the stack takes it (or spread over `spread`).
+async fn drive(stack: &Stack, lane: &Lane, spread: Duration) -> (Vec<(String, f64)>, Instant) {
+    let started = Instant::now();
+    let changes = mixed_workload(lane, writes_per_fault());
+    (stack.apply(&changes, PARALLEL, spread).await, started)
+}
+
+/// Settles the lane, records its row, then asserts full recovery.
+async fn settle_recovered(
+    stack: &Stack,
+    lane: &Lane,
+    fault: &str,
+    writes: &[(String, f64)],
+    started: Instant,
+    note: impl FnOnce(&Outcome) -> String,
+) -> Outcome {
+    let mut outcome = stack
+        .settle(lane, fault, writes, started, budget(stack))
+        .await;
+    outcome.note = note(&outcome);
+    outcome.record(lane);
+    outcome.assert_recovered();
+    outcome
+}
+
+fn arm(stack: &Stack, fault: Value) -> Value {
+    stack.control("faults/set", fault)
+}
+
+fn disarm(stack: &Stack, fault: &Value) {
+    stack.control("faults/clear", json!({"id": fault["id"]}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudfront_throttling_half_of_all_calls() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(11);
+    let fault = arm(
+        &stack,
+        json!({"kind": "cloudfront", "code": "Throttling", "operation": "*", "rate": 0.5, "distribution_id": lane.distribution_id}),
+    );
+    let (writes, started) = drive(&stack, &lane, Duration::ZERO).await;
+    let outcome = settle_recovered(
+        &stack,
+        &lane,
+        "CloudFront Throttling on 50% of calls",
+        &writes,
+        started,
+        |_| String::new(),
+    )
+    .await;
+    disarm(&stack, &fault);
+    assert!(outcome.rejected_calls > 0, "the fault fired: {outcome:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudfront_service_unavailable_bursts() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(12);
+    // Each burst: the next five calls of an operation fail (more than the SDK's own three
+    // attempts, so Step Functions retries too).
+    let burst = |operation: &str| json!({"kind": "cloudfront", "code": "ServiceUnavailable", "operation": operation, "count": 5, "distribution_id": lane.distribution_id});
+    arm(&stack, burst("CreateInvalidation"));
+    arm(&stack, burst("GetInvalidation"));
+    let (writes, started) = drive(&stack, &lane, Duration::ZERO).await;
+    // Another burst for the batches after the first invalidation.
+    wait_for("the first invalidation", budget(&stack), || async {
+        stack
+            .calls(&lane)
+            .iter()
+            .any(|c| c.outcome == "created")
+            .then_some(())
+    })
+    .await;
+    arm(&stack, burst("CreateInvalidation"));
+    let outcome = settle_recovered(
+        &stack,
+        &lane,
+        "CloudFront ServiceUnavailable, bursts of 5 calls",
+        &writes,
+        started,
+        |_| String::new(),
+    )
+    .await;
+    assert!(outcome.rejected_calls > 0, "the fault fired: {outcome:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn distribution_held_at_its_in_progress_limit() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(13);
+    // Held until a submit has met the limit, however long the writes take.
+    let hold = stack.control(
+        "cloudfront/hold-limit",
+        json!({"distribution_id": lane.distribution_id, "seconds": budget(&stack).as_secs()}),
+    );
+    let (writes, started) = drive(&stack, &lane, Duration::ZERO).await;
+    wait_for("a submit to meet the limit", budget(&stack), || async {
+        stack
+            .calls(&lane)
+            .iter()
+            .any(|c| c.outcome == "TooManyInvalidationsInProgress")
+            .then_some(())
+    })
+    .await;
+    let held = started.elapsed();
+    disarm(&stack, &hold);
+    let outcome = settle_recovered(
+        &stack,
+        &lane,
+        "distribution at its in-progress limit (TooManyInvalidationsInProgress)",
+        &writes,
+        started,
+        |_| format!("held {} s", held.as_secs()),
+    )
+    .await;
+    assert!(
+        outcome.rejected_calls > 0,
+        "the limit was met: {outcome:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_s3_event_delivered_twice_and_out_of_order() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(14);
+    let fault = arm(
+        &stack,
+        json!({"kind": "s3_delivery", "prefix": lane.prefix, "duplicate": true, "reorder": true}),
+    );
+    let (writes, started) = drive(&stack, &lane, Duration::ZERO).await;
+    let mut outcome = stack
+        .settle(&lane, "", &writes, started, budget(&stack))
+        .await;
+    let armed = stack.control("faults/list", json!({}));
+    let counters = armed["s3_delivery"]
+        .as_array()
+        .and_then(|all| all.iter().find(|f| f["id"] == fault["id"]))
+        .cloned()
+        .unwrap_or_else(|| panic!("the s3_delivery fault in {armed}"));
+    disarm(&stack, &fault);
+    outcome.fault = "each S3 event delivered twice, neighbours swapped".into();
+    outcome.note = format!(
+        "{} redelivered, {} reordered",
+        counters["duplicated"], counters["reordered"]
+    );
+    outcome.record(&lane);
+    outcome.assert_recovered();
+    assert_eq!(
+        counters["duplicated"].as_u64(),
+        Some(writes.len() as u64),
+        "{counters}"
+    );
+    assert!(counters["reordered"].as_u64() > Some(0), "{counters}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_invalidation_killed_after_cloudfront_accepted() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(15);
+    arm(
+        &stack,
+        json!({"kind": "crash_after", "function": "CreateInvalidationFunction", "service": "cloudfront", "operation": "CreateInvalidation", "contains": lane.distribution_id, "times": 3}),
+    );
+    let (writes, started) = drive(&stack, &lane, Duration::ZERO).await;
+    let outcome = settle_recovered(
+        &stack,
+        &lane,
+        "create-invalidation killed after CloudFront accepted",
+        &writes,
+        started,
+        |o| format!("{} accepted requests replayed", o.replayed_calls),
+    )
+    .await;
+    assert!(
+        outcome.replayed_calls > 0,
+        "the retry after the crash found the invalidation CloudFront had accepted: {outcome:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dedupe_killed_after_its_writes_succeeded() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(16);
+    // PutItem: the pointer swap or the new batch item (an opener dying half-way);
+    // UpdateItem: a path registered, the answer lost.
+    for (operation, times) in [("PutItem", 3), ("UpdateItem", 5)] {
+        arm(
+            &stack,
+            json!({"kind": "crash_after", "function": "DedupeFunction", "service": "dynamodb", "operation": operation, "contains": lane.distribution_id, "times": times}),
+        );
+    }
+    let (writes, started) = drive(&stack, &lane, Duration::ZERO).await;
+    settle_recovered(
+        &stack,
+        &lane,
+        "dedupe killed after DynamoDB wrote (3 openers, 5 joiners)",
+        &writes,
+        started,
+        |_| String::new(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_opener_that_died_before_its_flush_started() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(17);
+    let (stale, staged) = stack
+        .stage_dead_opener(&lane, "stale/left-behind.html")
+        .await;
+    let (mut writes, started) = drive(&stack, &lane, Duration::ZERO).await;
+    writes.push(staged);
+    settle_recovered(
+        &stack,
+        &lane,
+        "batch opener died before its flush started",
+        &writes,
+        started,
+        |_| String::new(),
+    )
+    .await;
+    let batches = stack.batches(&lane).await;
+    assert!(
+        batches
+            .iter()
+            .any(|b| b["batchId"] == stale
+                && b.get("status").map(String::as_str) == Some("COMPLETED")),
+        "the stale batch was flushed: {batches:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_joiners_racing_batches_that_close() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(18);
+    // Spread over two and a half debounce windows, 16 at a time: joins keep arriving while
+    // each batch closes.
+    let spread = stack.info.debounce() * 5 / 2;
+    let started = Instant::now();
+    let changes = mixed_workload(&lane, writes_per_fault());
+    let writes = stack.apply(&changes, 16, spread).await;
+    let outcome = settle_recovered(
+        &stack,
+        &lane,
+        "16 concurrent joiners while batches close",
+        &writes,
+        started,
+        |_| String::new(),
+    )
+    .await;
+    assert!(
+        outcome.batches >= 2,
+        "batches closed mid-stream: {outcome:#?}"
+    );
+}
+
+/// A permanent error: every batch FAILED visibly, its execution failed at Submit; after the
+/// fix, redriving each failed execution completes it with exactly its planned invalidations.
+async fn permanent_error_then_redrive(lane_index: usize, code: &str) {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(lane_index);
+    let fault = arm(
+        &stack,
+        json!({"kind": "cloudfront", "code": code, "operation": "CreateInvalidation", "distribution_id": lane.distribution_id}),
+    );
+    let (writes, started) = drive(&stack, &lane, Duration::ZERO).await;
+    let expected_events = writes.len();
+    let failed = wait_for(
+        "every change in a batch, every batch FAILED",
+        budget(&stack),
+        || async {
+            let batches = stack.batches(&lane).await;
+            let events: usize = batches
+                .iter()
+                .filter_map(|b| b.get("eventsReceived")?.parse::<usize>().ok())
+                .sum();
+            (events >= expected_events
+                && batches
+                    .iter()
+                    .all(|b| b.get("status").map(String::as_str) == Some("FAILED")))
+            .then_some(batches)
+        },
+    )
+    .await;
+    let before = stack.score(&lane, "", &writes, started).await;
+    assert_eq!(before.failed, before.batches, "{before:#?}");
+    assert_eq!(before.failed_visible, before.failed, "{before:#?}");
+    assert_eq!(before.invalidations, 0, "{before:#?}");
+    for batch in &failed {
+        assert!(
+            batch.get("lastError").is_some_and(|e| e.contains(code)),
+            "{batch:?}"
+        );
+        assert_eq!(
+            stack.failed_state(&batch["batchId"]).await.as_deref(),
+            Some("Submit"),
+            "{batch:?}"
+        );
+    }
+
+    disarm(&stack, &fault);
+    for batch in &failed {
+        stack.redrive_batch(&batch["batchId"]).await;
+    }
+    let mut outcome = stack
+        .settle(
+            &lane,
+            &format!("{code} on CreateInvalidation, then redrive"),
+            &writes,
+            started,
+            budget(&stack),
+        )
+        .await;
+    outcome.failed_visible = before.failed_visible;
+    outcome.failed = before.failed;
+    outcome.note = format!(
+        "{} batches FAILED at Submit with {code}, redriven",
+        before.failed
+    );
+    outcome.record(&lane);
+    assert_eq!(outcome.covered, outcome.writes, "{outcome:#?}");
+    assert_eq!(outcome.duplicates, 0, "{outcome:#?}");
+    assert_eq!(
+        outcome.invalidations, outcome.planned_chunks,
+        "{outcome:#?}"
+    );
+    assert_eq!(outcome.completed, outcome.batches, "{outcome:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_denied_fails_visibly_and_a_redrive_completes_once() {
+    permanent_error_then_redrive(19, "AccessDenied").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_such_distribution_fails_visibly_and_a_redrive_completes_once() {
+    permanent_error_then_redrive(20, "NoSuchDistribution").await;
+}
