@@ -21,6 +21,8 @@ E2E_DEBOUNCE_SECONDS ?= 45
 # make bench: new objects in the burst (+10% overwrites); 5000 is the issue's workload (~8 min).
 BENCH_WRITES ?= 5000
 BENCH_ARGS ?=
+# 0: skip the criterion benchmarks (build and run).
+BENCH_CRITERION ?= 1
 
 VENV_OK := $(VENV)/.installed
 BENCH_OK := $(VENV)/.bench-installed
@@ -35,7 +37,7 @@ BINARIES := $(addprefix $(BUILD_DIR)/,$(FUNCTIONS))
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV_OK): local/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -130,20 +132,31 @@ fuzz: ## cargo fuzz the event parser and the key -> path mapping, FUZZ_SECONDS p
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
 .PHONY: test
-test: ## Everything: lint, dependency audit, unit, local stack, end-to-end + fault matrix
+test: ## Everything: lint, dependency audit, unit, local stack, end-to-end + fault matrix, fuzzing, small benchmark
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory audit
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory test-local
 	$(MAKE) --no-print-directory e2e
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory bench-check
+
+.PHONY: test-full
+test-full: ## make test with 1,000 changes per fault and 5 min of fuzzing per target, then the full benchmark
+	$(MAKE) --no-print-directory test E2E_FAULT_WRITES=1000 FUZZ_SECONDS=300
+	$(MAKE) --no-print-directory bench
 
 .PHONY: bench
 bench: $(BENCH_OK) build ## Benchmark against the one-file Lambda (BENCH_WRITES=5000): table, bench/results/
 	cargo build --release --locked -p cfinv-bench --bin plan
-	cargo bench --locked -p cfinv-bench --bench mapping --no-run
+	if [ "$(BENCH_CRITERION)" != 0 ]; then cargo bench --locked -p cfinv-bench --bench mapping --no-run; fi
 	status=0; $(VENV)/bin/python -m bench --writes $(BENCH_WRITES) --build-dir $(BUILD_DIR) --state-dir $(STATE)/bench $(BENCH_ARGS) || status=$$?; \
 	$(VENV)/bin/python -m local down --state-dir $(STATE)/bench >/dev/null 2>&1 || true; exit $$status
+
+.PHONY: bench-check
+bench-check: ## The small benchmark (300 writes): fails on a missed deterministic target; timings are report-only
+	$(MAKE) --no-print-directory bench BENCH_WRITES=300 BENCH_CRITERION=0 \
+	  BENCH_ARGS="--check --criterion-seconds 0 --replay-seconds 0"
 
 .PHONY: package
 package: ## Build the arm64 Lambda packages as `sam build` does (needs cargo-lambda and zig)

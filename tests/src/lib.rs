@@ -257,6 +257,8 @@ where
     Fut: Future<Output = Option<T>>,
 {
     let deadline = Instant::now() + timeout;
+    // Quick at first, then at most every 2 s: many tests poll the one emulator at once.
+    let mut pause = Duration::from_millis(250);
     loop {
         if let Some(v) = check().await {
             return Some(v);
@@ -264,7 +266,8 @@ where
         if Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 3 / 2).min(Duration::from_secs(2));
     }
 }
 
@@ -354,6 +357,8 @@ pub struct Call {
     pub caller_reference: String,
     pub outcome: String,
     #[serde(default)]
+    pub invalidation_id: Option<String>,
+    #[serde(default)]
     pub billed_paths: usize,
     #[serde(default)]
     pub paths: Vec<String>,
@@ -425,44 +430,53 @@ impl Stack {
             ),
             timeout,
             || async {
-                let (covered, invs) = self.coverage(lane, writes).await;
-                (covered == writes.len()).then_some(invs)
+                if self.coverage(lane, writes).await < writes.len() {
+                    return None;
+                }
+                Some(self.invalidations(lane).await)
             },
         )
         .await
     }
 
     /// How many of `writes` (path, written-at) are covered by a Completed invalidation created
-    /// after the write, and the lane's invalidations.
-    pub async fn coverage(
-        &self,
-        lane: &Lane,
-        writes: &[(String, f64)],
-    ) -> (usize, Vec<Invalidation>) {
-        let invs = self.invalidations(lane).await;
-        // Creation times from the emulator's call log: CloudFront's CreateTime has whole
-        // seconds only, too coarse to order against a write.
-        let created: BTreeMap<String, f64> = self
-            .calls(lane)
-            .into_iter()
-            .filter(|c| c.outcome == "created")
-            .map(|c| (c.caller_reference, c.time))
+    /// after the write. Two requests however many invalidations: the statuses from one
+    /// ListInvalidations, the paths and creation times from the emulator's call log
+    /// (CloudFront's CreateTime has whole seconds only, too coarse to order against a write).
+    pub async fn coverage(&self, lane: &Lane, writes: &[(String, f64)]) -> usize {
+        let list = retrying("ListInvalidations", || {
+            self.cloudfront
+                .list_invalidations()
+                .distribution_id(&lane.distribution_id)
+                .max_items(1000)
+                .send()
+        })
+        .await;
+        let completed: Vec<&str> = list
+            .invalidation_list()
+            .map(|l| l.items())
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| i.status() == "Completed")
+            .map(|i| i.id())
             .collect();
-        let covered = writes
+        let calls = self.calls(lane);
+        let done: Vec<&Call> = calls
+            .iter()
+            .filter(|c| {
+                c.outcome == "created"
+                    && c.invalidation_id
+                        .as_deref()
+                        .is_some_and(|id| completed.contains(&id))
+            })
+            .collect();
+        writes
             .iter()
             .filter(|(path, at)| {
-                invs.iter().any(|i| {
-                    let at_creation = created
-                        .get(&i.caller_reference)
-                        .copied()
-                        .unwrap_or(i.created_epoch);
-                    i.status == "Completed"
-                        && at_creation > *at
-                        && i.paths.iter().any(|p| covers(p, path))
-                })
+                done.iter()
+                    .any(|c| c.time > *at && c.paths.iter().any(|p| covers(p, path)))
             })
-            .count();
-        (covered, invs)
+            .count()
     }
 
     /// The batch items of a distribution (byDistribution index), oldest first.

@@ -128,10 +128,14 @@ impl Stack {
         timeout: Duration,
     ) -> Outcome {
         poll_until(timeout, || async {
-            let outcome = self.score(lane, fault, writes, started).await;
-            (outcome.covered == outcome.writes
-                && outcome.completed + outcome.failed == outcome.batches)
-                .then_some(())
+            let batches = self.batches(lane).await;
+            let finished = batches.iter().all(|b| {
+                matches!(
+                    b.get("status").map(String::as_str),
+                    Some("COMPLETED" | "FAILED")
+                )
+            });
+            (finished && self.coverage(lane, writes).await == writes.len()).then_some(())
         })
         .await;
         self.score(lane, fault, writes, started).await
@@ -145,7 +149,7 @@ impl Stack {
         writes: &[(String, f64)],
         started: Instant,
     ) -> Outcome {
-        let (covered, _) = self.coverage(lane, writes).await;
+        let covered = self.coverage(lane, writes).await;
         let batches: Vec<_> = self
             .batches(lane)
             .await

@@ -363,13 +363,22 @@ async fn the_audit_answers_each_question_from_real_pipeline_runs() {
         "{line}"
     );
 
-    let stuck = cfinv(&["audit", "stuck", "--older-than", "1s", "--json"]).json();
-    let submitted = stuck["batches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| str_of(b, "batchId") == submitted_id)
-        .unwrap_or_else(|| panic!("{submitted_id} not in {stuck}"));
+    // "Stuck" means SUBMITTED for longer than 1 s: the batch may have become SUBMITTED just now.
+    let submitted = wait_for(
+        "the SUBMITTED batch to be listed as stuck",
+        stack.info.pipeline_timeout(),
+        || async {
+            let stuck = cfinv(&["audit", "stuck", "--older-than", "1s", "--json"]).json();
+            stuck["batches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| str_of(b, "batchId") == submitted_id)
+                .cloned()
+        },
+    )
+    .await;
+    let submitted = &submitted;
     assert_eq!(str_of(submitted, "status"), "SUBMITTED");
     assert_eq!(
         str_of(submitted, "executionArn"),

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::matrix::{Outcome, mixed_workload, writes_per_fault};
-use e2e::{Lane, Stack, wait_for};
+use e2e::{Lane, Stack, poll_until, wait_for};
 use serde_json::{Value, json};
 
 /// Changes in flight at once per lane.
@@ -325,6 +325,15 @@ async fn permanent_error_then_redrive(lane_index: usize, code: &str) {
     for batch in &failed {
         stack.redrive_batch(&batch["batchId"]).await;
     }
+    // Until the redriven executions finish, their batches still read FAILED (finished).
+    poll_until(budget(&stack), || async {
+        let batches = stack.batches(&lane).await;
+        batches
+            .iter()
+            .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
+            .then_some(())
+    })
+    .await;
     let mut outcome = stack
         .settle(
             &lane,
