@@ -84,6 +84,16 @@ class RequestLog:
         return n
 
 
+def drain(result: Iterable[bytes]) -> list[bytes]:
+    """All of a WSGI response's chunks, closing it as PEP 3333 asks."""
+    try:
+        return list(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close:
+            close()
+
+
 class Middleware:
     def __init__(self, app: Callable, stack: "Stack") -> None:
         self.app = app
@@ -124,13 +134,7 @@ class Middleware:
             captured["status"], captured["headers"], captured["exc_info"] = status, headers, exc_info
             return lambda data: None  # moto never uses write()
 
-        result = self.app(environ, capture)
-        try:
-            chunks = list(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close:
-                close()
+        chunks = drain(self.app(environ, capture))
         status_code = int(str(captured.get("status", "500")).split(" ", 1)[0])
         if status_code >= 500:
             LOG.error("moto answered %s to %s %s (%s/%s)", status_code, environ.get("REQUEST_METHOD"), path, service, op)

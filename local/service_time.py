@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-from .middleware import request_identity
+from .middleware import drain, request_identity
 
 
 class ServiceTimes:
@@ -75,13 +75,7 @@ def timed(app: Callable, times: ServiceTimes) -> Callable:
         if environ.get("PATH_INFO", "").startswith("/_local"):
             return app(environ, start_response)
         t0 = time.perf_counter()
-        result = app(environ, start_response)
-        try:
-            chunks = list(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close:
-                close()
+        chunks = drain(app(environ, start_response))
         seconds = time.perf_counter() - (accepted if accepted is not None and accepted <= t0 else t0)
         key, service, op = request_identity(environ)
         if key:

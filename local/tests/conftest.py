@@ -147,3 +147,13 @@ def _clear_faults(request: pytest.FixtureRequest) -> Any:
     yield
     if "stack" in request.fixturenames:
         request.getfixturevalue("stack").stack.faults.clear()
+
+
+@pytest.fixture()
+def bucket(stack):
+    """A fresh bucket that sends its object changes to EventBridge."""
+    name = f"site-{uuid.uuid4().hex[:8]}"
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    return name

@@ -10,15 +10,6 @@ import pytest
 from .conftest import wait_for
 
 
-@pytest.fixture()
-def bucket(stack):
-    name = f"site-{uuid.uuid4().hex[:8]}"
-    s3 = stack.client("s3")
-    s3.create_bucket(Bucket=name)
-    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
-    return name
-
-
 def _queue(stack) -> tuple[str, str]:
     sqs = stack.client("sqs")
     url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]

@@ -21,15 +21,6 @@ def fn(stack, tmp_path_factory):
     return stack.add_function("LaneFn", tmp_path_factory.mktemp("lanes"), timeout=10, max_concurrency=2)
 
 
-@pytest.fixture()
-def bucket(stack):
-    name = f"lanes-{uuid.uuid4().hex[:8]}"
-    s3 = stack.client("s3")
-    s3.create_bucket(Bucket=name)
-    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
-    return name
-
-
 def _invoke(stack, pool, payload):
     resp = stack.client("lambda").invoke(FunctionName=pool.function_name, Payload=json.dumps(payload).encode())
     return resp, json.loads(resp["Payload"].read())

@@ -4,7 +4,7 @@
 //! Tests share one stack and run in parallel; each test owns one distribution and its key
 //! prefix (`d<i>/`, routed by the stack), so faults and counts never cross tests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::types::AttributeValue;
 use cfinv_core::path::encode_path;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -367,20 +368,8 @@ pub struct Call {
 impl Stack {
     /// Every invalidation of the lane's distribution, via ListInvalidations + GetInvalidation.
     pub async fn invalidations(&self, lane: &Lane) -> Vec<Invalidation> {
-        let list = retrying("ListInvalidations", || {
-            self.cloudfront
-                .list_invalidations()
-                .distribution_id(&lane.distribution_id)
-                .max_items(1000)
-                .send()
-        })
-        .await;
         let mut out = Vec::new();
-        for summary in list
-            .invalidation_list()
-            .map(|l| l.items())
-            .unwrap_or_default()
-        {
+        for summary in self.invalidation_summaries(lane).await {
             let got = retrying("GetInvalidation", || {
                 self.cloudfront
                     .get_invalidation()
@@ -403,6 +392,73 @@ impl Stack {
             });
         }
         out
+    }
+
+    /// ListInvalidations of the lane's distribution: ids and statuses.
+    async fn invalidation_summaries(
+        &self,
+        lane: &Lane,
+    ) -> Vec<aws_sdk_cloudfront::types::InvalidationSummary> {
+        let list = retrying("ListInvalidations", || {
+            self.cloudfront
+                .list_invalidations()
+                .distribution_id(&lane.distribution_id)
+                .max_items(1000)
+                .send()
+        })
+        .await;
+        list.invalidation_list()
+            .map(|l| l.items().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Holds the lane's distribution at its in-progress limit (every CreateInvalidation answered
+    /// `TooManyInvalidationsInProgress`) until the returned fault is cleared or `seconds` pass.
+    pub fn hold_limit(&self, lane: &Lane, seconds: u64) -> Value {
+        self.control(
+            "cloudfront/hold-limit",
+            json!({"distribution_id": lane.distribution_id, "seconds": seconds}),
+        )
+    }
+
+    /// Waits until the lane's distribution has answered a CreateInvalidation with `outcome`
+    /// (`created`, `existing` or an error code).
+    pub async fn wait_for_call(&self, lane: &Lane, outcome: &str, timeout: Duration) {
+        wait_for(
+            &format!("a CreateInvalidation {outcome}"),
+            timeout,
+            || async {
+                self.calls(lane)
+                    .iter()
+                    .any(|c| c.outcome == outcome)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Every item of the failures index (`byStatus`, `statusPk = FAILED`): batches and events.
+    pub async fn failed_items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.info.table)
+                .index_name("byStatus")
+                .key_condition_expression("statusPk = :f")
+                .expression_attribute_values(":f", AttributeValue::S("FAILED".into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("query byStatus");
+            items.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return items;
+            }
+        }
     }
 
     /// Every CreateInvalidation request the lane's distribution received.
@@ -444,18 +500,8 @@ impl Stack {
     /// ListInvalidations, the paths and creation times from the emulator's call log
     /// (CloudFront's CreateTime has whole seconds only, too coarse to order against a write).
     pub async fn coverage(&self, lane: &Lane, writes: &[(String, f64)]) -> usize {
-        let list = retrying("ListInvalidations", || {
-            self.cloudfront
-                .list_invalidations()
-                .distribution_id(&lane.distribution_id)
-                .max_items(1000)
-                .send()
-        })
-        .await;
-        let completed: Vec<&str> = list
-            .invalidation_list()
-            .map(|l| l.items())
-            .unwrap_or_default()
+        let summaries = self.invalidation_summaries(lane).await;
+        let completed: Vec<&str> = summaries
             .iter()
             .filter(|i| i.status() == "Completed")
             .map(|i| i.id())
@@ -489,10 +535,7 @@ impl Stack {
             .key_condition_expression("gsi1pk = :pk")
             .expression_attribute_values(
                 ":pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!(
-                    "DIST#{}",
-                    lane.distribution_id
-                )),
+                AttributeValue::S(format!("DIST#{}", lane.distribution_id)),
             )
             .send()
             .await
@@ -503,8 +546,8 @@ impl Stack {
                 item.iter()
                     .map(|(k, v)| {
                         let text = match v {
-                            aws_sdk_dynamodb::types::AttributeValue::S(s) => s.clone(),
-                            aws_sdk_dynamodb::types::AttributeValue::N(n) => n.clone(),
+                            AttributeValue::S(s) => s.clone(),
+                            AttributeValue::N(n) => n.clone(),
                             other => format!("{other:?}"),
                         };
                         (k.clone(), text)
@@ -522,6 +565,19 @@ impl Stack {
             self.state_machine("InvalidateBatchStateMachine")
                 .replace(":stateMachine:", ":execution:")
         )
+    }
+
+    /// Waits until every batch of the lane is COMPLETED; false if the deadline passed first.
+    pub async fn batches_completed(&self, lane: &Lane, timeout: Duration) -> bool {
+        poll_until(timeout, || async {
+            self.batches(lane)
+                .await
+                .iter()
+                .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
+                .then_some(())
+        })
+        .await
+        .is_some()
     }
 
     /// Status of the batch machine's execution named `batch_id`.

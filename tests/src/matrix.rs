@@ -216,41 +216,20 @@ impl Stack {
         outcome
     }
 
-    /// Failed object-changed executions recorded for the lane's keys (byStatus FAILED, events).
+    /// Failed object-changed executions recorded for the lane's keys (events in byStatus FAILED).
     async fn failed_events(&self, lane: &Lane) -> usize {
-        let mut count = 0;
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.info.table)
-                .index_name("byStatus")
-                .key_condition_expression("statusPk = :f")
-                .expression_attribute_values(":f", AttributeValue::S("FAILED".into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("query byStatus");
-            count += page
-                .items()
-                .iter()
-                .filter(|item| {
-                    item.get("type")
-                        .and_then(|t| t.as_s().ok())
-                        .map(String::as_str)
-                        == Some("event")
-                        && item
-                            .get("input")
-                            .and_then(|i| i.as_s().ok())
-                            .is_some_and(|i| i.contains(&format!("\"{}", lane.prefix)))
-                })
-                .count();
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return count;
-            }
-        }
+        let marker = format!("\"{}", lane.prefix);
+        let text = |item: &std::collections::HashMap<String, AttributeValue>, field: &str| {
+            item.get(field)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        self.failed_items()
+            .await
+            .iter()
+            .filter(|item| text(item, "type") == "event" && text(item, "input").contains(&marker))
+            .count()
     }
 }
 

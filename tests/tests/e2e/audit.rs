@@ -102,14 +102,10 @@ async fn two_completed_batches(stack: &Stack, lane: &Lane) -> Vec<Invalidation> 
     let mut ours = stack.wait_covered(lane, &second, timeout).await;
     ours.retain(|i| i.paths.iter().all(|p| p.starts_with(&run)));
     // CloudFront says Completed a poll before the batch does.
-    wait_for("the lane's batches to be COMPLETED", timeout, || async {
-        let batches = stack.batches(lane).await;
-        batches
-            .iter()
-            .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
-            .then_some(())
-    })
-    .await;
+    assert!(
+        stack.batches_completed(lane, timeout).await,
+        "the lane's batches COMPLETED"
+    );
     ours
 }
 

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::matrix::{Outcome, mixed_workload, writes_per_fault};
-use e2e::{Lane, Stack, poll_until, wait_for};
+use e2e::{Lane, Stack, wait_for};
 use serde_json::{Value, json};
 
 /// Changes in flight at once per lane.
@@ -86,14 +86,7 @@ async fn cloudfront_service_unavailable_bursts() {
     arm(&stack, burst("GetInvalidation"));
     let (writes, started) = drive(&stack, &lane, Duration::ZERO).await;
     // Another burst for the batches after the first invalidation.
-    wait_for("the first invalidation", budget(&stack), || async {
-        stack
-            .calls(&lane)
-            .iter()
-            .any(|c| c.outcome == "created")
-            .then_some(())
-    })
-    .await;
+    stack.wait_for_call(&lane, "created", budget(&stack)).await;
     arm(&stack, burst("CreateInvalidation"));
     let outcome = settle_recovered(
         &stack,
@@ -112,19 +105,11 @@ async fn distribution_held_at_its_in_progress_limit() {
     let stack = Stack::connect().await;
     let lane = stack.lane(13);
     // Held until a submit has met the limit, however long the writes take.
-    let hold = stack.control(
-        "cloudfront/hold-limit",
-        json!({"distribution_id": lane.distribution_id, "seconds": budget(&stack).as_secs()}),
-    );
+    let hold = stack.hold_limit(&lane, budget(&stack).as_secs());
     let (writes, started) = drive(&stack, &lane, Duration::ZERO).await;
-    wait_for("a submit to meet the limit", budget(&stack), || async {
-        stack
-            .calls(&lane)
-            .iter()
-            .any(|c| c.outcome == "TooManyInvalidationsInProgress")
-            .then_some(())
-    })
-    .await;
+    stack
+        .wait_for_call(&lane, "TooManyInvalidationsInProgress", budget(&stack))
+        .await;
     let held = started.elapsed();
     disarm(&stack, &hold);
     let outcome = settle_recovered(
@@ -326,14 +311,7 @@ async fn permanent_error_then_redrive(lane_index: usize, code: &str) {
         stack.redrive_batch(&batch["batchId"]).await;
     }
     // Until the redriven executions finish, their batches still read FAILED (finished).
-    poll_until(budget(&stack), || async {
-        let batches = stack.batches(&lane).await;
-        batches
-            .iter()
-            .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
-            .then_some(())
-    })
-    .await;
+    stack.batches_completed(&lane, budget(&stack)).await;
     let mut outcome = stack
         .settle(
             &lane,

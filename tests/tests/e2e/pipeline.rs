@@ -46,18 +46,12 @@ async fn every_write_ends_in_a_completed_invalidation_created_after_it() {
         "the overwrite needed its own invalidation: {invalidations:?}"
     );
     let batches = stack.batches(&lane).await;
-    wait_for(
-        "every batch COMPLETED",
-        stack.info.pipeline_timeout(),
-        || async {
-            let batches = stack.batches(&lane).await;
-            batches
-                .iter()
-                .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
-                .then_some(())
-        },
-    )
-    .await;
+    assert!(
+        stack
+            .batches_completed(&lane, stack.info.pipeline_timeout())
+            .await,
+        "every batch COMPLETED"
+    );
     assert!(batches.len() >= 2);
 }
 
@@ -309,23 +303,15 @@ async fn too_many_invalidations_in_progress_is_retried_until_there_is_room() {
     let stack = Stack::connect().await;
     let lane = stack.lane(6);
     // Held until the batch's first CreateInvalidation has met the limit, then released.
-    let hold = stack.control(
-        "cloudfront/hold-limit",
-        json!({"distribution_id": lane.distribution_id, "seconds": 3600}),
-    );
+    let hold = stack.hold_limit(&lane, 3600);
     let writes = stack.write(&lane, &["busy/a.html"]).await;
-    wait_for(
-        "the submit to meet the limit",
-        stack.info.pipeline_timeout(),
-        || async {
-            stack
-                .calls(&lane)
-                .iter()
-                .any(|c| c.outcome == "TooManyInvalidationsInProgress")
-                .then_some(())
-        },
-    )
-    .await;
+    stack
+        .wait_for_call(
+            &lane,
+            "TooManyInvalidationsInProgress",
+            stack.info.pipeline_timeout(),
+        )
+        .await;
     stack.control("faults/clear", json!({"id": hold["id"]}));
     stack
         .wait_covered(
@@ -376,22 +362,10 @@ async fn a_failed_batch_is_visible_and_a_redrive_completes_it_once() {
         stack.batch_execution_status(&batch_id).await.as_deref(),
         Some("FAILED")
     );
-    let failed_index = stack
-        .ddb
-        .query()
-        .table_name(&stack.info.table)
-        .index_name("byStatus")
-        .key_condition_expression("statusPk = :f")
-        .expression_attribute_values(
-            ":f",
-            aws_sdk_dynamodb::types::AttributeValue::S("FAILED".into()),
-        )
-        .send()
-        .await
-        .expect("query byStatus");
     assert!(
-        failed_index
-            .items()
+        stack
+            .failed_items()
+            .await
             .iter()
             .any(|i| i.get("batchId").and_then(|v| v.as_s().ok()) == Some(&batch_id)),
         "the batch is in the failures index"
@@ -473,17 +447,12 @@ async fn a_batch_whose_flush_never_started_is_flushed_by_the_sweep_or_the_next_j
             stack.info.pipeline_timeout(),
         )
         .await;
-    wait_for(
-        "every batch of the lane to complete",
-        stack.info.pipeline_timeout(),
-        || async {
-            let b = stack.batches(&lane).await;
-            b.iter()
-                .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
-                .then_some(b)
-        },
-    )
-    .await;
+    assert!(
+        stack
+            .batches_completed(&lane, stack.info.pipeline_timeout())
+            .await,
+        "every batch of the lane COMPLETED"
+    );
     let batches = stack.batches(&lane).await;
     let ids: Vec<&str> = batches.iter().map(|b| b["batchId"].as_str()).collect();
     assert!(
