@@ -1,4 +1,5 @@
-//! Any bytes -> JSON (when they parse) -> collect-keys' handler, under each key encoding.
+//! Any bytes -> JSON (when they parse) -> `collect` (all of collect-keys' handler but its log
+//! lines), under each key encoding.
 //! It must not panic; an error must be one the event can cause (`InvalidEvent`, `InvalidKey`);
 //! every path must be a valid CloudFront path of a valid key; and no key may be dropped without
 //! an ignored entry (the check `functions/core/tests/hostile.rs` runs, from the same file).
@@ -6,6 +7,7 @@
 
 use std::sync::LazyLock;
 
+use cfinv_core::collect::collect;
 use cfinv_core::keys::{KeyEncoding, MAX_KEY_BYTES};
 use cfinv_core::path::is_valid_path;
 use cfinv_core::routes::{MappingConfig, Route};
@@ -45,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for cfg in CONFIGS.iter() {
-        match collect_keys::handle(&event, &Ok(cfg.clone())) {
+        match collect(&event, cfg) {
             Err(e) => assert!(
                 matches!(e.name(), "InvalidEvent" | "InvalidKey"),
                 "{:?}: {e}",
