@@ -191,12 +191,15 @@ async fn dedupe_killed_after_its_writes_succeeded() {
     let lane = stack.lane(16);
     // PutItem: the pointer swap or the new batch item (an opener dying half-way);
     // UpdateItem: a path registered, the answer lost.
-    for (operation, times) in [("PutItem", 3), ("UpdateItem", 5)] {
-        arm(
-            &stack,
-            json!({"kind": "crash_after", "function": "DedupeFunction", "service": "dynamodb", "operation": operation, "contains": lane.distribution_id, "times": times}),
-        );
-    }
+    let armed: Vec<Value> = [("PutItem", 3), ("UpdateItem", 5)]
+        .into_iter()
+        .map(|(operation, times)| {
+            arm(
+                &stack,
+                json!({"kind": "crash_after", "function": "DedupeFunction", "service": "dynamodb", "operation": operation, "contains": lane.distribution_id, "times": times}),
+            )
+        })
+        .collect();
     let (writes, started) = drive(&stack, &lane, Duration::ZERO).await;
     settle_recovered(
         &stack,
@@ -207,6 +210,14 @@ async fn dedupe_killed_after_its_writes_succeeded() {
         |_| String::new(),
     )
     .await;
+    // A crash_after fault leaves the list once it has fired all its times.
+    let left = stack.control("faults/list", json!({}));
+    assert!(
+        armed.iter().all(|fault| left["crash_after"]
+            .as_array()
+            .is_some_and(|all| all.iter().all(|f| f["id"] != fault["id"]))),
+        "every kill happened: {left}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
