@@ -138,8 +138,8 @@ test: ## Everything: lint, dependency audit, unit, local stack, end-to-end + fau
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory test-local
 	$(MAKE) --no-print-directory e2e
-	$(MAKE) --no-print-directory fuzz
-	$(MAKE) --no-print-directory bench-check
+	@# The fuzzer is CPU-bound, the small benchmark waits on the emulator: side by side.
+	$(MAKE) --no-print-directory -j2 --output-sync=target fuzz bench-check
 
 .PHONY: test-full
 test-full: ## make test with 1,000 changes per fault and 5 min of fuzzing per target, then the full benchmark
