@@ -226,7 +226,7 @@ fn parse_records(event: &Obj<'_>) -> Result<ParsedEvent> {
             version_id: owned(object.opt_str("versionId")?),
             etag: owned(etag),
             sequencer: owned(sequencer),
-            event_time: owned(record.opt_str("eventTime")?),
+            event_time: record.opt_time("eventTime")?,
             event_id,
             size: object.opt_u64("size")?,
         });
@@ -368,7 +368,10 @@ impl<'a> Obj<'a> {
     fn opt_time(&self, name: &str) -> Result<Option<String>> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            // Kept as sent, once it is known to be a time: it goes into the audit trail.
+            Some(v @ Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
+                .map(|_| Some(s.clone()))
+                .map_err(|_| self.mistyped(name, "a time (RFC 3339 or epoch seconds)", v)),
             Some(v @ Value::Number(n)) => {
                 // To the microsecond: moto's precision, and an f64 holds no more of an epoch.
                 // `as` saturates a huge number at i128::MAX, so the product must be checked.

@@ -269,6 +269,16 @@ fn cases() -> Vec<(&'static str, Value, Expect)> {
             with(ok.clone(), "/time", json!(-1e40)),
             E("InvalidEvent", "time must be a time"),
         ),
+        (
+            "time a string but no time",
+            with(ok.clone(), "/time", json!("yesterday")),
+            E("InvalidEvent", "time must be a time"),
+        ),
+        (
+            "time without its zone",
+            with(ok.clone(), "/time", json!("2021-11-12T00:00:00")),
+            E("InvalidEvent", "time must be a time"),
+        ),
         // The notification envelope.
         (
             "Records: []",
@@ -299,6 +309,11 @@ fn cases() -> Vec<(&'static str, Value, Expect)> {
             "record without eventName",
             notification(vec![without(put("a"), "", "eventName")]),
             E("InvalidEvent", "Records[0].eventName is missing"),
+        ),
+        (
+            "record eventTime no time",
+            one_with(put("a"), "/eventTime", json!("12/11/2021")),
+            E("InvalidEvent", "Records[0].eventTime must be a time"),
         ),
         (
             "record without s3",
