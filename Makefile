@@ -142,8 +142,10 @@ test: ## Everything: lint, dependency audit, unit, local stack, end-to-end + fau
 	$(MAKE) --no-print-directory -j2 --output-sync=target fuzz bench-check
 
 .PHONY: test-full
-test-full: ## make test with 1,000 changes per fault and 5 min of fuzzing per target, then the full benchmark
-	$(MAKE) --no-print-directory test E2E_FAULT_WRITES=1000 FUZZ_SECONDS=300
+# The fault matrix stays at 300 changes per fault: at 1,000 (10,000 changes at once) the
+# emulator runs out of threads (moto runs every Step Functions execution on its own).
+test-full: ## make test with 5 min of fuzzing per target, then the full benchmark
+	$(MAKE) --no-print-directory test FUZZ_SECONDS=300
 	$(MAKE) --no-print-directory bench
 
 .PHONY: bench
