@@ -23,7 +23,6 @@ on a free 127.0.0.1 port and keeps a pool of processes per function, like Lambda
 from __future__ import annotations
 
 import collections
-import inspect
 import itertools
 import json
 import logging
@@ -101,7 +100,7 @@ class FunctionPool:
         memory: int = 128,
         max_concurrency: int = 8,
         log_path: Path,
-        should_crash: Callable[..., str | None] | None = None,
+        should_crash: Callable[[set[str], bytes], str | None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.logical_id = logical_id
@@ -113,9 +112,8 @@ class FunctionPool:
         self.memory = memory
         self.max_concurrency = max_concurrency
         self.log_path = log_path
-        # should_crash(names, payload) -> None | "start" | "end"; should_crash(names) still works.
-        self.should_crash = should_crash or (lambda names: None)
-        self._crash_takes_payload = _takes_two_args(self.should_crash)
+        # should_crash(names, payload) -> None | "start" | "end"
+        self.should_crash = should_crash or (lambda names, payload: None)
         self.names = {logical_id, function_name, function_arn}
         self._cond = threading.Condition()
         self._pending: collections.deque[Invocation] = collections.deque()
@@ -131,7 +129,7 @@ class FunctionPool:
     def invoke(self, payload: bytes, wait_timeout: float | None = None) -> InvokeResult:
         """Run one invocation; blocks until it ends (response, error, crash or timeout)."""
         inv = Invocation(payload=payload or b"{}")
-        inv.crash = self.crash_for(inv.payload)
+        inv.crash = self.should_crash(self.names, inv.payload)
         with self._cond:
             if self._stopping:
                 return InvokeResult(_error_body("ServiceException", "local stack is stopping"), "Unhandled", "ServiceException")
@@ -149,12 +147,6 @@ class FunctionPool:
         if inv.result.function_error:
             self.errors += 1
         return inv.result
-
-    def crash_for(self, payload: bytes) -> str | None:
-        """Ask the crash hook about one invocation (with its payload if the hook takes it)."""
-        if self._crash_takes_payload:
-            return self.should_crash(self.names, payload)
-        return self.should_crash(self.names)
 
     def stats(self) -> dict[str, Any]:
         with self._cond:
@@ -329,16 +321,6 @@ class FunctionPool:
             self._write_log(f"END RequestId: {inv.id}\nREPORT RequestId: {inv.id} Status: timeout")
             if p.popen is not None:
                 _kill(p.popen)
-
-
-def _takes_two_args(fn: Callable[..., Any]) -> bool:
-    try:
-        inspect.signature(fn).bind(set(), b"")
-    except TypeError:
-        return False
-    except ValueError:  # no signature (some builtins): assume the current shape
-        return True
-    return True
 
 
 def _kill(popen: subprocess.Popen | None) -> None:

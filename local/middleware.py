@@ -27,6 +27,10 @@ _CRED = re.compile(r"Credential=([^/,\s]+)/[^/]+/[^/]+/([^/]+)/")
 _S3_OPS = {"PUT": "PutObject", "GET": "GetObject", "DELETE": "DeleteObject", "HEAD": "HeadObject", "POST": "PostObject"}
 
 
+# Where Middleware leaves a request's (access key, service, operation) for the layers around it.
+IDENTITY = "local.identity"
+
+
 def request_identity(environ: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
     """(access key id, service, operation) of an AWS request, best effort."""
     auth = environ.get("HTTP_AUTHORIZATION", "")
@@ -103,7 +107,7 @@ class Middleware:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_local/") or path == "/_local":
             return self._control(environ, start_response)
-        key, service, op = request_identity(environ)
+        key, service, op = environ[IDENTITY] = request_identity(environ)
         proc = self.stack.runtime.process_by_access_key(key) if key else None
         if service and op:
             self.stack.requests.record(proc.pool.logical_id if proc else None, service, op)
@@ -115,7 +119,7 @@ class Middleware:
             except Exception:  # noqa: BLE001
                 LOG.exception("CloudFront emulation failed")
                 status, headers, out = 500, [("Content-Type", "text/plain")], traceback.format_exc().encode()
-            self._maybe_crash(key, service, op, status, path, body)
+            self._maybe_crash(proc, service, op, status, path, body)
             start_response(f"{status} {_reason(status)}", headers + [("Content-Length", str(len(out)))])
             return [out]
 
@@ -138,19 +142,17 @@ class Middleware:
         status_code = int(str(captured.get("status", "500")).split(" ", 1)[0])
         if status_code >= 500:
             LOG.error("moto answered %s to %s %s (%s/%s)", status_code, environ.get("REQUEST_METHOD"), path, service, op)
-        self._maybe_crash(key, service, op, status_code, path, sent_body)
+        self._maybe_crash(proc, service, op, status_code, path, sent_body)
         start_response(captured.get("status", "500 Internal Server Error"), captured.get("headers", []), captured.get("exc_info"))
         return chunks
 
     def _maybe_crash(
-        self, key: str | None, service: str | None, op: str | None, status: int, path: str = "", body: bytes | None = None
+        self, proc: Any, service: str | None, op: str | None, status: int, path: str, body: bytes | None
     ) -> None:
-        """Kill the calling function process if a crash-after fault matches this success
-        (``path`` and ``body`` of the request are what a fault's ``contains`` is looked for in)."""
-        if not key or not service or not op or status >= 300 or not self.stack.faults.has_crash_after():
-            return
-        proc = self.stack.runtime.process_by_access_key(key)
-        if proc is None:
+        """Kill the calling function process (``proc``, None for other callers) if a crash-after
+        fault matches this success (``path`` and ``body`` of the request are what a fault's
+        ``contains`` is looked for in)."""
+        if proc is None or not service or not op or status >= 300 or not self.stack.faults.has_crash_after():
             return
         if self.stack.faults.crash_after_matches(proc.pool.names, service, op, path, body):
             proc.pool._write_log(f"FAULT crash process {proc.id} after {service}:{op} succeeded")

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-from .middleware import drain, request_identity
+from .middleware import IDENTITY, drain
 
 
 class ServiceTimes:
@@ -59,16 +59,11 @@ class ServiceTimes:
             ops = [{"service": s, "operation": o, "count": int(c[0]), "seconds": c[1], "max_seconds": c[2]} for (s, o), c in cells]
         return {"access_key": key, "requests": sum(o["count"] for o in ops), "seconds": sum(o["seconds"] for o in ops), "operations": ops}
 
-    def reset(self) -> int:
-        with self._lock:
-            n = len(self._by_key)
-            self._by_key.clear()
-        return n
-
 
 def timed(app: Callable, times: ServiceTimes) -> Callable:
-    """Wraps the stack's WSGI application: records the service time of every signed AWS
-    request (control API requests and unsigned ones are passed through untimed)."""
+    """Wraps the stack's WSGI application (the :class:`~local.middleware.Middleware`, which
+    identifies each request): records the service time of every signed AWS request (control API
+    requests and unsigned ones are passed through untimed)."""
 
     def wrapper(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         accepted = times.take_accepted(environ.get("werkzeug.socket"))
@@ -77,7 +72,7 @@ def timed(app: Callable, times: ServiceTimes) -> Callable:
         t0 = time.perf_counter()
         chunks = drain(app(environ, start_response))
         seconds = time.perf_counter() - (accepted if accepted is not None and accepted <= t0 else t0)
-        key, service, op = request_identity(environ)
+        key, service, op = environ.get(IDENTITY, (None, None, None))
         if key:
             times.record(key, service or "?", op or "?", seconds)
         return chunks
