@@ -157,16 +157,14 @@ impl Stack {
             .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
     }
 
-    /// Puts `<lane prefix><name>` for each name, one after the other; returns ("/" + key,
+    /// Puts `<lane prefix><name>` for each name, one after the other; returns (CloudFront path,
     /// time written) for each.
     pub async fn write(&self, lane: &Lane, names: &[&str]) -> Vec<(String, f64)> {
-        let mut writes = Vec::with_capacity(names.len());
-        for name in names {
-            let key = format!("{}{name}", lane.prefix);
-            self.put(&key, "v1").await;
-            writes.push((format!("/{key}"), now_epoch()));
-        }
-        writes
+        let changes: Vec<Change> = names
+            .iter()
+            .map(|name| Change::Put(format!("{}{name}", lane.prefix)))
+            .collect();
+        self.apply(&changes, 1, Duration::ZERO).await
     }
 
     /// Makes `changes` in order, `parallel` at a time, spreading the waves evenly over `spread`
