@@ -172,6 +172,7 @@ def deploy(
             max_concurrency=max_concurrency,
             log_path=logs_dir / f"{logical}.log",
             should_crash=stack.faults.lambda_should_crash,
+            hold_for=stack.faults.lambda_hold_for,
         )
         stack.runtime.add_pool(pool)
         dep.functions[logical] = {

@@ -31,7 +31,13 @@ be proven if tests can make AWS misbehave on demand, deterministically. Kinds of
   swapped), a held event is released after ``hold_seconds`` if nothing follows. Nothing is
   lost: clearing the fault delivers whatever it still holds or has scheduled at once.
 
-``contains`` (``crash_after``, ``lambda_crash``) scopes a fault to one "lane" of a shared stack,
+* Lambda holds (``lambda_hold``): invocations of a function whose payload contains ``contains``
+  wait before any process takes them, until the fault is cleared (or its ``seconds`` pass);
+  the function's timeout starts only when a process takes the event, as on Lambda. A test
+  holds the batch machine's Submit this way to keep a batch OPEN until every event of a burst
+  has joined it, however slowly this machine runs the pipeline.
+
+``contains`` (``crash_after``, ``lambda_crash``, ``lambda_hold``) scopes a fault to one "lane" of a shared stack,
 e.g. a distribution id or a key prefix, so several faults can run side by side.
 """
 
@@ -41,7 +47,7 @@ import itertools
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
 # code -> (HTTP status, error Type, default message), as CloudFront answers them.
@@ -60,7 +66,7 @@ CLOUDFRONT_ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 _ids = itertools.count(1)
-KINDS = ("cloudfront", "lambda_crash", "crash_after", "target_failure", "s3_delivery")
+KINDS = ("cloudfront", "lambda_crash", "lambda_hold", "crash_after", "target_failure", "s3_delivery")
 
 
 @dataclass
@@ -93,6 +99,20 @@ class LambdaCrash:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class LambdaHold:
+    function: str
+    contains: str | None = None  # only invocations whose payload contains this string are held
+    seconds: float | None = None  # release after this long even if not cleared (None: until cleared)
+    held: int = 0  # invocations held so far (released ones included)
+    id: int = field(default_factory=lambda: next(_ids))
+    released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        # asdict would deep-copy the Event (and its lock): list the plain fields instead.
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "released"}
 
 
 @dataclass
@@ -197,6 +217,7 @@ class Faults:
         self._rng = random.Random(seed)
         self.cloudfront: list[CloudFrontFault] = []
         self.lambda_crash: list[LambdaCrash] = []
+        self.lambda_hold: list[LambdaHold] = []
         self.crash_after: list[CrashAfter] = []
         self.target_failure: list[TargetFailure] = []
         self.s3_delivery: list[S3Delivery] = []
@@ -223,6 +244,14 @@ class Faults:
                 _check_contains(spec)
                 fault = LambdaCrash(**spec)
                 self.lambda_crash.append(fault)
+            elif kind == "lambda_hold":
+                _check_contains(spec)
+                fault = LambdaHold(**spec)
+                if fault.seconds is not None:
+                    timer = threading.Timer(float(fault.seconds), fault.released.set)
+                    timer.daemon = True
+                    timer.start()
+                self.lambda_hold.append(fault)
             elif kind == "crash_after":
                 _check_contains(spec)
                 fault = CrashAfter(**spec)
@@ -246,6 +275,9 @@ class Faults:
                 items = getattr(self, name)
                 keep = [f for f in items if fault_id is not None and f.id != fault_id]
                 removed += len(items) - len(keep)
+                for gone in items:
+                    if name == "lambda_hold" and gone not in keep:
+                        gone.released.set()
                 setattr(self, name, keep)
             hooks = list(self._on_clear)
         for hook in hooks:  # outside the lock: a hook may deliver events (s3_delivery flush)
@@ -265,6 +297,7 @@ class Faults:
             return {
                 "cloudfront": [f.to_json() for f in self.cloudfront],
                 "lambda_crash": [f.to_json() for f in self.lambda_crash],
+                "lambda_hold": [f.to_json() for f in self.lambda_hold],
                 "crash_after": [f.to_json() for f in self.crash_after],
                 "target_failure": [f.to_json() for f in self.target_failure],
                 "s3_delivery": [f.to_json() for f in self.s3_delivery],
@@ -278,6 +311,7 @@ class Faults:
             if (f.until is None or f.until > now) and (f.count is None or f.count > 0)
         ]
         self.lambda_crash = [f for f in self.lambda_crash if f.fired < f.times]
+        self.lambda_hold = [f for f in self.lambda_hold if not f.released.is_set()]
         self.crash_after = [f for f in self.crash_after if f.fired < f.times]
         self.target_failure = [f for f in self.target_failure if f.count is None or f.count > 0]
         # Listed until everything it held or scheduled is delivered, though no longer matching.
@@ -320,6 +354,17 @@ class Faults:
                     hit = f.at
             self._expire()
             return hit
+
+    def lambda_hold_for(self, names: set[str], payload: bytes | str | None = None) -> threading.Event | None:
+        """The event an invocation of the function known by ``names`` must wait for before a
+        process may take it (counted as held), or None."""
+        with self._lock:
+            self._expire()
+            for f in self.lambda_hold:
+                if f.function in names and _contains(f.contains, payload):
+                    f.held += 1
+                    return f.released
+            return None
 
     def crash_after_matches(
         self, names: set[str], service: str, operation: str, path: str | None = None, body: bytes | str | None = None

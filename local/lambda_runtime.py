@@ -101,6 +101,7 @@ class FunctionPool:
         max_concurrency: int = 8,
         log_path: Path,
         should_crash: Callable[[set[str], bytes], str | None] | None = None,
+        hold_for: Callable[[set[str], bytes], threading.Event | None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.logical_id = logical_id
@@ -114,6 +115,8 @@ class FunctionPool:
         self.log_path = log_path
         # should_crash(names, payload) -> None | "start" | "end"
         self.should_crash = should_crash or (lambda names, payload: None)
+        # hold_for(names, payload) -> None | an event to wait for before the invocation is queued
+        self.hold_for = hold_for or (lambda names, payload: None)
         self.names = {logical_id, function_name, function_arn}
         self._cond = threading.Condition()
         self._pending: collections.deque[Invocation] = collections.deque()
@@ -129,6 +132,10 @@ class FunctionPool:
     def invoke(self, payload: bytes, wait_timeout: float | None = None) -> InvokeResult:
         """Run one invocation; blocks until it ends (response, error, crash or timeout)."""
         inv = Invocation(payload=payload or b"{}")
+        hold = self.hold_for(self.names, inv.payload)
+        if hold is not None:
+            self._write_log(f"HOLD RequestId: {inv.id} (lambda_hold fault)")
+            hold.wait()
         inv.crash = self.should_crash(self.names, inv.payload)
         with self._cond:
             if self._stopping:

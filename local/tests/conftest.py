@@ -103,6 +103,7 @@ class StackHandle:
             max_concurrency=max_concurrency,
             log_path=self.stack.state_dir / "logs" / f"{logical_id}.log",
             should_crash=self.stack.faults.lambda_should_crash,
+            hold_for=self.stack.faults.lambda_hold_for,
         )
         self.stack.runtime.add_pool(pool)
         return pool

@@ -7,6 +7,7 @@ on one stack, so each must touch its own lane only.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 
 import pytest
@@ -95,6 +96,26 @@ def test_lambda_crash_contains_counts_only_matching_payloads(stack, fn):
     assert _crashed(resp, body), body
     resp, body = _invoke(stack, fn, {"action": "echo", "key": "d7/c"})
     assert "FunctionError" not in resp, body
+
+
+def test_lambda_hold_keeps_matching_invocations_until_cleared(stack, fn):
+    hold = stack.control("faults/set", {"kind": "lambda_hold", "function": "LaneFn", "contains": "d8/"})
+    outcome: dict[str, object] = {}
+
+    def held_call() -> None:
+        outcome["resp"], outcome["body"] = _invoke(stack, fn, {"action": "echo", "key": "d8/a"})
+
+    worker = threading.Thread(target=held_call, daemon=True)
+    worker.start()
+    wait_for(lambda: _faults(stack, "lambda_hold")[0]["held"] == 1, what="the d8/ invocation held")
+    resp, _ = _invoke(stack, fn, {"action": "echo", "key": "d1/a"})  # another lane is not held
+    assert "FunctionError" not in resp
+    worker.join(0.5)
+    assert worker.is_alive() and "resp" not in outcome, "still held"
+    stack.control("faults/clear", {"id": hold["id"]})
+    worker.join(10)
+    assert not worker.is_alive() and "FunctionError" not in outcome["resp"], outcome
+    assert _faults(stack, "lambda_hold") == []
 
 
 def test_a_crash_check_without_a_payload_never_matches_contains(stack):
