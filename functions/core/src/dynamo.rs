@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 
 use crate::collect::PathChange;
 use crate::model::{
-    Batch, BatchRef, BatchStatus, Chunk, OpenPointer, PlanRef, keys, parse_timestamp, timestamp,
+    Batch, BatchRef, BatchStatus, Chunk, OpenPointer, PlanRef, batch_opened_at, keys,
+    parse_timestamp, timestamp,
 };
 use crate::plan::Plan;
 use crate::store::{BatchPaths, BatchStore, Outcome};
@@ -284,7 +285,9 @@ impl BatchStore for DynamoStore {
         execution_arn: &str,
     ) -> Result<Batch> {
         let at = timestamp(now);
-        // Creates the item too if the opener died before writing it: the batch still closes.
+        // Creates the item too if the opener died before writing it: the batch still closes,
+        // and its opening time comes from its id, not from the close.
+        let opened = batch_opened_at(&batch.batch_id).map_or_else(|| at.clone(), timestamp);
         let res = self
             .client
             .update_item()
@@ -293,10 +296,12 @@ impl BatchStore for DynamoStore {
             .update_expression(
                 "SET #status = :closed, closedAt = :now, executionArn = :arn, statusPk = :closed, \
                  statusSk = :ssk, batchId = :b, distributionId = :d, #type = :batch, \
-                 openedAt = if_not_exists(openedAt, :now), gsi1pk = :g1, \
-                 gsi1sk = if_not_exists(gsi1sk, :ssk), expiresAt = if_not_exists(expiresAt, :ttl)",
+                 openedAt = if_not_exists(openedAt, :opened), gsi1pk = :g1, \
+                 gsi1sk = if_not_exists(gsi1sk, :gsk), expiresAt = if_not_exists(expiresAt, :ttl)",
             )
             .condition_expression("attribute_not_exists(closedAt)")
+            .expression_attribute_values(":opened", s(&opened))
+            .expression_attribute_values(":gsk", s(format!("{opened}#{}", batch.batch_id)))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#type", "type")
             .expression_attribute_values(":closed", s(BatchStatus::Closed.as_str()))
@@ -566,6 +571,25 @@ impl BatchStore for DynamoStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn mark_empty(&self, batch_id: &str, now: OffsetDateTime) -> Result<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::batch_pk(batch_id), keys::META)))
+            .update_expression(
+                "SET #status = :empty, emptyAt = if_not_exists(emptyAt, :now) \
+                 REMOVE statusPk, statusSk, gsi1pk, gsi1sk, failedAt",
+            )
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(planId)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":empty", s(BatchStatus::Empty.as_str()))
+            .expression_attribute_values(":now", s(timestamp(now)))
+            .send()
+            .await;
+        conditional(res).map(|_| ())
     }
 
     async fn mark_completed(&self, batch_id: &str, now: OffsetDateTime) -> Result<()> {
@@ -944,6 +968,60 @@ mod tests {
                 chunks: 2
             })
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_opener_never_wrote_it_closes_with_the_opening_time_of_its_id() {
+        let update = mock!(Client::update_item)
+            .match_requests(|r| {
+                let values = r.expression_attribute_values().cloned().unwrap_or_default();
+                r.update_expression()
+                    .is_some_and(|e| e.contains("openedAt = if_not_exists(openedAt, :opened)"))
+                    && values.get(":opened") == Some(&s("2026-11-25T03:04:05.000Z"))
+                    && values.get(":now") == Some(&s("2026-11-25T03:10:00.000Z"))
+            })
+            .then_output(|| {
+                UpdateItemOutput::builder()
+                    .set_attributes(Some(HashMap::from([
+                        ("batchId".to_owned(), s("E1-20261125T030405Z-0a1b2c3d")),
+                        ("distributionId".to_owned(), s("E1")),
+                        ("status".to_owned(), s("CLOSED")),
+                        ("openedAt".to_owned(), s("2026-11-25T03:04:05.000Z")),
+                    ])))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_dynamodb, [&update]);
+        let batch_ref = BatchRef {
+            batch_id: "E1-20261125T030405Z-0a1b2c3d".into(),
+            distribution_id: "E1".into(),
+        };
+        let batch = store(client)
+            .close_batch(&batch_ref, datetime!(2026-11-25 03:10 UTC), "arn")
+            .await
+            .unwrap();
+        assert_eq!(batch.opened_at, datetime!(2026-11-25 03:04:05 UTC));
+        assert_eq!(update.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_leaves_the_listing_and_the_failures_index() {
+        let update = mock!(Client::update_item)
+            .match_requests(|r| {
+                r.update_expression()
+                    .is_some_and(|e| e.contains("REMOVE statusPk, statusSk, gsi1pk, gsi1sk"))
+                    && r.condition_expression()
+                        == Some("attribute_exists(PK) AND attribute_not_exists(planId)")
+                    && r.expression_attribute_values()
+                        .and_then(|v| v.get(":empty"))
+                        == Some(&s("EMPTY"))
+            })
+            .then_output(|| UpdateItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, [&update]);
+        store(client)
+            .mark_empty("E1-b", datetime!(2026-11-25 00:01 UTC))
+            .await
+            .unwrap();
+        assert_eq!(update.num_calls(), 1);
     }
 
     #[tokio::test]

@@ -398,6 +398,19 @@ impl BatchStore for MemoryStore {
         self.with_chunk(batch_id, chunk, |c| c.completed = true)
     }
 
+    async fn mark_empty(&self, batch_id: &str, _now: OffsetDateTime) -> Result<()> {
+        self.enter("mark_empty");
+        let mut st = self.state.lock().unwrap();
+        if let Some(b) = st
+            .batches
+            .get_mut(batch_id)
+            .filter(|b| b.batch.plan.is_none())
+        {
+            b.batch.status = BatchStatus::Empty;
+        }
+        Ok(())
+    }
+
     async fn mark_completed(&self, batch_id: &str, _now: OffsetDateTime) -> Result<()> {
         self.enter("mark_completed");
         let mut st = self.state.lock().unwrap();

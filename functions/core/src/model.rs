@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Lifecycle of a batch. FAILED is set by the outcome recorder (or a failing task) and cleared by a
-/// later success, so it can follow any of the others.
+/// later success, so it can follow any of the others. EMPTY is final: the batch closed with no
+/// path (its opener died after opening it, and the retried join landed in another batch), so
+/// nothing was planned or billed, and it leaves the distribution's listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BatchStatus {
@@ -17,6 +19,7 @@ pub enum BatchStatus {
     Submitted,
     Completed,
     Failed,
+    Empty,
 }
 
 impl BatchStatus {
@@ -27,6 +30,7 @@ impl BatchStatus {
             BatchStatus::Submitted => "SUBMITTED",
             BatchStatus::Completed => "COMPLETED",
             BatchStatus::Failed => "FAILED",
+            BatchStatus::Empty => "EMPTY",
         }
     }
 
@@ -37,6 +41,7 @@ impl BatchStatus {
             "SUBMITTED" => BatchStatus::Submitted,
             "COMPLETED" => BatchStatus::Completed,
             "FAILED" => BatchStatus::Failed,
+            "EMPTY" => BatchStatus::Empty,
             _ => return None,
         })
     }
@@ -201,6 +206,17 @@ pub fn new_batch_id(distribution_id: &str, now: OffsetDateTime) -> String {
     )
 }
 
+/// When a batch was opened, to the second, read back from its id (see [`new_batch_id`]): what
+/// a close records when the opener died before writing the batch item.
+pub fn batch_opened_at(batch_id: &str) -> Option<OffsetDateTime> {
+    let (head, _random) = batch_id.rsplit_once('-')?;
+    let (_distribution, stamp) = head.rsplit_once('-')?;
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::PrimitiveDateTime::parse(stamp, &format)
+        .ok()
+        .map(time::PrimitiveDateTime::assume_utc)
+}
+
 /// RFC 3339 in UTC with exactly three fractional digits: fixed width, so it sorts as a string,
 /// which the time-range indexes need.
 pub fn timestamp(t: OffsetDateTime) -> String {
@@ -231,6 +247,11 @@ mod tests {
             id,
             new_batch_id("E2QWRUHAPOMQZL", datetime!(2026-11-25 03:04:05 UTC))
         );
+        assert_eq!(
+            batch_opened_at(&id),
+            Some(datetime!(2026-11-25 03:04:05 UTC))
+        );
+        assert_eq!(batch_opened_at("E1-not-a-time"), None);
     }
 
     #[test]

@@ -132,6 +132,14 @@ pub trait BatchStore: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Closes out a batch that closed with no path: EMPTY, out of the distribution's listing and
+    /// the failures index (nothing was planned or billed). A batch with a plan stays as it is.
+    fn mark_empty(
+        &self,
+        batch_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     fn mark_completed(
         &self,
         batch_id: &str,

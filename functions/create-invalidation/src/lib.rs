@@ -90,6 +90,18 @@ async fn submit_batch<S: BatchStore, C: Cdn>(
         Some(_) => store.load_plan(&batch.batch_id).await?,
         None => {
             let received = store.batch_paths(&batch.batch_id).await?;
+            if received.paths.is_empty() {
+                // Its opener died after opening it; the retried join landed in another batch.
+                tracing::warn!(batch = %batch.batch_id, "batch closed with no path: marked EMPTY, nothing to invalidate");
+                store.mark_empty(&batch.batch_id, clock.now()).await?;
+                return Ok(SubmitOutput {
+                    batch_id: batch.batch_id,
+                    distribution_id: batch.distribution_id,
+                    invalidation_ids: Vec::new(),
+                    billed_paths: 0,
+                    wait_seconds: settings.poll_seconds,
+                });
+            }
             let planned = plan(received.paths.iter().cloned(), &settings.plan);
             tracing::info!(
                 batch = %batch.batch_id,
@@ -349,6 +361,13 @@ mod tests {
             .unwrap();
         assert!(out.invalidation_ids.is_empty());
         assert_eq!(cdn.create_calls(), 0);
+        let batch = store.batch("E1-b").unwrap();
+        assert_eq!(
+            batch.batch.status,
+            BatchStatus::Empty,
+            "not a COMPLETED batch"
+        );
+        assert!(batch.batch.plan.is_none(), "nothing planned or billed");
     }
 
     /// CloudFront that accepts `allow` requests, then answers TooManyInvalidationsInProgress.
