@@ -177,7 +177,11 @@ class Stack:
             "schedules": self.scheduler.enabled,
             "parameters": dep.parameters if dep else {},
         }
-        for key, name in (("debounce_seconds", "DebounceSeconds"), ("poll_seconds", "PollSeconds")):
+        for key, name in (
+            ("debounce_seconds", "DebounceSeconds"),
+            ("grace_seconds", "GraceSeconds"),
+            ("poll_seconds", "PollSeconds"),
+        ):
             if dep and name in dep.parameters:
                 settings[key] = float(dep.parameters[name])
         out: dict[str, Any] = {

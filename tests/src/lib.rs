@@ -38,7 +38,14 @@ pub struct StackInfo {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub debounce_seconds: f64,
+    /// The template's default unless the stack was started with another.
+    #[serde(default = "default_grace_seconds")]
+    pub grace_seconds: f64,
     pub poll_seconds: f64,
+}
+
+fn default_grace_seconds() -> f64 {
+    60.0
 }
 
 impl StackInfo {
@@ -46,9 +53,18 @@ impl StackInfo {
         Duration::from_secs_f64(self.settings.debounce_seconds)
     }
 
-    /// A generous bound for one batch: debounce, submit, CloudFront's InProgress time, polls.
-    pub fn pipeline_timeout(&self) -> Duration {
-        self.debounce() * 2 + Duration::from_secs(120)
+    /// How long a batch may stay OPEN before the next joiner rotates it (debounce + grace).
+    pub fn stale_after(&self) -> Duration {
+        self.debounce() + Duration::from_secs_f64(self.settings.grace_seconds)
+    }
+
+    /// The longest a healthy pipeline may go without a visible change in what a test watches
+    /// (batches, their events, CloudFront calls, coverage): the debounce twice, plus room for
+    /// the state machines' longest retry waits (60 s capped backoff, 30 s for
+    /// TooManyInvalidationsInProgress) several times over. A wait fails only after this long
+    /// without progress, so a slow machine that keeps moving is waited for.
+    pub fn quiet_window(&self) -> Duration {
+        (self.debounce() * 2).max(Duration::from_secs(60)) + Duration::from_secs(240)
     }
 }
 
@@ -239,6 +255,7 @@ pub fn stack_file() -> PathBuf {
 }
 
 /// Polls `check` until it yields a value or the deadline passes (then panics with `what`).
+/// For waits on the stack's own pace (not on the pipeline's), e.g. a control call's effect.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -247,6 +264,56 @@ where
     poll_until(timeout, check)
         .await
         .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// No single wait runs longer than this, however much progress it sees (CI's whole run is
+/// bounded at 90 minutes).
+const WAIT_CAP: Duration = Duration::from_secs(40 * 60);
+
+/// Polls `check` until it yields `Ok`. `Err` carries what it saw; the wait fails only when
+/// that has not changed for `quiet` (the work stalled, see [`StackInfo::quiet_window`]), so
+/// its deadline follows the work in flight instead of a guess at this machine's speed. The
+/// panic says what it waited for, what it saw last, and for how long nothing moved.
+pub async fn wait_progress<T, F, Fut>(what: &str, quiet: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    poll_progress(quiet, check)
+        .await
+        .unwrap_or_else(|stalled| panic!("gave up waiting for {what}: {stalled}"))
+}
+
+/// [`wait_progress`] without the panic: `Err` says how long the wait ran, how long nothing
+/// moved and what it saw last.
+pub async fn poll_progress<T, F, Fut>(quiet: Duration, mut check: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let started = Instant::now();
+    let mut last_change = started;
+    let mut seen = String::new();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match check().await {
+            Ok(v) => return Ok(v),
+            Err(now_seen) if now_seen != seen => {
+                seen = now_seen;
+                last_change = Instant::now();
+            }
+            Err(_) => {}
+        }
+        let stalled = last_change.elapsed();
+        if stalled >= quiet || started.elapsed() >= WAIT_CAP {
+            return Err(format!(
+                "after {:.0?}, nothing had changed for {stalled:.0?} (allowed: {quiet:.0?}); last seen: {seen}",
+                started.elapsed()
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 3 / 2).min(Duration::from_secs(2));
+    }
 }
 
 /// Polls `check` until it yields a value (`Some`) or the deadline passes (`None`).
@@ -339,6 +406,32 @@ fn dechunk(body: &str) -> String {
     out
 }
 
+/// Which writes of a lane are not yet covered by a Completed invalidation made after them.
+#[derive(Debug, Clone)]
+pub struct Coverage {
+    pub writes: usize,
+    pub missing: Vec<String>,
+    /// CreateInvalidation calls the distribution received (any outcome).
+    pub calls: usize,
+    pub invalidations: usize,
+    pub completed: usize,
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sample: Vec<&str> = self.missing.iter().take(5).map(String::as_str).collect();
+        write!(
+            f,
+            "{} of {} writes covered, missing e.g. {sample:?}; {} CreateInvalidation calls, {} of {} invalidations Completed",
+            self.writes - self.missing.len(),
+            self.writes,
+            self.calls,
+            self.completed,
+            self.invalidations
+        )
+    }
+}
+
 /// An invalidation as CloudFront reports it (through the real API).
 #[derive(Debug, Clone)]
 pub struct Invalidation {
@@ -420,19 +513,48 @@ impl Stack {
     }
 
     /// Waits until the lane's distribution has answered a CreateInvalidation with `outcome`
-    /// (`created`, `existing` or an error code).
-    pub async fn wait_for_call(&self, lane: &Lane, outcome: &str, timeout: Duration) {
-        wait_for(
+    /// (`created`, `existing` or an error code), for as long as the lane makes progress.
+    pub async fn wait_for_call(&self, lane: &Lane, outcome: &str) {
+        wait_progress(
             &format!("a CreateInvalidation {outcome}"),
-            timeout,
+            self.info.quiet_window(),
             || async {
-                self.calls(lane)
-                    .iter()
-                    .any(|c| c.outcome == outcome)
-                    .then_some(())
+                let calls = self.calls(lane);
+                if calls.iter().any(|c| c.outcome == outcome) {
+                    return Ok(());
+                }
+                Err(format!(
+                    "{} calls; {}",
+                    calls.len(),
+                    self.describe_batches(lane).await
+                ))
             },
         )
         .await;
+    }
+
+    /// Waits until `check` yields a value, for as long as the lane makes progress (its
+    /// batches, their statuses and events, its CloudFront calls); on a stall the panic shows
+    /// them.
+    pub async fn wait_lane<T, F, Fut>(&self, lane: &Lane, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        wait_progress(what, self.info.quiet_window(), || {
+            let checked = check();
+            async move {
+                if let Some(v) = checked.await {
+                    return Ok(v);
+                }
+                Err(format!(
+                    "{} CreateInvalidation calls; {}",
+                    self.calls(lane).len(),
+                    self.describe_batches(lane).await
+                ))
+            }
+        })
+        .await
     }
 
     /// Every item of the failures index (`byStatus`, `statusPk = FAILED`): batches and events.
@@ -469,35 +591,36 @@ impl Stack {
     }
 
     /// Waits until each (path, written-at) is covered by a Completed invalidation created
-    /// after the write; returns the lane's invalidations then.
-    pub async fn wait_covered(
-        &self,
-        lane: &Lane,
-        writes: &[(String, f64)],
-        timeout: Duration,
-    ) -> Vec<Invalidation> {
-        wait_for(
-            &format!(
-                "{} writes on {} to be invalidated",
-                writes.len(),
-                lane.distribution_id
-            ),
-            timeout,
-            || async {
-                if self.coverage(lane, writes).await < writes.len() {
-                    return None;
-                }
-                Some(self.invalidations(lane).await)
-            },
-        )
+    /// after the write; returns the lane's invalidations then. Fails only when the lane stops
+    /// making progress, naming the paths still missing and the lane's batches.
+    pub async fn wait_covered(&self, lane: &Lane, writes: &[(String, f64)]) -> Vec<Invalidation> {
+        let what = format!(
+            "{} writes on {} to be invalidated",
+            writes.len(),
+            lane.distribution_id
+        );
+        wait_progress(&what, self.info.quiet_window(), || async {
+            let report = self.coverage_report(lane, writes).await;
+            if report.missing.is_empty() {
+                return Ok(self.invalidations(lane).await);
+            }
+            Err(format!("{report}; {}", self.describe_batches(lane).await))
+        })
         .await
     }
 
     /// How many of `writes` (path, written-at) are covered by a Completed invalidation created
-    /// after the write. Two requests however many invalidations: the statuses from one
-    /// ListInvalidations, the paths and creation times from the emulator's call log
-    /// (CloudFront's CreateTime has whole seconds only, too coarse to order against a write).
+    /// after the write.
     pub async fn coverage(&self, lane: &Lane, writes: &[(String, f64)]) -> usize {
+        let report = self.coverage_report(lane, writes).await;
+        writes.len() - report.missing.len()
+    }
+
+    /// Which of `writes` are not yet covered by a Completed invalidation created after them.
+    /// Two requests however many invalidations: the statuses from one ListInvalidations, the
+    /// paths and creation times from the emulator's call log (CloudFront's CreateTime has
+    /// whole seconds only, too coarse to order against a write).
+    pub async fn coverage_report(&self, lane: &Lane, writes: &[(String, f64)]) -> Coverage {
         let summaries = self.invalidation_summaries(lane).await;
         let completed: Vec<&str> = summaries
             .iter()
@@ -514,13 +637,51 @@ impl Stack {
                         .is_some_and(|id| completed.contains(&id))
             })
             .collect();
-        writes
+        let missing = writes
             .iter()
             .filter(|(path, at)| {
-                done.iter()
+                !done
+                    .iter()
                     .any(|c| c.time > *at && c.paths.iter().any(|p| covers(p, path)))
             })
-            .count()
+            .map(|(path, _)| path.clone())
+            .collect();
+        Coverage {
+            writes: writes.len(),
+            missing,
+            calls: calls.len(),
+            invalidations: summaries.len(),
+            completed: completed.len(),
+        }
+    }
+
+    /// The lane's batches in one line, for a wait's report: counts by status and the events
+    /// they planned, then the unfinished ones by id.
+    pub async fn describe_batches(&self, lane: &Lane) -> String {
+        let batches = self.batches(lane).await;
+        let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut events = 0;
+        let mut unfinished = Vec::new();
+        for b in &batches {
+            let status = b.get("status").map_or("?", String::as_str);
+            *by_status.entry(status).or_default() += 1;
+            events += b
+                .get("eventsReceived")
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            if status != "COMPLETED" {
+                let error = b
+                    .get("lastError")
+                    .map(|e| format!(", {}", e.chars().take(80).collect::<String>()))
+                    .unwrap_or_default();
+                unfinished.push(format!("{} {status}{error}", b["batchId"]));
+            }
+        }
+        format!(
+            "{} batches {by_status:?} planning {events} events; unfinished: [{}]",
+            batches.len(),
+            unfinished.join("; ")
+        )
     }
 
     /// The batch items of a distribution (byDistribution index), oldest first.
@@ -538,21 +699,59 @@ impl Stack {
             .send()
             .await
             .expect("query byDistribution");
-        out.items()
-            .iter()
-            .map(|item| {
-                item.iter()
-                    .map(|(k, v)| {
-                        let text = match v {
-                            AttributeValue::S(s) => s.clone(),
-                            AttributeValue::N(n) => n.clone(),
-                            other => format!("{other:?}"),
-                        };
-                        (k.clone(), text)
-                    })
-                    .collect()
-            })
-            .collect()
+        out.items().iter().map(text_item).collect()
+    }
+
+    /// A batch's item (`BATCH#<id>` / `META`), read strongly consistently, as text values.
+    pub async fn batch_item(&self, batch_id: &str) -> Option<BTreeMap<String, String>> {
+        use cfinv_core::model::keys;
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.info.table)
+            .consistent_read(true)
+            .key("PK", AttributeValue::S(keys::batch_pk(batch_id)))
+            .key("SK", AttributeValue::S(keys::META.into()))
+            .send()
+            .await
+            .expect("GetItem of a batch");
+        out.item().map(text_item)
+    }
+
+    /// How many paths have joined the lane's batches so far (path items, counted per batch).
+    pub async fn joined_paths(&self, lane: &Lane) -> usize {
+        use cfinv_core::model::keys;
+        let mut total = 0;
+        for batch in self.batches(lane).await {
+            let mut start = None;
+            loop {
+                let page = self
+                    .ddb
+                    .query()
+                    .table_name(&self.info.table)
+                    .consistent_read(true)
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                    .expression_attribute_values(
+                        ":pk",
+                        AttributeValue::S(keys::batch_pk(&batch["batchId"])),
+                    )
+                    .expression_attribute_values(
+                        ":prefix",
+                        AttributeValue::S(keys::PATH_PREFIX.into()),
+                    )
+                    .select(aws_sdk_dynamodb::types::Select::Count)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .expect("count a batch's paths");
+                total += usize::try_from(page.count()).expect("a count is not negative");
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        total
     }
 
     /// The ARN of the batch machine's execution named `batch_id` (executions are named after
@@ -565,17 +764,23 @@ impl Stack {
         )
     }
 
-    /// Waits until every batch of the lane is COMPLETED; false if the deadline passed first.
-    pub async fn batches_completed(&self, lane: &Lane, timeout: Duration) -> bool {
-        poll_until(timeout, || async {
-            self.batches(lane)
-                .await
+    /// Waits until every batch of the lane is COMPLETED; false (and why on stderr) if the lane
+    /// stopped making progress first.
+    pub async fn batches_completed(&self, lane: &Lane) -> bool {
+        let waited = poll_progress(self.info.quiet_window(), || async {
+            let batches = self.batches(lane).await;
+            if batches
                 .iter()
                 .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
-                .then_some(())
+            {
+                return Ok(());
+            }
+            Err(self.describe_batches(lane).await)
         })
-        .await
-        .is_some()
+        .await;
+        waited
+            .map_err(|why| eprintln!("{}: not every batch COMPLETED: {why}", lane.distribution_id))
+            .is_ok()
     }
 
     /// Status of the batch machine's execution named `batch_id`.
@@ -619,6 +824,20 @@ impl Stack {
     }
 }
 
+/// An item's attributes as text (strings and numbers as they are, the rest in debug form).
+fn text_item(item: &HashMap<String, AttributeValue>) -> BTreeMap<String, String> {
+    item.iter()
+        .map(|(k, v)| {
+            let text = match v {
+                AttributeValue::S(s) => s.clone(),
+                AttributeValue::N(n) => n.clone(),
+                other => format!("{other:?}"),
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
+
 /// Whether CloudFront path `p` (possibly a trailing-`*` wildcard) invalidates `path`.
 pub fn covers(p: &str, path: &str) -> bool {
     match p.strip_suffix('*') {
@@ -637,40 +856,15 @@ pub fn now_epoch() -> f64 {
 
 impl Stack {
     /// Writes, through the real DynamoDB adapter, what an opener that died before its flush
-    /// started leaves behind: the pointer, the OPEN batch (opened ten minutes ago) and one path.
+    /// started leaves behind: the pointer, the OPEN batch (opened a minute longer ago than a
+    /// batch may stay open, so the next joiner rotates it) and one path.
     /// Returns the batch id and the staged (path, time).
     pub async fn stage_dead_opener(&self, lane: &Lane, name: &str) -> (String, (String, f64)) {
         use cfinv_core::collect::PathChange;
-        use cfinv_core::dynamo::DynamoStore;
         use cfinv_core::event::ChangeKind;
-        use cfinv_core::model::{BatchRef, OpenPointer, new_batch_id};
         use cfinv_core::store::BatchStore;
 
-        let store = DynamoStore::new(
-            self.ddb.clone(),
-            &self.info.table,
-            Duration::from_secs(86_400),
-        );
-        let opened_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
-        let batch = BatchRef {
-            batch_id: new_batch_id(&lane.distribution_id, opened_at),
-            distribution_id: lane.distribution_id.clone(),
-        };
-        let pointer = OpenPointer {
-            batch_id: batch.batch_id.clone(),
-            opened_at,
-        };
-        let current = store
-            .get_pointer(&lane.distribution_id)
-            .await
-            .unwrap()
-            .map(|p| p.batch_id);
-        assert!(
-            store
-                .swap_pointer(&lane.distribution_id, &pointer, current.as_deref())
-                .await
-                .unwrap()
-        );
+        let (store, batch, opened_at) = self.stage_stale_pointer(lane).await;
         store.create_batch(&batch, opened_at).await.unwrap();
         let key = format!("{}{name}", lane.prefix);
         let change = PathChange {
@@ -690,5 +884,54 @@ impl Stack {
             .await
             .unwrap();
         (batch.batch_id, (change.path, now_epoch()))
+    }
+
+    /// What an opener that died right after its pointer swap leaves behind: a pointer, old
+    /// enough to be rotated, to a batch that has no item and no path. Returns the batch id.
+    pub async fn stage_orphan_pointer(&self, lane: &Lane) -> String {
+        self.stage_stale_pointer(lane).await.1.batch_id
+    }
+
+    /// Points the lane's distribution at a new batch opened a minute longer ago than a batch
+    /// may stay open, through the real DynamoDB adapter.
+    async fn stage_stale_pointer(
+        &self,
+        lane: &Lane,
+    ) -> (
+        cfinv_core::dynamo::DynamoStore,
+        cfinv_core::model::BatchRef,
+        time::OffsetDateTime,
+    ) {
+        use cfinv_core::dynamo::DynamoStore;
+        use cfinv_core::model::{BatchRef, OpenPointer, new_batch_id};
+        use cfinv_core::store::BatchStore;
+
+        let store = DynamoStore::new(
+            self.ddb.clone(),
+            &self.info.table,
+            Duration::from_secs(86_400),
+        );
+        let age = self.info.stale_after() + Duration::from_secs(60);
+        let opened_at = time::OffsetDateTime::now_utc() - age;
+        let batch = BatchRef {
+            batch_id: new_batch_id(&lane.distribution_id, opened_at),
+            distribution_id: lane.distribution_id.clone(),
+        };
+        let pointer = OpenPointer {
+            batch_id: batch.batch_id.clone(),
+            opened_at,
+        };
+        let current = store
+            .get_pointer(&lane.distribution_id)
+            .await
+            .unwrap()
+            .map(|p| p.batch_id);
+        assert!(
+            store
+                .swap_pointer(&lane.distribution_id, &pointer, current.as_deref())
+                .await
+                .unwrap()
+        );
+        (store, batch, opened_at)
     }
 }

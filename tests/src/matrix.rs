@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::{Change, Lane, Stack, poll_until};
+use crate::{Change, Lane, Stack, poll_progress};
 
 /// How many changes each fault case makes: `E2E_FAULT_WRITES`, at least 300 (the floor).
 pub fn writes_per_fault() -> usize {
@@ -77,6 +77,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Adds to the row's note (a stall noted by `settle` stays).
+    pub fn add_note(&mut self, note: String) {
+        if note.is_empty() {
+            return;
+        }
+        if !self.note.is_empty() {
+            self.note.push_str("; ");
+        }
+        self.note.push_str(&note);
+    }
+
     pub fn coverage_percent(&self) -> f64 {
         if self.writes == 0 {
             return 100.0;
@@ -116,18 +127,17 @@ impl Outcome {
 }
 
 impl Stack {
-    /// Waits (up to `timeout`) until every write is covered and every batch of the lane has
-    /// finished (COMPLETED or FAILED), then scores the lane. Never panics on the deadline: the
-    /// numbers are the report, the caller asserts.
+    /// Waits until every write is covered and every batch of the lane has finished (COMPLETED
+    /// or FAILED), or until the lane stops making progress, then scores the lane. Never panics
+    /// on a stall: the numbers are the report, the caller asserts (a stall is in the note).
     pub async fn settle(
         &self,
         lane: &Lane,
         fault: &str,
         writes: &[(String, f64)],
         started: Instant,
-        timeout: Duration,
     ) -> Outcome {
-        poll_until(timeout, || async {
+        let settled = poll_progress(self.info.quiet_window(), || async {
             let batches = self.batches(lane).await;
             let finished = batches.iter().all(|b| {
                 matches!(
@@ -135,10 +145,22 @@ impl Stack {
                     Some("COMPLETED" | "FAILED")
                 )
             });
-            (finished && self.coverage(lane, writes).await == writes.len()).then_some(())
+            let report = self.coverage_report(lane, writes).await;
+            if finished && report.missing.is_empty() {
+                return Ok(());
+            }
+            Err(format!("{report}; {}", self.describe_batches(lane).await))
         })
         .await;
-        self.score(lane, fault, writes, started).await
+        let mut outcome = self.score(lane, fault, writes, started).await;
+        if let Err(stalled) = settled {
+            eprintln!(
+                "{}: {fault} did not settle: {stalled}",
+                lane.distribution_id
+            );
+            outcome.add_note("stalled".into());
+        }
+        outcome
     }
 
     /// The lane's numbers now.

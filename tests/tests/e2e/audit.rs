@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e::{Invalidation, Lane, Stack, now_epoch, stack_file, wait_for};
+use e2e::{Invalidation, Lane, Stack, now_epoch, stack_file};
 use serde_json::{Value, json};
 
 struct Run {
@@ -92,18 +92,17 @@ async fn two_completed_batches(stack: &Stack, lane: &Lane) -> Vec<Invalidation> 
     let mut names = vec!["img/a.png", "index.html"];
     names.extend(many.iter().map(String::as_str));
     let first = stack.write(lane, &names).await;
-    let timeout = stack.info.pipeline_timeout();
-    stack.wait_covered(lane, &first, timeout).await;
+    stack.wait_covered(lane, &first).await;
     let mut second = stack.write(lane, &["img/a.png"]).await;
     stack.delete(&format!("{}many/3.txt", lane.prefix)).await;
     second.push((format!("/{}many/3.txt", lane.prefix), now_epoch()));
     // The index document's alias `/<prefix>` has no trailing slash.
     let run = format!("/{}", lane.prefix.trim_end_matches('/'));
-    let mut ours = stack.wait_covered(lane, &second, timeout).await;
+    let mut ours = stack.wait_covered(lane, &second).await;
     ours.retain(|i| i.paths.iter().all(|p| p.starts_with(&run)));
     // CloudFront says Completed a poll before the batch does.
     assert!(
-        stack.batches_completed(lane, timeout).await,
+        stack.batches_completed(lane).await,
         "the lane's batches COMPLETED"
     );
     ours
@@ -135,15 +134,18 @@ async fn failed_and_stuck_batches(stack: &Stack, lane: &Lane) -> (String, String
             })
             .map(|b| b["batchId"].clone())
     };
-    let timeout = stack.info.pipeline_timeout();
-    let failed = wait_for("the batch to be FAILED", timeout, || batch_in("FAILED")).await;
+    let failed = stack
+        .wait_lane(lane, "the batch to be FAILED", || batch_in("FAILED"))
+        .await;
     stack.control("faults/clear", json!({"id": fault["id"]}));
     stack.control(
         "cloudfront/in-progress-seconds",
         json!({"seconds": 3600, "distribution_id": lane.distribution_id}),
     );
     stack.write(lane, &["slow.html"]).await;
-    let submitted = wait_for("a batch to be SUBMITTED", timeout, || batch_in("SUBMITTED")).await;
+    let submitted = stack
+        .wait_lane(lane, "a batch to be SUBMITTED", || batch_in("SUBMITTED"))
+        .await;
     (failed, submitted)
 }
 
@@ -360,20 +362,21 @@ async fn the_audit_answers_each_question_from_real_pipeline_runs() {
     );
 
     // "Stuck" means SUBMITTED for longer than 1 s: the batch may have become SUBMITTED just now.
-    let submitted = wait_for(
-        "the SUBMITTED batch to be listed as stuck",
-        stack.info.pipeline_timeout(),
-        || async {
-            let stuck = cfinv(&["audit", "stuck", "--older-than", "1s", "--json"]).json();
-            stuck["batches"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|b| str_of(b, "batchId") == submitted_id)
-                .cloned()
-        },
-    )
-    .await;
+    let submitted = stack
+        .wait_lane(
+            &bad_lane,
+            "the SUBMITTED batch to be listed as stuck",
+            || async {
+                let stuck = cfinv(&["audit", "stuck", "--older-than", "1s", "--json"]).json();
+                stuck["batches"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|b| str_of(b, "batchId") == submitted_id)
+                    .cloned()
+            },
+        )
+        .await;
     let submitted = &submitted;
     assert_eq!(str_of(submitted, "status"), "SUBMITTED");
     assert_eq!(

@@ -8,17 +8,11 @@
 use std::time::{Duration, Instant};
 
 use e2e::matrix::{Outcome, mixed_workload, writes_per_fault};
-use e2e::{Lane, Stack, wait_for};
+use e2e::{Lane, Stack, wait_progress};
 use serde_json::{Value, json};
 
 /// Changes in flight at once per lane.
 const PARALLEL: usize = 8;
-
-/// Ten lanes share the emulator with the other tests: time to write, debounce, submit through
-/// the fault and poll.
-fn budget(stack: &Stack) -> Duration {
-    stack.info.pipeline_timeout() + Duration::from_secs(600)
-}
 
 /// Drives the lane's workload, `parallel` changes at a time, as fast as the stack takes it (or
 /// spread over `spread`).
@@ -42,10 +36,8 @@ async fn settle_recovered(
     started: Instant,
     note: impl FnOnce(&Outcome) -> String,
 ) -> Outcome {
-    let mut outcome = stack
-        .settle(lane, fault, writes, started, budget(stack))
-        .await;
-    outcome.note = note(&outcome);
+    let mut outcome = stack.settle(lane, fault, writes, started).await;
+    outcome.add_note(note(&outcome));
     outcome.record(lane);
     outcome.assert_recovered();
     outcome
@@ -92,7 +84,7 @@ async fn cloudfront_service_unavailable_bursts() {
     arm(&stack, burst("GetInvalidation"));
     let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     // Another burst for the batches after the first invalidation.
-    stack.wait_for_call(&lane, "created", budget(&stack)).await;
+    stack.wait_for_call(&lane, "created").await;
     arm(&stack, burst("CreateInvalidation"));
     let outcome = settle_recovered(
         &stack,
@@ -110,11 +102,12 @@ async fn cloudfront_service_unavailable_bursts() {
 async fn distribution_held_at_its_in_progress_limit() {
     let stack = Stack::connect().await;
     let lane = stack.lane(13);
-    // Held until a submit has met the limit, however long the writes take.
-    let hold = stack.hold_limit(&lane, budget(&stack).as_secs());
+    // Held until a submit has met the limit, however long the writes take (the hour is only a
+    // backstop should the test die before clearing it).
+    let hold = stack.hold_limit(&lane, 3600);
     let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     stack
-        .wait_for_call(&lane, "TooManyInvalidationsInProgress", budget(&stack))
+        .wait_for_call(&lane, "TooManyInvalidationsInProgress")
         .await;
     let held = started.elapsed();
     disarm(&stack, &hold);
@@ -296,20 +289,25 @@ async fn permanent_error_then_redrive(lane_index: usize, code: &str) {
     );
     let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     let expected_events = writes.len();
-    let failed = wait_for(
+    let failed = wait_progress(
         "every change in a batch, every batch FAILED",
-        budget(&stack),
+        stack.info.quiet_window(),
         || async {
             let batches = stack.batches(&lane).await;
             let events: usize = batches
                 .iter()
                 .filter_map(|b| b.get("eventsReceived")?.parse::<usize>().ok())
                 .sum();
-            (events >= expected_events
-                && batches
-                    .iter()
-                    .all(|b| b.get("status").map(String::as_str) == Some("FAILED")))
-            .then_some(batches)
+            let all_failed = batches
+                .iter()
+                .all(|b| b.get("status").map(String::as_str) == Some("FAILED"));
+            if events >= expected_events && all_failed {
+                return Ok(batches);
+            }
+            Err(format!(
+                "{events} of {expected_events} events planned; {}",
+                stack.describe_batches(&lane).await
+            ))
         },
     )
     .await;
@@ -334,22 +332,21 @@ async fn permanent_error_then_redrive(lane_index: usize, code: &str) {
         stack.redrive_batch(&batch["batchId"]).await;
     }
     // Until the redriven executions finish, their batches still read FAILED (finished).
-    stack.batches_completed(&lane, budget(&stack)).await;
+    stack.batches_completed(&lane).await;
     let mut outcome = stack
         .settle(
             &lane,
             &format!("{code} on CreateInvalidation, then redrive"),
             &writes,
             started,
-            budget(&stack),
         )
         .await;
     outcome.failed_visible = before.failed_visible;
     outcome.failed = before.failed;
-    outcome.note = format!(
+    outcome.add_note(format!(
         "{} batches FAILED at Submit with {code}, redriven",
         before.failed
-    );
+    ));
     outcome.record(&lane);
     outcome.assert_recovered();
 }
