@@ -43,6 +43,19 @@ EXPECTED = {
 
 MANAGED = {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
 
+# What a state machine's role needs to deliver its logs (Step Functions developer guide, "IAM
+# policies for logging to CloudWatch Logs"); these actions take Resource "*".
+LOG_DELIVERY = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
 
 @pytest.fixture(scope="module")
 def translated() -> dict[str, Any]:
@@ -80,8 +93,34 @@ def test_each_role_has_exactly_the_actions_its_code_calls(translated: dict[str, 
     granted = {a for s in statements(role) if s.get("Effect") == "Allow" for a in actions(s) if a.startswith(SCOPED_SERVICES)}
     assert granted == EXPECTED[role_id]
     for arn in role["Properties"].get("ManagedPolicyArns", []):
+        if arn == {"Ref": "StateMachineLogDeliveryPolicy"}:
+            continue  # the log-delivery actions, checked below
         # Only logging and X-Ray writes (actions without resource-level permissions) come managed.
         assert json.dumps(arn).rsplit("/", 1)[-1].strip('"') in MANAGED, arn
+
+
+def granted_everything(translated: dict[str, Any], role: dict[str, Any]) -> set[str]:
+    """Every action the role grants, inline or through a managed policy of the template."""
+    stmts = statements(role)
+    for arn in role["Properties"].get("ManagedPolicyArns", []):
+        if isinstance(arn, dict) and "Ref" in arn and arn["Ref"] in translated["Resources"]:
+            doc = translated["Resources"][arn["Ref"]]["Properties"]["PolicyDocument"]
+            stmts.extend(doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]])
+    return {a for s in stmts if s.get("Effect") == "Allow" for a in actions(s)}
+
+
+def test_a_state_machine_that_logs_may_deliver_its_logs(translated: dict[str, Any]) -> None:
+    # Without these, stack creation fails: "The state machine IAM Role is not authorized to
+    # access the Log Destination".
+    machines = {k: v for k, v in translated["Resources"].items() if v["Type"] == "AWS::StepFunctions::StateMachine"}
+    assert len(machines) == 2
+    for machine_id, machine in machines.items():
+        props = machine["Properties"]
+        if not props.get("LoggingConfiguration", {}).get("Destinations"):
+            continue
+        role_id = props["RoleArn"]["Fn::GetAtt"][0]
+        missing = LOG_DELIVERY - granted_everything(translated, translated["Resources"][role_id])
+        assert not missing, (machine_id, role_id, sorted(missing))
 
 
 def test_no_scoped_action_applies_to_everything(translated: dict[str, Any]) -> None:
@@ -108,6 +147,12 @@ def test_cloudfront_grants_name_regionless_distribution_arns(translated: dict[st
     assert seen == 2, "CreateInvalidation and GetInvalidation grants"
 
 
+def test_the_alarm_topic_is_one_cloudwatch_can_publish_to(translated: dict[str, Any]) -> None:
+    # CloudWatch cannot use the AWS managed key alias/aws/sns (its policy cannot grant it).
+    topic = translated["Resources"]["AlarmTopic"]["Properties"]
+    assert topic.get("KmsMasterKeyId") in (None, ""), topic
+
+
 def test_the_s3_rule_matches_only_the_configured_bucket(translated: dict[str, Any]) -> None:
     rules = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Events::Rule" and "aws.s3" in json.dumps(r)]
     assert len(rules) == 1
@@ -119,8 +164,10 @@ def test_the_s3_rule_matches_only_the_configured_bucket(translated: dict[str, An
     assert "DeadLetterConfig" in target
 
 
-def test_the_table_is_encrypted_with_point_in_time_recovery(translated: dict[str, Any]) -> None:
+def test_the_table_keeps_the_free_default_encryption_and_point_in_time_recovery(translated: dict[str, Any]) -> None:
     table = translated["Resources"]["Table"]["Properties"]
-    assert table["SSESpecification"]["SSEEnabled"] is True
+    # Absent (or SSEEnabled false): the AWS owned key, no KMS charges. SSEEnabled true would
+    # switch to the billed AWS managed key.
+    assert table.get("SSESpecification", {}).get("SSEEnabled", False) is False
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
