@@ -10,11 +10,16 @@ three invalidation operations itself (REST-XML, API version 2020-05-31), before 
 * ``CallerReference``: same reference + same paths (as a multiset: order is not compared) on the
   same distribution -> the existing invalidation, no new one (and nothing billed); same
   reference + other paths -> ``InvalidationBatchAlreadyExists`` (409).
-* In-progress limits per distribution: 3,000 file paths and 15 wildcard paths (a path containing
+* In-progress limits per distribution: 3,000 file paths and 15 wildcard paths (a path ending in
   ``*``) -> ``TooManyInvalidationsInProgress`` (400). A single request above a limit on its own
   -> ``BatchTooLarge`` (413).
-* Validation: every path starts with ``/``, at most 4,000 characters, ``*`` only as the last
-  character -> else ``InvalidArgument`` (400); ``Quantity`` must equal the number of items ->
+* Validation: every path starts with ``/`` and is at most 4,000 characters; a ``*`` anywhere but
+  last is a literal character, as the developer guide says ("Asterisks (*) inserted anywhere
+  else are treated as a literal character match"); a path holding ``~``, literal or ``%7E``, is
+  rejected ("Don't use the ~ character in your path. CloudFront doesn't support this character
+  for invalidations, whether it's URL-encoded or not": the guide does not say whether AWS
+  rejects it or invalidates nothing, so the model takes the strict side and fails loudly) ->
+  ``InvalidArgument`` (400); ``Quantity`` must equal the number of items ->
   ``InconsistentQuantities`` (400); unknown distribution -> ``NoSuchDistribution`` (404);
   unknown invalidation -> ``NoSuchInvalidation`` (404).
 * Errors use CloudFront's REST-XML shape
@@ -70,7 +75,16 @@ def _iso(t: float) -> str:
 
 
 def is_wildcard(path: str) -> bool:
-    return "*" in path
+    return path.endswith("*")
+
+
+def is_valid_path(path: str) -> bool:
+    return (
+        path.startswith("/")
+        and len(path) <= MAX_PATH_LENGTH
+        and "~" not in path
+        and "%7e" not in path.lower()
+    )
 
 
 @dataclass
@@ -220,7 +234,7 @@ class CloudFrontModel:
         if not paths:
             raise CloudFrontError("InvalidArgument", 400, "Your request contains no invalidation paths.")
         for p in paths:
-            if not p.startswith("/") or len(p) > MAX_PATH_LENGTH or ("*" in p[:-1]):
+            if not is_valid_path(p):
                 raise CloudFrontError(
                     "InvalidArgument", 400, f"Your request contains one or more invalid invalidation paths: {p[:200]}"
                 )

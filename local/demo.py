@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 PRICE_PER_PATH = 0.005  # USD per path beyond the free 1,000 paths a month
-TRICKY_KEYS = ["blog/hello world.html", "blog/c++ tips.html", "blog/서울.html", "blog/🎉 party.html", "~alice/index.html"]
+TRICKY_KEYS = ["blog/hello world.html", "blog/c++ tips.html", "blog/서울.html", "blog/🎉 party.html", "users/~alice/index.html"]
 SITE_KEYS = ["index.html", "about/index.html", "css/site.css", *TRICKY_KEYS]
 BURST_KEYS = [f"img/a/photo-{i:03}.jpg" for i in range(100)] + [f"img/b/thumb-{i:03}.jpg" for i in range(100)] \
     + [f"docs/page-{i:03}.html" for i in range(100)]

@@ -114,10 +114,18 @@ def test_unknown_distribution_and_invalidation(stack, dist):
 
 
 def test_invalid_paths(stack, dist):
-    for bad in (["no-slash"], ["/a*b"], ["/" + "x" * 4000]):
+    # No `~` in an invalidation path, encoded or not (CloudFront developer guide).
+    for bad in (["no-slash"], ["/~user/a"], ["/%7Euser/a"], ["/a%7e*"], ["/" + "x" * 4000]):
         with pytest.raises(ClientError) as e:
             _create(stack, dist, bad)
         assert _code(e) == ("InvalidArgument", 400)
+
+
+def test_an_inner_asterisk_is_a_literal_file_path_not_a_wildcard(stack, dist):
+    made = _create(stack, dist, ["/a*b.txt", "/a**"], ref="inner-star#0")["Invalidation"]
+    assert made["InvalidationBatch"]["Paths"]["Items"] == ["/a*b.txt", "/a**"]
+    calls = stack.control("cloudfront/calls", {"distribution_id": dist})["calls"]
+    assert calls[-1]["outcome"] == "created"
 
 
 def test_throttling_for_next_n_calls_then_recovers(stack, dist):

@@ -1,36 +1,43 @@
 //! Object key -> CloudFront invalidation path.
 //!
-//! The CloudFront developer guide ("Invalidating files", specifying the objects to invalidate)
-//! says: "If the path includes non-ASCII characters or unsafe characters as defined in RFC 1738,
+//! The CloudFront developer guide ("What you need to know when invalidating paths") says: "If
+//! the path includes non-ASCII characters or unsafe characters as defined in RFC 1738,
 //! URL-encode those characters. Do not URL-encode any other characters in the path, or
 //! CloudFront will not invalidate the old version of the updated file." RFC 1738 (section 2.2)
 //! calls unsafe: space, `<`, `>`, `"`, `#`, `%`, `{`, `}`, `|`, `\`, `^`, `~`, `[`, `]`, the
 //! backtick, and the control characters 0x00-0x1F and 0x7F. Paths are case-sensitive, start
-//! with `/`, are at most 4,000 characters, and may hold `*` only as the last character (a
-//! wildcard).
+//! with `/` and are at most 4,000 characters. Two rules of the same page override the
+//! encoding:
 //!
-//! Two additions to the documented set: `?` is reserved, not unsafe, but unencoded it starts a
-//! query string, so it is encoded; and `*` inside a key is encoded because CloudFront rejects
-//! it anywhere but at the end. A key *ending* in `*` keeps it literal and is therefore
-//! invalidated as a wildcard: such a path cannot be told from one, and over-invalidating is the
-//! safe side (a key `*` alone invalidates the whole distribution).
+//! - "Don't use the `~` character in your path. CloudFront doesn't support this character for
+//!   invalidations, whether it's URL-encoded or not." A key holding `~` is covered by the
+//!   narrowest wildcard that stops before its first `~` (`docs/~a.html` -> `/docs/*`; a key
+//!   under `~alice/` at the root can only be covered by `/*`), which the planner counts as a
+//!   wildcard like any other.
+//! - "Asterisks (*) inserted anywhere else [than the end] are treated as a literal character
+//!   match": an inner `*` stays literal. A key *ending* in `*` cannot be told from a wildcard
+//!   and is invalidated as one: over-invalidating is the safe side.
+//!
+//! One addition to the documented set: `?` is reserved, not unsafe, but unencoded it starts a
+//! query string, so it is encoded.
 
 /// CloudFront's limit on the length of one invalidation path.
 pub const MAX_PATH_LEN: usize = 4000;
 
 /// The invalidation path of `key` (already stripped of the origin path): `/` + the key with
-/// non-ASCII bytes (as UTF-8), RFC 1738-unsafe characters, `?` and non-final `*` percent-encoded
-/// (uppercase hex) and everything else, `/` `+` `&` `=` `;` `$` `,` `'` `(` `)` `!` `@` `:` and
-/// dot segments included, left literal.
+/// non-ASCII bytes (as UTF-8), RFC 1738-unsafe characters and `?` percent-encoded (uppercase
+/// hex) and everything else, `*` `/` `+` `&` `=` `;` `$` `,` `'` `(` `)` `!` `@` `:` and dot
+/// segments included, left literal. A key holding `~` becomes the wildcard of what precedes its
+/// first `~` (see [`covers_tilde`]).
 pub fn encode_path(key: &str) -> String {
-    let (body, wildcard) = match key.strip_suffix('*') {
-        Some(body) => (body, true),
+    let (body, wildcard) = match key.split_once('~') {
+        Some((before, _)) => (before, true),
         None => (key, false),
     };
-    let mut path = String::with_capacity(key.len() + 1);
+    let mut path = String::with_capacity(body.len() + 2);
     path.push('/');
     for &byte in body.as_bytes() {
-        if must_encode(byte) || byte == b'*' {
+        if must_encode(byte) {
             path.push('%');
             path.push(char::from(HEX[usize::from(byte >> 4)]));
             path.push(char::from(HEX[usize::from(byte & 0xF)]));
@@ -38,31 +45,38 @@ pub fn encode_path(key: &str) -> String {
             path.push(char::from(byte));
         }
     }
-    if wildcard {
+    if wildcard && !path.ends_with('*') {
         path.push('*');
     }
     path
 }
 
+/// Whether `key`'s path is a wildcard only because CloudFront cannot invalidate a `~` (the
+/// audit says so next to the path).
+pub fn covers_tilde(key: &str) -> bool {
+    key.contains('~')
+}
+
 /// Whether CloudFront accepts `p` as an invalidation path and it matches what it names: starts
-/// with `/`, at most [`MAX_PATH_LEN`] characters, `*` only last, no character that must be
-/// encoded, and every `%` starting a `%XX` escape.
+/// with `/`, at most [`MAX_PATH_LEN`] characters, no `~` (literal or `%7E`), no other character
+/// that must be encoded, and every `%` starting a `%XX` escape. `*` may stand anywhere: last it
+/// is a wildcard, elsewhere a literal.
 pub fn is_valid_path(p: &str) -> bool {
     if !p.starts_with('/') || p.len() > MAX_PATH_LEN {
         return false;
     }
-    let body = p.strip_suffix('*').unwrap_or(p).as_bytes();
+    let body = p.as_bytes();
     let mut i = 0;
     while i < body.len() {
         match body[i] {
             b'%' => {
                 let hex = |j: usize| body.get(j).is_some_and(u8::is_ascii_hexdigit);
-                if !(hex(i + 1) && hex(i + 2)) {
+                if !(hex(i + 1) && hex(i + 2)) || body[i + 1..i + 3].eq_ignore_ascii_case(b"7E") {
                     return false;
                 }
                 i += 3;
             }
-            b if must_encode(b) || b == b'*' => return false,
+            b if must_encode(b) => return false,
             _ => i += 1,
         }
     }
@@ -105,13 +119,18 @@ mod tests {
             .filter(|b| !encode_path(&format!("{}x", char::from(*b))).contains('%'))
             .collect();
         let expected =
-            b"!$&'()+,-./0123456789:;=@ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+            b"!$&'()*+,-./0123456789:;=@ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~";
         assert_eq!(
             String::from_utf8_lossy(&literal),
             String::from_utf8_lossy(expected)
         );
         // `*` alone is a trailing `*`: the one literal wildcard.
         assert_eq!(encode_path("*"), "/*");
+        // `~` is not encoded but cut: the path is the wildcard of what precedes it.
+        assert_eq!(encode_path("~x"), "/*");
+        assert_eq!(encode_path("a/b~c~d"), "/a/b*");
+        assert_eq!(encode_path("a*~"), "/a*", "already a wildcard");
+        assert_eq!(encode_path("a*b"), "/a*b", "an inner '*' is literal");
     }
 
     #[test]
@@ -130,8 +149,9 @@ mod tests {
             "/a/*",
             "/a%20b",
             "/a%2A*",
+            "/a*b",
+            "/a**",
             "/A+B&c=d;e$,'()!@:",
-            "/%7E",
         ] {
             assert!(is_valid_path(ok), "{ok}");
         }
@@ -141,12 +161,13 @@ mod tests {
             "",
             "a",
             "*",
-            "/a*b",
-            "/a**",
             "/a b",
             "/a?b",
             "/a#b",
             "/~",
+            "/%7E",
+            "/%7e",
+            "/a%7E*",
             "/%",
             "/%2",
             "/%zz",

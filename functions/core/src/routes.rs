@@ -166,14 +166,16 @@ impl MappingConfig {
             .and_then(|index| relative_key.strip_suffix(index))
             .filter(|dir| dir.is_empty() || dir.ends_with('/'));
         if let Some(dir) = dir {
-            // Encoded with its trailing '/', so a directory ending in '*' stays literal (%2A)
-            // instead of becoming a wildcard.
+            // A directory ending in `*` loses its slash to a wildcard, which covers it (and more).
             let with_slash = encode_path(dir);
             if let Some(without) = with_slash.strip_suffix('/').filter(|p| !p.is_empty()) {
                 paths.push(without.to_owned());
             }
             paths.push(with_slash);
         }
+        // A key holding `~` maps every alias to the same wildcard.
+        let mut seen = std::collections::HashSet::new();
+        paths.retain(|p| seen.insert(p.clone()));
         paths
     }
 }
@@ -451,10 +453,14 @@ mod tests {
             cfg.paths_for("a b/index.html"),
             ["/a%20b/index.html", "/a%20b", "/a%20b/"]
         );
+        // `/x*` without its slash can only be said as a wildcard (a trailing `*` always is one):
+        // it covers the directory and more, the safe side.
         assert_eq!(
             cfg.paths_for("x*/index.html"),
-            ["/x%2A/index.html", "/x%2A", "/x%2A/"]
+            ["/x*/index.html", "/x*", "/x*/"]
         );
+        // A `~` in the directory: every alias is the same wildcard, listed once.
+        assert_eq!(cfg.paths_for("~a/index.html"), ["/*"]);
         assert_eq!(cfg.paths_for("docs/myindex.html"), ["/docs/myindex.html"]);
         assert_eq!(
             cfg.paths_for("docs/index.html.bak"),
