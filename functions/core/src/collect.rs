@@ -195,7 +195,7 @@ mod tests {
             ("emoji/😀.png", vec!["/emoji/%F0%9F%98%80.png".into()]),
             ("café.html", vec!["/caf%C3%A9.html".into()]),
             ("cafe\u{301}.html", vec!["/cafe%CC%81.html".into()]), // no Unicode normalisation
-            ("a*b.txt", vec!["/a*b.txt".into()]), // an inner '*' is literal
+            ("a*b.txt", vec!["/a*b.txt".into()]),                  // an inner '*' is literal
             ("prefix*", vec!["/prefix*".into()]), // a trailing '*' is a wildcard, deliberately
             ("a**", vec!["/a**".into()]),
             ("*", vec!["/*".into()]),

@@ -146,6 +146,18 @@ fn parse_eventbridge(event: &Obj<'_>) -> Result<ParsedEvent> {
         Some(etag) => Some(etag),
         None => object.opt_str("eTag")?,
     };
+    let version_id = object.opt_str("version-id")?;
+    if kind == ChangeKind::Deleted
+        && detail.opt_str("deletion-type")? == Some("Permanently Deleted")
+        && detail.opt_str("reason")? == Some("Lifecycle Expiration")
+        && is_version(version_id)
+    {
+        return Ok(only_ignored(Ignored::new(
+            Some(bucket),
+            Some(raw_key),
+            NONCURRENT_EXPIRED,
+        )));
+    }
     Ok(ParsedEvent {
         changes: vec![ObjectChange {
             bucket: bucket.to_owned(),
@@ -153,7 +165,7 @@ fn parse_eventbridge(event: &Obj<'_>) -> Result<ParsedEvent> {
             source: KeySource::EventBridge,
             kind,
             reason: owned(detail.opt_str("reason")?),
-            version_id: owned(object.opt_str("version-id")?),
+            version_id: owned(version_id),
             etag: owned(etag),
             sequencer: owned(object.opt_str("sequencer")?),
             event_time: event.opt_time("time")?,
@@ -196,6 +208,15 @@ fn parse_records(event: &Obj<'_>) -> Result<ParsedEvent> {
         let bucket = s3.obj("bucket")?.non_empty_str("name")?;
         let object = s3.obj("object")?;
         let raw_key = object.str("key")?;
+        let version_id = object.opt_str("versionId")?;
+        if name == "LifecycleExpiration:Delete" && is_version(version_id) {
+            parsed.ignored.push(Ignored::new(
+                Some(bucket),
+                Some(raw_key),
+                NONCURRENT_EXPIRED,
+            ));
+            continue;
+        }
         let Some(kind) = notification_kind(name) else {
             parsed.ignored.push(Ignored::new(
                 Some(bucket),
@@ -223,7 +244,7 @@ fn parse_records(event: &Obj<'_>) -> Result<ParsedEvent> {
             source: KeySource::Notification,
             kind,
             reason: Some(name.to_owned()),
-            version_id: owned(object.opt_str("versionId")?),
+            version_id: owned(version_id),
             etag: owned(etag),
             sequencer: owned(sequencer),
             event_time: record.opt_time("eventTime")?,
@@ -244,6 +265,24 @@ fn notification_kind(event_name: &str) -> Option<ChangeKind> {
         "ObjectRemoved" | "LifecycleExpiration" => Some(ChangeKind::Deleted),
         _ => None,
     }
+}
+
+/// Why a lifecycle's permanent delete of a version is not invalidated. From the S3 user guide:
+/// "When an unversioned object is deleted, or a versioned object is permanently deleted, the
+/// deletion-type field is set to Permanently Deleted" ("Using EventBridge"); a lifecycle
+/// Expiration in a versioning-enabled bucket "adds a delete marker ... This makes the current
+/// version noncurrent" (an `Object Deleted` with `Delete Marker Created`, invalidated), while
+/// NoncurrentVersionExpiration "permanently deletes the noncurrent object versions" ("Expiring
+/// objects"). So a lifecycle permanent delete that names a version removed a noncurrent version
+/// (or an expired delete marker), and viewers see no change. In an unversioned bucket the event
+/// has no version id (or `null`): that delete removed the object, and is invalidated. A
+/// `DeleteObject` of a version is always invalidated: the event does not say whether that
+/// version was the current one, and over-invalidating is the safe side.
+const NONCURRENT_EXPIRED: &str = "a lifecycle rule permanently deleted a noncurrent version (or an expired delete marker): what CloudFront serves did not change";
+
+/// Whether a version id names a version (unversioned objects have none, or `null`).
+fn is_version(version_id: Option<&str>) -> bool {
+    version_id.is_some_and(|v| !v.is_empty() && v != "null")
 }
 
 fn only_ignored(ignored: Ignored) -> ParsedEvent {

@@ -179,6 +179,84 @@ fn lifecycle_expiration_records_are_deletions() {
     assert_eq!(only_change(&event).kind, ChangeKind::Deleted);
 }
 
+/// What a lifecycle rule's delete changed for viewers, from the S3 user guide (event.rs quotes
+/// it): a delete marker over the current version, or the permanent removal of an unversioned
+/// object, is invalidated; the permanent removal of a noncurrent version is not.
+#[test]
+fn a_lifecycle_rule_expiring_a_noncurrent_version_invalidates_nothing() {
+    let deleted = |reason: &str, deletion_type: &str, version: Value| {
+        let event = with(
+            eventbridge("Object Deleted", json!("old.html")),
+            "/detail/reason",
+            json!(reason),
+        );
+        let event = with(event, "/detail/deletion-type", json!(deletion_type));
+        with(event, "/detail/object/version-id", version)
+    };
+    let routes = routes_for("site-bucket");
+    let cases = [
+        // NoncurrentVersionExpiration (or an expired delete marker removed): nothing to do.
+        (
+            "Lifecycle Expiration",
+            "Permanently Deleted",
+            json!("3HL4kqtJvjVBH40Nrjfkd"),
+            false,
+        ),
+        // Expiration in a versioned bucket: a delete marker now hides the object.
+        (
+            "Lifecycle Expiration",
+            "Delete Marker Created",
+            json!("3HL4kqtJvjVBH40Nrjfkd"),
+            true,
+        ),
+        // Expiration in an unversioned bucket: the object is gone.
+        (
+            "Lifecycle Expiration",
+            "Permanently Deleted",
+            Value::Null,
+            true,
+        ),
+        (
+            "Lifecycle Expiration",
+            "Permanently Deleted",
+            json!("null"),
+            true,
+        ),
+        // Someone deleted a version: it may have been the current one.
+        (
+            "DeleteObject",
+            "Permanently Deleted",
+            json!("3HL4kqtJvjVBH40Nrjfkd"),
+            true,
+        ),
+    ];
+    for (reason, deletion_type, version, invalidated) in cases {
+        let out = collect(&deleted(reason, deletion_type, version.clone()), &routes).unwrap();
+        let case = format!("{reason} / {deletion_type} / {version}");
+        if invalidated {
+            assert_eq!(paths(&out), ["/old.html"], "{case}");
+        } else {
+            assert!(out.paths.is_empty(), "{case}: {:?}", out.paths);
+            assert_eq!(out.ignored.len(), 1, "{case}");
+            assert!(
+                out.ignored[0].reason.contains("noncurrent version"),
+                "{case}"
+            );
+            assert_eq!(out.ignored[0].key.as_deref(), Some("old.html"));
+        }
+    }
+
+    // The classic shape says the same with LifecycleExpiration:Delete and a versionId.
+    let expired = |version: Value| {
+        let event = json!({"Records": [record("LifecycleExpiration:Delete", "old.html")]});
+        with(event, "/Records/0/s3/object/versionId", version)
+    };
+    let out = collect(&expired(json!("3HL4kqtJvjVBH40Nrjfkd")), &routes).unwrap();
+    assert!(out.paths.is_empty() && out.ignored.len() == 1, "{out:?}");
+    let out = collect(&expired(Value::Null), &routes).unwrap();
+    assert_eq!(paths(&out), ["/old.html"]);
+}
+
 #[test]
 fn null_optional_fields_count_as_absent() {
     let event = with(
