@@ -13,12 +13,29 @@ use cfinv_core::store::BatchStore;
 use cfinv_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+/// Poll rounds one window may take. A Standard execution's history holds at most 25,000 events
+/// ("If the execution history reaches this quota, the execution will fail", Step Functions
+/// quotas), and a redrive adds to the same history. One round (Wait, Poll task, Choice) writes
+/// 9 events, so 400 rounds are 3,600 events: room for the submit, its retries and several
+/// redriven windows.
+pub const MAX_ROUNDS_PER_WINDOW: u64 = 400;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     /// How long one poll window may last before the execution fails for an operator to look.
     pub max_wait: Duration,
-    /// How long the state machine waits between polls (`waitSeconds` in the output).
+    /// How long the state machine waits between polls (`waitSeconds` in the output), unless
+    /// the window would then take more than [`MAX_ROUNDS_PER_WINDOW`] rounds.
     pub poll_seconds: u64,
+}
+
+impl Settings {
+    /// The wait between polls: `poll_seconds`, stretched so a window has at most
+    /// [`MAX_ROUNDS_PER_WINDOW`] rounds.
+    pub fn wait_seconds(&self) -> u64 {
+        self.poll_seconds
+            .max(self.max_wait.as_secs().div_ceil(MAX_ROUNDS_PER_WINDOW))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,7 +111,7 @@ async fn poll_batch<S: BatchStore, C: Cdn>(
         distribution_id: batch.distribution_id.clone(),
         done,
         pending,
-        wait_seconds: settings.poll_seconds,
+        wait_seconds: settings.wait_seconds(),
     };
     if pending == 0 {
         store.mark_completed(&batch.batch_id, clock.now()).await?;
@@ -158,6 +175,31 @@ mod tests {
             batch,
             redrive_count: 0,
         }
+    }
+
+    #[test]
+    fn a_window_never_takes_more_rounds_than_the_history_allows() {
+        // The template's bounds: PollSeconds >= 1, MaxPollMinutes up to a day.
+        for (minutes, poll_seconds) in [(60, 1), (60, 60), (1440, 1), (1, 1)] {
+            let settings = Settings {
+                max_wait: Duration::from_secs(60 * minutes),
+                poll_seconds,
+            };
+            let rounds = settings
+                .max_wait
+                .as_secs()
+                .div_ceil(settings.wait_seconds());
+            assert!(
+                rounds <= MAX_ROUNDS_PER_WINDOW,
+                "{minutes} min / {poll_seconds} s: {rounds}"
+            );
+            assert!(settings.wait_seconds() >= poll_seconds);
+        }
+        let every_second_for_an_hour = Settings {
+            max_wait: Duration::from_secs(3600),
+            poll_seconds: 1,
+        };
+        assert_eq!(every_second_for_an_hour.wait_seconds(), 9);
     }
 
     #[tokio::test]
