@@ -22,7 +22,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import sam
 from .lambda_runtime import FunctionPool
@@ -57,6 +57,8 @@ class Deployment:
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     state_machines: dict[str, str] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
+    # function name -> (MaximumRetryAttempts, on-failure destination ARN or None)
+    event_invoke_configs: dict[str, tuple[int, str | None]] = field(default_factory=dict)
 
 
 def deploy(
@@ -174,6 +176,10 @@ def deploy(
             should_crash=stack.faults.lambda_should_crash,
             hold_for=stack.faults.lambda_hold_for,
         )
+        retries, on_failure = dep.event_invoke_configs.get(conf["FunctionName"], (2, None))
+        pool.async_retries = retries
+        if on_failure:
+            pool.on_failure = send_to_destination(stack, on_failure)
         stack.runtime.add_pool(pool)
         dep.functions[logical] = {
             "name": conf["FunctionName"],
@@ -217,9 +223,29 @@ def fill_gaps(stack: "Stack", translated: dict[str, Any], dep: Deployment) -> No
             stack.clients("cloudwatch").put_metric_alarm(**props)
             dep.resources[logical] = {"type": rtype, "physical": props["AlarmName"]}
             continue
+        if rtype == "AWS::Lambda::EventInvokeConfig":
+            # Applied by the function's pool (lambda_patch.invoke_async).
+            props = clean_json(res.get("Properties", {}), rmap)
+            on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            dep.event_invoke_configs[props["FunctionName"]] = (int(props.get("MaximumRetryAttempts", 2)), on_failure)
+            dep.resources[logical] = {"type": rtype, "physical": f"{props['FunctionName']}:{props.get('Qualifier', '$LATEST')}"}
+            continue
         dep.unsupported.append(f"{logical} ({rtype})")
     if dep.unsupported:
         LOG.warning("not created locally: %s", ", ".join(dep.unsupported))
+
+
+def send_to_destination(stack: "Stack", arn: str) -> Callable[[dict[str, Any]], None]:
+    """An on-failure destination: an SQS queue (the only kind the template uses)."""
+    if not arn.startswith("arn:aws:sqs:"):
+        raise RuntimeError(f"on-failure destination {arn}: only SQS queues are emulated")
+    sqs = stack.clients("sqs")
+    url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
+
+    def send(record: dict[str, Any]) -> None:
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+
+    return send
 
 
 def base_function_env(stack: "Stack", conf: dict[str, Any]) -> dict[str, str]:

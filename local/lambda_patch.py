@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -72,7 +73,10 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
 
 
 def invoke_async(pool: FunctionPool, payload: bytes, source: str) -> None:
-    """Asynchronous invocation with Lambda's retry-twice policy; outcomes go to ``async_log``."""
+    """Asynchronous invocation as Lambda does it: after a function error, ``pool.async_retries``
+    more attempts (default 2; AWS waits about 1 and 2 minutes, here 1 s and 2 s); an invocation
+    that exhausts them is discarded, or its record goes to ``pool.on_failure`` (the function's
+    on-failure destination). Outcomes go to ``async_log``."""
 
     def run() -> None:
         attempts = 0
@@ -99,11 +103,31 @@ def invoke_async(pool: FunctionPool, payload: bytes, source: str) -> None:
                 source,
                 result.payload[:500].decode(errors="replace"),
             )
-            if attempts > len(ASYNC_RETRY_DELAYS):
+            if attempts > min(pool.async_retries, len(ASYNC_RETRY_DELAYS)):
+                if pool.on_failure is not None:
+                    pool.on_failure(failure_record(pool, payload, result, attempts))
                 return
             time.sleep(ASYNC_RETRY_DELAYS[attempts - 1])
 
     _executor.submit(run)
+
+
+def failure_record(pool: FunctionPool, payload: bytes, result: Any, attempts: int) -> dict[str, Any]:
+    """The invocation record Lambda sends to an on-failure destination (Lambda developer guide,
+    "Capturing records of Lambda asynchronous invocations")."""
+    return {
+        "version": "1.0",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"{pool.function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": decode_payload(payload),
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": result.function_error},
+        "responsePayload": decode_payload(result.payload),
+    }
 
 
 def decode_payload(payload: bytes) -> Any:

@@ -118,6 +118,10 @@ class FunctionPool:
         # hold_for(names, payload) -> None | an event to wait for before the invocation is queued
         self.hold_for = hold_for or (lambda names, payload: None)
         self.names = {logical_id, function_name, function_arn}
+        # Asynchronous invocation config (AWS::Lambda::EventInvokeConfig): retries after a
+        # function error, and where the record of an invocation that exhausted them goes.
+        self.async_retries = 2
+        self.on_failure: Callable[[dict[str, Any]], None] | None = None
         self._cond = threading.Condition()
         self._pending: collections.deque[Invocation] = collections.deque()
         self.processes: dict[str, Process] = {}

@@ -91,6 +91,26 @@ def test_event_invocation_returns_202_and_runs_in_background(stack, fn):
     wait_for(lambda: fn.invocations > before, what="async invocation")
 
 
+def test_an_async_invocation_that_exhausts_its_retries_goes_to_its_on_failure_destination(stack, tmp_path):
+    from local.deploy import send_to_destination
+
+    failing = stack.add_function("AsyncFailing", tmp_path, max_concurrency=1)
+    sqs = stack.client("sqs")
+    url = sqs.create_queue(QueueName="async-failures")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    failing.async_retries = 1
+    failing.on_failure = send_to_destination(stack.stack, arn)
+    payload = {"action": "raise", "errorType": "StoreUnavailable"}
+    stack.client("lambda").invoke(FunctionName=failing.function_name, InvocationType="Event", Payload=json.dumps(payload).encode())
+    got = wait_for(lambda: sqs.receive_message(QueueUrl=url).get("Messages"), timeout=30, what="the failure record")
+    record = json.loads(got[0]["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2  # the first attempt and one retry
+    assert record["requestPayload"] == payload
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert record["responsePayload"]["errorType"] == "StoreUnavailable"
+
+
 def test_step_functions_catch_matches_typed_error_and_retry_recovers_from_crash(stack, fn):
     sm = stack.state_machine(
         {

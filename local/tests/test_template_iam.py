@@ -153,6 +153,25 @@ def test_the_alarm_topic_is_one_cloudwatch_can_publish_to(translated: dict[str, 
     assert topic.get("KmsMasterKeyId") in (None, ""), topic
 
 
+def test_record_outcome_keeps_what_it_could_not_record(translated: dict[str, Any]) -> None:
+    # EventBridge invokes it asynchronously; without a destination Lambda discards an event
+    # after two retries, and a failed batch would never reach the failures index.
+    resources = translated["Resources"]
+    configs = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert [c["FunctionName"] for c in configs] == [{"Ref": "RecordOutcomeFunction"}]
+    destination = configs[0]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == {"Fn::GetAtt": ["OutcomeFailuresQueue", "Arn"]}
+    role = resources["RecordOutcomeFunctionRole"]
+    assert any(
+        "sqs:SendMessage" in actions(s) and s["Resource"] == destination for s in statements(role)
+    ), "the role may send to its destination"
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert any(
+        a["Namespace"] == "AWS/SQS" and a["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["OutcomeFailuresQueue", "QueueName"]}
+        for a in alarms
+    ), "an alarm on the queue"
+
+
 def test_the_s3_rule_matches_only_the_configured_bucket(translated: dict[str, Any]) -> None:
     rules = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Events::Rule" and "aws.s3" in json.dumps(r)]
     assert len(rules) == 1
