@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use crate::collect::PathChange;
 use crate::model::{
-    Batch, BatchRef, BatchStatus, Chunk, OpenPointer, PlanRef, batch_opened_at, keys,
-    parse_timestamp, timestamp,
+    Batch, BatchRef, BatchStatus, Chunk, MAX_EVENT_IDS_PER_PATH, OpenPointer, PlanRef,
+    batch_opened_at, keys, parse_timestamp, timestamp,
 };
 use crate::plan::Plan;
 use crate::store::{BatchPaths, BatchStore, Outcome};
@@ -263,15 +263,34 @@ impl BatchStore for DynamoStore {
                 update = update.expression_attribute_values(format!(":{attr}"), s(v));
             }
         }
-        let mut expression = format!("SET {}", sets.join(", "));
-        if let Some(id) = &change.event_id {
-            // A set of event ids: a duplicate delivery of the same event adds nothing.
-            expression.push_str(" ADD eventIds :ids");
-            update =
-                update.expression_attribute_values(":ids", AttributeValue::Ss(vec![id.clone()]));
+        let expression = format!("SET {}", sets.join(", "));
+        let Some(id) = &change.event_id else {
+            update
+                .update_expression(expression)
+                .send()
+                .await
+                .map_err(store_error)?;
+            return Ok(());
+        };
+        // A set of event ids (a duplicate delivery of the same event adds nothing), bounded:
+        // once full, a new event is only counted.
+        let added = update
+            .clone()
+            .update_expression(format!("{expression} ADD eventIds :ids"))
+            .condition_expression(
+                "attribute_not_exists(eventIds) OR size(eventIds) < :max OR contains(eventIds, :id)",
+            )
+            .expression_attribute_values(":ids", AttributeValue::Ss(vec![id.clone()]))
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":max", n(MAX_EVENT_IDS_PER_PATH.to_string()))
+            .send()
+            .await;
+        if conditional(added)? {
+            return Ok(());
         }
         update
-            .update_expression(expression)
+            .update_expression(format!("{expression} ADD moreEvents :one"))
+            .expression_attribute_values(":one", n("1"))
             .send()
             .await
             .map_err(store_error)?;
@@ -332,20 +351,22 @@ impl BatchStore for DynamoStore {
             .query_all(
                 keys::batch_pk(batch_id),
                 keys::PATH_PREFIX,
-                &["path", "eventIds"],
+                &["path", "eventIds", "moreEvents"],
             )
             .await?;
         let mut events = HashSet::new();
+        let mut more = 0;
         let mut paths = Vec::with_capacity(items.len());
         for item in &items {
             paths.push(req_str(item, "path")?);
             if let Some(AttributeValue::Ss(ids)) = item.get("eventIds") {
                 events.extend(ids.iter().cloned());
             }
+            more += opt_num(item, "moreEvents").map_or(0, |n| n as usize);
         }
         Ok(BatchPaths {
             paths,
-            events: events.len(),
+            events: events.len() + more,
         })
     }
 
@@ -1022,6 +1043,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(update.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_hot_key_whose_id_set_is_full_is_only_counted() {
+        let full = mock!(Client::update_item)
+            .match_requests(|r| {
+                r.update_expression()
+                    .is_some_and(|e| e.contains("ADD eventIds :ids"))
+                    && r.condition_expression()
+                        .is_some_and(|c| c.contains("size(eventIds) < :max"))
+                    && r.expression_attribute_values().and_then(|v| v.get(":max"))
+                        == Some(&n(MAX_EVENT_IDS_PER_PATH.to_string()))
+            })
+            .then_http_response(|| wire_error("ConditionalCheckFailedException"));
+        let counted = mock!(Client::update_item)
+            .match_requests(|r| {
+                r.update_expression()
+                    .is_some_and(|e| e.contains("ADD moreEvents :one") && !e.contains("eventIds"))
+                    && r.condition_expression().is_none()
+            })
+            .then_output(|| UpdateItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&full, &counted]);
+        let change = PathChange {
+            distribution_id: "E1".into(),
+            path: "/hot".into(),
+            bucket: "site".into(),
+            key: "hot".into(),
+            version_id: None,
+            etag: None,
+            sequencer: None,
+            event_time: None,
+            event_id: Some("ev-101".into()),
+            change: crate::event::ChangeKind::Created,
+        };
+        store(client)
+            .put_path("E1-b", &change, datetime!(2026-11-25 00:00 UTC))
+            .await
+            .unwrap();
+        assert_eq!((full.num_calls(), counted.num_calls()), (1, 1));
     }
 
     #[tokio::test]

@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 
 use crate::cdn::{Cdn, InvalidationStatus};
 use crate::collect::PathChange;
-use crate::model::{Batch, BatchRef, BatchStatus, Chunk, OpenPointer, PlanRef};
+use crate::model::{
+    Batch, BatchRef, BatchStatus, Chunk, MAX_EVENT_IDS_PER_PATH, OpenPointer, PlanRef,
+};
 use crate::plan::Plan;
 use crate::store::{BatchPaths, BatchStore, Outcome};
 use crate::{Error, Result};
@@ -73,6 +75,8 @@ struct State {
     batches: HashMap<String, StoredBatch>,
     /// batch -> path -> event ids
     paths: HashMap<String, BTreeMap<String, HashSet<String>>>,
+    /// batch -> events beyond a path's kept ids (see `MAX_EVENT_IDS_PER_PATH`)
+    more_events: HashMap<String, usize>,
     /// (batch, plan id) -> chunks
     plans: HashMap<(String, String), Vec<Chunk>>,
     failed_events: HashMap<String, Outcome>,
@@ -248,7 +252,12 @@ impl BatchStore for MemoryStore {
             .or_default()
             .entry(change.path.clone())
             .or_default();
-        ids.extend(change.event_id.clone());
+        match &change.event_id {
+            Some(id) if ids.len() >= MAX_EVENT_IDS_PER_PATH && !ids.contains(id) => {
+                *st.more_events.entry(batch_id.to_owned()).or_default() += 1;
+            }
+            id => ids.extend(id.clone()),
+        }
         Ok(())
     }
 
@@ -277,7 +286,7 @@ impl BatchStore for MemoryStore {
         let paths = st.paths.get(batch_id).cloned().unwrap_or_default();
         let events: HashSet<&String> = paths.values().flatten().collect();
         Ok(BatchPaths {
-            events: events.len(),
+            events: events.len() + st.more_events.get(batch_id).copied().unwrap_or(0),
             paths: paths.keys().cloned().collect(),
         })
     }

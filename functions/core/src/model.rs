@@ -206,6 +206,12 @@ pub fn new_batch_id(distribution_id: &str, now: OffsetDateTime) -> String {
     )
 }
 
+/// Event ids a path item keeps (about 4 KB of a 400 KB item). A key written again and again
+/// within one batch would otherwise grow its set past DynamoDB's item limit; beyond this many,
+/// further events are only counted (`moreEvents`), so a duplicate delivery among them may be
+/// counted twice: `eventsReceived` is then an upper bound.
+pub const MAX_EVENT_IDS_PER_PATH: usize = 100;
+
 /// When a batch was opened, to the second, read back from its id (see [`new_batch_id`]): what
 /// a close records when the opener died before writing the batch item.
 pub fn batch_opened_at(batch_id: &str) -> Option<OffsetDateTime> {

@@ -251,6 +251,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_hot_key_keeps_a_bounded_set_of_event_ids_and_counts_the_rest() {
+        use cfinv_core::model::MAX_EVENT_IDS_PER_PATH;
+        let (store, clock) = (MemoryStore::new(), clock());
+        let writes = MAX_EVENT_IDS_PER_PATH + 5;
+        let mut batch = None;
+        for i in 0..writes {
+            let out = enqueue_ok(&store, &clock, &[change("E1", "/hot", &format!("ev{i}"))]).await;
+            batch = Some(out.flushes[0].batch.batch_id.clone());
+        }
+        // A redelivery of a kept event still adds nothing.
+        enqueue_ok(&store, &clock, &[change("E1", "/hot", "ev0")]).await;
+        let paths = store.batch_paths(&batch.unwrap()).await.unwrap();
+        assert_eq!((paths.paths.len(), paths.events), (1, writes));
+    }
+
+    #[tokio::test]
     async fn a_close_racing_the_join_never_loses_the_path() {
         // The closer flips the batch between our put and our read: we must move on to a new
         // batch and land the path there too.
