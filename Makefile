@@ -21,7 +21,9 @@ UP_ARGS ?=
 # batch's Submit instead of relying on it.
 E2E_DEBOUNCE_SECONDS ?= 45
 # A batch stays OPEN for debounce + grace before a joiner rotates it: the burst test keeps its
-# batch open (Submit held) until all 500 events joined, however slow this machine is.
+# batch open (Submit held) until all 500 events joined, however slow this machine is. Function
+# timeouts are stretched 4x: with eleven lanes on one emulator, a DynamoDB call can take
+# seconds, and a dedupe that times out only adds retries and an empty batch.
 E2E_GRACE_SECONDS ?= 900
 # make bench: new objects in the burst (+10% overwrites); 5000 is the issue's workload (~8 min).
 BENCH_WRITES ?= 5000
@@ -125,7 +127,7 @@ e2e: ## End-to-end tests, then the fault matrix, against a fresh local stack (st
 	cargo build -p cfinv -p e2e --locked --bins
 	rm -rf target/fault-matrix
 	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=21 \
-	  UP_ARGS="--param GraceSeconds=$(E2E_GRACE_SECONDS) $(UP_ARGS)"
+	  UP_ARGS="--param GraceSeconds=$(E2E_GRACE_SECONDS) --timeout-scale 4 $(UP_ARGS)"
 	status=0; export CFINV_STACK=$(CURDIR)/$(STATE)/stack.json E2E_FAULT_WRITES=$(E2E_FAULT_WRITES); \
 	cargo test -p e2e --locked -- --test-threads 11 --skip faults:: || status=$$?; \
 	cargo test -p e2e --locked -- --test-threads 10 faults:: || status=$$?; \

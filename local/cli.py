@@ -81,6 +81,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         bucket=args.bucket,
         in_progress_seconds=args.in_progress_seconds,
         max_concurrency=args.max_concurrency,
+        timeout_scale=args.timeout_scale,
         schedules=not args.no_schedules,
         rust_log=args.rust_log,
         parameters=params,
@@ -242,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--bucket", default=None, help="watched bucket name (default: random)")
     up.add_argument("--in-progress-seconds", type=float, default=5.0, help="CloudFront InProgress duration")
     up.add_argument("--max-concurrency", type=int, default=8, help="processes per function")
+    up.add_argument(
+        "--timeout-scale",
+        type=float,
+        default=1.0,
+        help="multiply every function's timeout (the emulator answers far slower than AWS under load)",
+    )
     up.add_argument("--no-schedules", action="store_true", help="do not fire rate() rules")
     up.add_argument("--region", default="us-east-1")
     up.add_argument("--rust-log", default="info", help="RUST_LOG when the function sets none")

@@ -70,6 +70,7 @@ def deploy(
     distributions: int,
     overrides: dict[str, str],
     max_concurrency: int,
+    timeout_scale: float = 1.0,
 ) -> Deployment:
     clients = stack.clients
     template = sam.load_template(template_path)
@@ -169,7 +170,7 @@ def deploy(
             function_arn=conf["FunctionArn"],
             command=[str(binary)],
             env=env,
-            timeout=float(conf.get("Timeout", spec.timeout)),
+            timeout=float(conf.get("Timeout", spec.timeout)) * timeout_scale,
             memory=int(conf.get("MemorySize", spec.memory)),
             max_concurrency=max_concurrency,
             log_path=logs_dir / f"{logical}.log",

@@ -28,6 +28,9 @@ class Settings:
     bucket: str | None = None
     in_progress_seconds: float = 5.0
     max_concurrency: int = 8
+    # Function timeouts are sized for AWS, where a DynamoDB call takes milliseconds; moto on a
+    # loaded 2-core machine can take seconds per call. >1 stretches every function's timeout.
+    timeout_scale: float = 1.0
     schedules: bool = True
     rust_log: str = "info"
     parameters: dict[str, str] = field(default_factory=dict)  # template parameter overrides
@@ -121,6 +124,7 @@ class Stack:
             distributions=self.settings.distributions,
             overrides=self.settings.parameters,
             max_concurrency=self.settings.max_concurrency,
+            timeout_scale=self.settings.timeout_scale,
         )
         self.ready = True
 
@@ -174,6 +178,7 @@ class Stack:
             "distributions": self.settings.distributions,
             "cloudfront_in_progress_seconds": self.cloudfront.in_progress_seconds,
             "max_concurrency": self.settings.max_concurrency,
+            "timeout_scale": self.settings.timeout_scale,
             "schedules": self.scheduler.enabled,
             "parameters": dep.parameters if dep else {},
         }
