@@ -55,8 +55,13 @@ def test_start_flush_retries_throttling_and_catches_an_existing_flush() -> None:
     [(_, flush)] = [t for t in all_tasks() if t[0] == "StartFlush"]
     assert retrier_for(flush, "StepFunctions.ExecutionAlreadyExistsException") is None
     assert [c["ErrorEquals"] for c in flush["Catch"]] == [["StepFunctions.ExecutionAlreadyExistsException"]]
-    for transient in ("StepFunctions.ThrottlingException", "StepFunctions.ExecutionLimitExceededException"):
+    for transient in (
+        "StepFunctions.ThrottlingException",
+        "StepFunctions.ExecutionLimitExceededException",
+        "StepFunctions.AWSStepFunctionsException",
+        "StepFunctions.SdkClientException",
+        "StepFunctions.ServiceUnavailableException",
+        "States.Timeout",
+    ):
         retrier = retrier_for(flush, transient)
         assert retrier is not None and longest_wait(retrier) >= 15 * 60, transient
-    for transient in ("StepFunctions.SdkClientException", "StepFunctions.ServiceUnavailableException", "States.Timeout"):
-        assert retrier_for(flush, transient) is not None, transient
