@@ -176,6 +176,7 @@ def deploy(
             log_path=logs_dir / f"{logical}.log",
             should_crash=stack.faults.lambda_should_crash,
             hold_for=stack.faults.lambda_hold_for,
+            admit=stack.faults.lambda_admit,
         )
         retries, on_failure = dep.event_invoke_configs.get(conf["FunctionName"], (2, None))
         pool.async_retries = retries

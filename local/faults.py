@@ -37,7 +37,14 @@ be proven if tests can make AWS misbehave on demand, deterministically. Kinds of
   holds the batch machine's Submit this way to keep a batch OPEN until every event of a burst
   has joined it, however slowly this machine runs the pipeline.
 
-``contains`` (``crash_after``, ``lambda_crash``, ``lambda_hold``) scopes a fault to one "lane" of a shared stack,
+* Lambda throttling (``lambda_throttle``): a reserved-concurrency limit. An invocation of
+  ``function`` (whose payload contains ``contains``) that would make more than ``concurrency``
+  such invocations run at once is refused with ``TooManyRequestsException`` (HTTP 429), which
+  Step Functions names ``Lambda.TooManyRequestsException``, as Lambda does when a function is
+  at its concurrency limit. Asynchronous invocations are queued and retried instead, as Lambda
+  does.
+
+``contains`` (``crash_after``, ``lambda_crash``, ``lambda_hold``, ``lambda_throttle``) scopes a fault to one "lane" of a shared stack,
 e.g. a distribution id or a key prefix, so several faults can run side by side.
 """
 
@@ -66,7 +73,7 @@ CLOUDFRONT_ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 _ids = itertools.count(1)
-KINDS = ("cloudfront", "lambda_crash", "lambda_hold", "crash_after", "target_failure", "s3_delivery")
+KINDS = ("cloudfront", "lambda_crash", "lambda_hold", "lambda_throttle", "crash_after", "target_failure", "s3_delivery")
 
 
 @dataclass
@@ -113,6 +120,24 @@ class LambdaHold:
     def to_json(self) -> dict[str, Any]:
         # asdict would deep-copy the Event (and its lock): list the plain fields instead.
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "released"}
+
+
+@dataclass
+class LambdaThrottle:
+    function: str
+    concurrency: int = 1  # invocations that may run at once; more are refused
+    contains: str | None = None  # only invocations whose payload contains this string count
+    running: int = 0
+    admitted: int = 0
+    throttled: int = 0
+    id: int = field(default_factory=lambda: next(_ids))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LambdaThrottled(Exception):
+    """An invocation refused by a ``lambda_throttle`` fault (Lambda's TooManyRequestsException)."""
 
 
 @dataclass
@@ -218,6 +243,7 @@ class Faults:
         self.cloudfront: list[CloudFrontFault] = []
         self.lambda_crash: list[LambdaCrash] = []
         self.lambda_hold: list[LambdaHold] = []
+        self.lambda_throttle: list[LambdaThrottle] = []
         self.crash_after: list[CrashAfter] = []
         self.target_failure: list[TargetFailure] = []
         self.s3_delivery: list[S3Delivery] = []
@@ -252,6 +278,10 @@ class Faults:
                     timer.daemon = True
                     timer.start()
                 self.lambda_hold.append(fault)
+            elif kind == "lambda_throttle":
+                _check_contains(spec)
+                fault = LambdaThrottle(**spec)
+                self.lambda_throttle.append(fault)
             elif kind == "crash_after":
                 _check_contains(spec)
                 fault = CrashAfter(**spec)
@@ -298,6 +328,7 @@ class Faults:
                 "cloudfront": [f.to_json() for f in self.cloudfront],
                 "lambda_crash": [f.to_json() for f in self.lambda_crash],
                 "lambda_hold": [f.to_json() for f in self.lambda_hold],
+                "lambda_throttle": [f.to_json() for f in self.lambda_throttle],
                 "crash_after": [f.to_json() for f in self.crash_after],
                 "target_failure": [f.to_json() for f in self.target_failure],
                 "s3_delivery": [f.to_json() for f in self.s3_delivery],
@@ -365,6 +396,27 @@ class Faults:
                     f.held += 1
                     return f.released
             return None
+
+    def lambda_admit(self, names: set[str], payload: bytes | str | None = None) -> Callable[[], None]:
+        """Admits an invocation of the function known by ``names`` under every matching
+        ``lambda_throttle`` fault, or raises :class:`LambdaThrottled`. Returns the release to call
+        when the invocation ends."""
+        with self._lock:
+            matching = [f for f in self.lambda_throttle if f.function in names and _contains(f.contains, payload)]
+            for f in matching:
+                if f.running >= f.concurrency:
+                    f.throttled += 1
+                    raise LambdaThrottled(f"Rate Exceeded. (concurrency {f.concurrency} of {f.function})")
+            for f in matching:
+                f.running += 1
+                f.admitted += 1
+
+        def release() -> None:
+            with self._lock:
+                for f in matching:
+                    f.running -= 1
+
+        return release
 
     def crash_after_matches(
         self, names: set[str], service: str, operation: str, path: str | None = None, body: bytes | str | None = None

@@ -26,6 +26,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .faults import LambdaThrottled
 from .lambda_runtime import FunctionPool, RuntimeApi
 
 LOG = logging.getLogger("local.lambda")
@@ -65,7 +66,10 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
         return b""
     if inv_type == "DryRun":
         return b""
-    result = pool.invoke(payload)
+    try:
+        result = pool.invoke(payload)
+    except LambdaThrottled as e:
+        raise _too_many_requests(str(e)) from e
     if result.function_error:
         response_headers["x-amz-function-error"] = result.function_error
     response_headers["x-amz-executed-version"] = "$LATEST"
@@ -82,7 +86,13 @@ def invoke_async(pool: FunctionPool, payload: bytes, source: str) -> None:
         attempts = 0
         while True:
             attempts += 1
-            result = pool.invoke(payload)
+            try:
+                result = pool.invoke(payload)
+            except LambdaThrottled:
+                # Lambda keeps a throttled asynchronous event in its queue and tries again.
+                attempts -= 1
+                time.sleep(ASYNC_RETRY_DELAYS[0])
+                continue
             entry = {
                 "time": time.time(),
                 "function": pool.logical_id,
@@ -110,6 +120,16 @@ def invoke_async(pool: FunctionPool, payload: bytes, source: str) -> None:
             time.sleep(ASYNC_RETRY_DELAYS[attempts - 1])
 
     _executor.submit(run)
+
+
+def _too_many_requests(message: str) -> Exception:
+    """Lambda's answer at a function's concurrency limit: HTTP 429 TooManyRequestsException
+    (Step Functions names it ``Lambda.TooManyRequestsException``)."""
+    from moto.awslambda.exceptions import LambdaClientError
+
+    error = LambdaClientError("TooManyRequestsException", message)
+    error.code = 429
+    return error
 
 
 def failure_record(pool: FunctionPool, payload: bytes, result: Any, attempts: int) -> dict[str, Any]:

@@ -102,6 +102,7 @@ class FunctionPool:
         log_path: Path,
         should_crash: Callable[[set[str], bytes], str | None] | None = None,
         hold_for: Callable[[set[str], bytes], threading.Event | None] | None = None,
+        admit: Callable[[set[str], bytes], Callable[[], None]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.logical_id = logical_id
@@ -117,6 +118,8 @@ class FunctionPool:
         self.should_crash = should_crash or (lambda names, payload: None)
         # hold_for(names, payload) -> None | an event to wait for before the invocation is queued
         self.hold_for = hold_for or (lambda names, payload: None)
+        # admit(names, payload) -> release, or raises (a throttle fault: Lambda refuses the call)
+        self.admit = admit or (lambda names, payload: lambda: None)
         self.names = {logical_id, function_name, function_arn}
         # Asynchronous invocation config (AWS::Lambda::EventInvokeConfig): retries after a
         # function error, and where the record of an invocation that exhausted them goes.
@@ -140,6 +143,13 @@ class FunctionPool:
         if hold is not None:
             self._write_log(f"HOLD RequestId: {inv.id} (lambda_hold fault)")
             hold.wait()
+        release = self.admit(self.names, inv.payload)
+        try:
+            return self._run(inv, wait_timeout)
+        finally:
+            release()
+
+    def _run(self, inv: "Invocation", wait_timeout: float | None) -> InvokeResult:
         inv.crash = self.should_crash(self.names, inv.payload)
         with self._cond:
             if self._stopping:

@@ -104,6 +104,7 @@ class StackHandle:
             log_path=self.stack.state_dir / "logs" / f"{logical_id}.log",
             should_crash=self.stack.faults.lambda_should_crash,
             hold_for=self.stack.faults.lambda_hold_for,
+            admit=self.stack.faults.lambda_admit,
         )
         self.stack.runtime.add_pool(pool)
         return pool

@@ -11,6 +11,7 @@ import threading
 import uuid
 
 import pytest
+from botocore.exceptions import ClientError
 
 from .conftest import wait_for
 from .test_cloudfront import _dist
@@ -116,6 +117,44 @@ def test_lambda_hold_keeps_matching_invocations_until_cleared(stack, fn):
     worker.join(10)
     assert not worker.is_alive() and "FunctionError" not in outcome["resp"], outcome
     assert _faults(stack, "lambda_hold") == []
+
+
+def test_lambda_throttle_refuses_invocations_past_the_concurrency_limit(stack, fn):
+    throttle = stack.control("faults/set", {"kind": "lambda_throttle", "function": "LaneFn", "concurrency": 1, "contains": "d9/"})
+    slow = threading.Thread(target=_invoke, args=(stack, fn, {"action": "sleep", "seconds": 3, "key": "d9/a"}), daemon=True)
+    slow.start()
+    wait_for(lambda: _faults(stack, "lambda_throttle")[0]["running"] == 1, what="the first d9/ invocation running")
+    with pytest.raises(ClientError) as refused:
+        _invoke(stack, fn, {"action": "echo", "key": "d9/b"})
+    assert refused.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    resp, _ = _invoke(stack, fn, {"action": "echo", "key": "d1/b"})  # another lane is not limited
+    assert "FunctionError" not in resp
+
+    # Step Functions sees Lambda's name for it, which the state machines retry.
+    sm = stack.state_machine(
+        {
+            "StartAt": "T",
+            "States": {
+                "T": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": fn.function_arn, "Payload": {"action": "echo", "key": "d9/c"}},
+                    "Catch": [{"ErrorEquals": ["Lambda.TooManyRequestsException"], "Next": "Throttled"}],
+                    "End": True,
+                },
+                "Throttled": {"Type": "Succeed"},
+            },
+        }
+    )
+    sfn = stack.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=sm)["executionArn"]
+    wait_for(lambda: sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", what="the execution")
+    states = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=arn)["events"] if "stateEnteredEventDetails" in e]
+    assert states == ["T", "Throttled"], states
+    slow.join(10)
+    assert _faults(stack, "lambda_throttle")[0]["throttled"] == 2
+    stack.control("faults/clear", {"id": throttle["id"]})
 
 
 def test_a_crash_check_without_a_payload_never_matches_contains(stack):

@@ -1,4 +1,4 @@
-//! The fault matrix (issue 7): each test arms one fault on its own lane (lanes 11-20), drives
+//! The fault matrix: each test arms one fault on its own lane (lanes 11-21), drives
 //! at least 300 mixed changes (new keys, keys that need encoding, overwrites, deletes) through
 //! the real pipeline, and checks the invariants of DESIGN.md section 2: every change covered by
 //! a Completed invalidation created after it, no invalidation beyond a batch's plan, and every
@@ -276,6 +276,52 @@ async fn many_joiners_racing_batches_that_close() {
         outcome.batches >= 2,
         "batches closed mid-stream: {outcome:#?}"
     );
+}
+
+/// Lambda at its concurrency limit: collect-keys and dedupe take two of the lane's events at a
+/// time and refuse the rest with TooManyRequestsException, which the state machine retries
+/// (long, jittered backoff) until every event is in.
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_throttled_at_its_concurrency_limit() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(21);
+    let marker = format!("\"{}", lane.prefix);
+    let armed: Vec<Value> = ["CollectKeysFunction", "DedupeFunction"]
+        .into_iter()
+        .map(|function| {
+            arm(
+                &stack,
+                json!({"kind": "lambda_throttle", "function": function, "concurrency": 2, "contains": marker}),
+            )
+        })
+        .collect();
+    let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let throttled = || {
+        let list = stack.control("faults/list", json!({}));
+        list["lambda_throttle"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|f| armed.iter().any(|a| a["id"] == f["id"]))
+                    .map(|f| f["throttled"].as_u64().unwrap_or(0))
+                    .sum::<u64>()
+            })
+            .unwrap_or(0)
+    };
+    let outcome = settle_recovered(
+        &stack,
+        &lane,
+        "Lambda at its concurrency limit (collect-keys and dedupe: 2 at a time)",
+        &writes,
+        started,
+        |_| format!("{} invocations throttled", throttled()),
+    )
+    .await;
+    let refused = throttled();
+    for fault in &armed {
+        disarm(&stack, fault);
+    }
+    assert!(refused > 0, "the limit was met: {outcome:#?}");
 }
 
 /// A permanent error: every batch FAILED visibly, its execution failed at Submit; after the
