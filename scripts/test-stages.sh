@@ -23,7 +23,7 @@ stage() { # name: one make target, in the foreground
   else record "$1" FAILED $((SECONDS - started)); fi
 }
 
-for name in lint audit unit test-local e2e; do
+for name in lint audit unit package test-local e2e; do
   stage "$name"
 done
 
