@@ -175,13 +175,18 @@ $(LAMBDA_TOOLS_OK):
 	rustup target add aarch64-unknown-linux-gnu
 	touch $@
 
+# Its own target folder: make test builds it beside the end-to-end run, whose cargo would
+# otherwise wait on the same build lock.
+PACKAGE_DIR := target/arm64
+
 .PHONY: package
-package: $(LAMBDA_TOOLS_OK) ## Build the arm64 Lambda packages as `sam build` does, and print their sizes
-	PATH=$(CURDIR)/$(TOOLS)/lambda/bin:$$PATH cargo lambda build --release --arm64 --locked \
-	  $(addprefix -p ,$(FUNCTIONS))
+package: $(LAMBDA_TOOLS_OK) ## Build the arm64 Lambda packages as `sam build` does (target/arm64/lambda/), and print their sizes
+	PATH=$(CURDIR)/$(TOOLS)/lambda/bin:$$PATH CARGO_TARGET_DIR=$(CURDIR)/$(PACKAGE_DIR) \
+	  cargo lambda build --release --arm64 --locked $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do \
-	  file target/lambda/$$f/bootstrap | grep -q 'ARM aarch64' || { echo "target/lambda/$$f/bootstrap is not an arm64 binary" >&2; exit 1; }; \
-	  printf '  %-20s %s bytes\n' "$$f" "$$(stat -c %s target/lambda/$$f/bootstrap)"; done
+	  bin=$(PACKAGE_DIR)/lambda/$$f/bootstrap; \
+	  file $$bin | grep -q 'ARM aarch64' || { echo "$$bin is not an arm64 binary" >&2; exit 1; }; \
+	  printf '  %-20s %s bytes\n' "$$f" "$$(stat -c %s $$bin)"; done
 
 .PHONY: clean
 clean: ## Remove build output, virtualenvs and local state

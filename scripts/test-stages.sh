@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make test: runs every stage even after one has failed (a red end-to-end run must not hide
-# whether fuzzing and the benchmark check pass), then prints one line per stage and exits
-# non-zero if any failed. The fuzzer is CPU-bound and the small benchmark waits on the
-# emulator, so those two run side by side (the fuzzer's output is printed after it ends).
+# whether fuzzing or the benchmark check pass), then prints one line per stage and exits
+# non-zero if any failed. The end-to-end run waits on the emulator (one Python process) most of
+# the time, so the CPU-bound arm64 package build runs beside it; likewise the fuzzer beside the
+# small benchmark. A background stage's output is printed when it ends.
 set -uo pipefail
 MAKE=${MAKE:-make}
 LOGS=${STAGE_LOGS:-target/stages}
@@ -23,19 +24,23 @@ stage() { # name: one make target, in the foreground
   else record "$1" FAILED $((SECONDS - started)); fi
 }
 
-for name in lint audit unit package test-local e2e; do
+beside() { # foreground background: two make targets side by side
+  local started=$SECONDS status=passed
+  echo "==> make $2 (in the background, output in $LOGS/$2.log) beside make $1"
+  $MAKE --no-print-directory "$2" > "$LOGS/$2.log" 2>&1 &
+  local pid=$!
+  stage "$1"
+  wait "$pid" || status=FAILED
+  echo "==> make $2"
+  cat "$LOGS/$2.log"
+  record "$2" "$status" $((SECONDS - started))
+}
+
+for name in lint audit unit test-local; do
   stage "$name"
 done
-
-started=$SECONDS
-echo "==> make fuzz (in the background, output in $LOGS/fuzz.log) and make bench-check"
-$MAKE --no-print-directory fuzz > "$LOGS/fuzz.log" 2>&1 &
-fuzz_pid=$!
-stage bench-check
-if wait "$fuzz_pid"; then fuzz_status=passed; else fuzz_status=FAILED; fi
-echo "==> make fuzz"
-cat "$LOGS/fuzz.log"
-record fuzz "$fuzz_status" $((SECONDS - started))
+beside e2e package
+beside bench-check fuzz
 
 echo
 echo "make test, stage by stage:"
