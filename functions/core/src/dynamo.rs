@@ -1045,6 +1045,21 @@ mod tests {
         assert_eq!(update.num_calls(), 1);
     }
 
+    fn path_change(path: &str, key: &str, event_id: &str) -> PathChange {
+        PathChange {
+            distribution_id: "E1".into(),
+            path: path.into(),
+            bucket: "site".into(),
+            key: key.into(),
+            version_id: None,
+            etag: None,
+            sequencer: None,
+            event_time: None,
+            event_id: Some(event_id.into()),
+            change: crate::event::ChangeKind::Created,
+        }
+    }
+
     #[tokio::test]
     async fn a_hot_key_whose_id_set_is_full_is_only_counted() {
         let full = mock!(Client::update_item)
@@ -1065,20 +1080,12 @@ mod tests {
             })
             .then_output(|| UpdateItemOutput::builder().build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&full, &counted]);
-        let change = PathChange {
-            distribution_id: "E1".into(),
-            path: "/hot".into(),
-            bucket: "site".into(),
-            key: "hot".into(),
-            version_id: None,
-            etag: None,
-            sequencer: None,
-            event_time: None,
-            event_id: Some("ev-101".into()),
-            change: crate::event::ChangeKind::Created,
-        };
         store(client)
-            .put_path("E1-b", &change, datetime!(2026-11-25 00:00 UTC))
+            .put_path(
+                "E1-b",
+                &path_change("/hot", "hot", "ev-101"),
+                datetime!(2026-11-25 00:00 UTC),
+            )
             .await
             .unwrap();
         assert_eq!((full.num_calls(), counted.num_calls()), (1, 1));
@@ -1098,16 +1105,9 @@ mod tests {
             .then_output(|| UpdateItemOutput::builder().build());
         let client = mock_client!(aws_sdk_dynamodb, [&rule]);
         let change = PathChange {
-            distribution_id: "E1".into(),
-            path: "/a%20b".into(),
-            bucket: "site".into(),
-            key: "a b".into(),
-            version_id: None,
             etag: Some("e".into()),
             sequencer: Some("01".into()),
-            event_time: None,
-            event_id: Some("ev-1".into()),
-            change: crate::event::ChangeKind::Created,
+            ..path_change("/a%20b", "a b", "ev-1")
         };
         store(client)
             .put_path("E1-b", &change, datetime!(2026-11-25 00:00 UTC))
