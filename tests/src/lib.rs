@@ -4,7 +4,7 @@
 //! Tests share one stack and run in parallel; each test owns one distribution and its key
 //! prefix (`d<i>/`, routed by the stack), so faults and counts never cross tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -718,11 +718,14 @@ impl Stack {
         out.item().map(text_item)
     }
 
-    /// How many paths have joined the lane's batches so far (path items, counted per batch).
-    pub async fn joined_paths(&self, lane: &Lane) -> usize {
+    /// The keys whose paths have joined the lane's OPEN batches so far.
+    pub async fn joined_keys(&self, lane: &Lane) -> BTreeSet<String> {
         use cfinv_core::model::keys;
-        let mut total = 0;
+        let mut joined = BTreeSet::new();
         for batch in self.batches(lane).await {
+            if batch.get("status").map(String::as_str) != Some("OPEN") {
+                continue;
+            }
             let mut start = None;
             loop {
                 let page = self
@@ -739,19 +742,63 @@ impl Stack {
                         ":prefix",
                         AttributeValue::S(keys::PATH_PREFIX.into()),
                     )
-                    .select(aws_sdk_dynamodb::types::Select::Count)
+                    .projection_expression("#key")
+                    .expression_attribute_names("#key", "key")
                     .set_exclusive_start_key(start)
                     .send()
                     .await
-                    .expect("count a batch's paths");
-                total += usize::try_from(page.count()).expect("a count is not negative");
+                    .expect("read a batch's paths");
+                joined.extend(
+                    page.items()
+                        .iter()
+                        .filter_map(|item| item.get("key")?.as_s().ok().cloned()),
+                );
                 start = page.last_evaluated_key().cloned();
                 if start.is_none() {
                     break;
                 }
             }
         }
-        total
+        joined
+    }
+
+    /// Holds the lane's flushes: its create-invalidation invocations wait (a `lambda_hold`
+    /// fault), so a batch that opens stays OPEN however slowly this machine carries events to
+    /// it. Returns the fault, for [`Stack::release`].
+    pub fn hold_flushes(&self, lane: &Lane) -> Value {
+        self.control(
+            "faults/set",
+            json!({"kind": "lambda_hold", "function": "CreateInvalidationFunction", "contains": lane.distribution_id}),
+        )
+    }
+
+    /// Clears a fault (a hold lets its invocations go on).
+    pub fn release(&self, fault: &Value) {
+        self.control("faults/clear", json!({"id": fault["id"]}));
+    }
+
+    /// Waits until every key of `keys` has joined one of the lane's OPEN batches, for as long
+    /// as more keys keep joining; returns how many joined.
+    pub async fn wait_joined(&self, lane: &Lane, keys: &[String]) -> usize {
+        let what = format!(
+            "{} keys to join a batch of {}",
+            keys.len(),
+            lane.distribution_id
+        );
+        wait_progress(&what, self.info.quiet_window(), || async {
+            let joined = self.joined_keys(lane).await;
+            let missing: Vec<&String> = keys.iter().filter(|k| !joined.contains(*k)).collect();
+            if missing.is_empty() {
+                return Ok(joined.len());
+            }
+            let sample: Vec<&&String> = missing.iter().take(5).collect();
+            Err(format!(
+                "{} of {} keys joined, missing e.g. {sample:?}",
+                keys.len() - missing.len(),
+                keys.len()
+            ))
+        })
+        .await
     }
 
     /// The ARN of the batch machine's execution named `batch_id` (executions are named after

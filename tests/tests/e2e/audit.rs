@@ -91,11 +91,27 @@ async fn two_completed_batches(stack: &Stack, lane: &Lane) -> Vec<Invalidation> 
     let many: Vec<String> = (0..12).map(|i| format!("many/{i}.txt")).collect();
     let mut names = vec!["img/a.png", "index.html"];
     names.extend(many.iter().map(String::as_str));
+    let keys = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| format!("{}{n}", lane.prefix))
+            .collect()
+    };
+    // Each step's changes must form one batch, however slowly this machine delivers them:
+    // the lane's flush is held until all of them joined.
+    let hold = stack.hold_flushes(lane);
     let first = stack.write(lane, &names).await;
+    stack.wait_joined(lane, &keys(&names)).await;
+    stack.release(&hold);
     stack.wait_covered(lane, &first).await;
+    let hold = stack.hold_flushes(lane);
     let mut second = stack.write(lane, &["img/a.png"]).await;
     stack.delete(&format!("{}many/3.txt", lane.prefix)).await;
     second.push((format!("/{}many/3.txt", lane.prefix), now_epoch()));
+    stack
+        .wait_joined(lane, &keys(&["img/a.png", "many/3.txt"]))
+        .await;
+    stack.release(&hold);
     // The index document's alias `/<prefix>` has no trailing slash.
     let run = format!("/{}", lane.prefix.trim_end_matches('/'));
     let mut ours = stack.wait_covered(lane, &second).await;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use e2e::{Change, Stack, now_epoch, wait_progress};
+use e2e::{Change, Stack, now_epoch};
 use serde_json::json;
 
 /// Invariant 1 (coverage): every change ends in a Completed invalidation created after it,
@@ -60,10 +60,7 @@ async fn every_write_ends_in_a_completed_invalidation_created_after_it() {
 async fn a_burst_of_500_writes_becomes_one_batch_and_one_invalidation() {
     let stack = Stack::connect().await;
     let lane = stack.lane(1);
-    let hold = stack.control(
-        "faults/set",
-        json!({"kind": "lambda_hold", "function": "CreateInvalidationFunction", "contains": lane.distribution_id}),
-    );
+    let hold = stack.hold_flushes(&lane);
     let started = std::time::Instant::now();
     let names: Vec<String> = (0..500)
         .map(|i| format!("dir{:02}/file-{i:03}.html", i % 5))
@@ -72,21 +69,10 @@ async fn a_burst_of_500_writes_becomes_one_batch_and_one_invalidation() {
         .iter()
         .map(|n| format!("{}{n}", lane.prefix))
         .collect();
-    let changes: Vec<Change> = keys.into_iter().map(Change::Put).collect();
+    let changes: Vec<Change> = keys.iter().cloned().map(Change::Put).collect();
     let writes = stack.apply(&changes, 25, Duration::ZERO).await;
     eprintln!("500 writes in {:.1?}", started.elapsed());
-    wait_progress(
-        "all 500 paths to join a batch",
-        stack.info.quiet_window(),
-        || async {
-            let joined = stack.joined_paths(&lane).await;
-            if joined >= writes.len() {
-                return Ok(());
-            }
-            Err(format!("{joined} of {} paths joined", writes.len()))
-        },
-    )
-    .await;
+    stack.wait_joined(&lane, &keys).await;
     eprintln!("500 paths joined after {:.1?}", started.elapsed());
     assert!(
         started.elapsed() < stack.info.stale_after(),
@@ -95,7 +81,7 @@ async fn a_burst_of_500_writes_becomes_one_batch_and_one_invalidation() {
     );
     let open = stack.batches(&lane).await;
     assert_eq!(open.len(), 1, "one batch took the whole burst: {open:?}");
-    stack.control("faults/clear", json!({"id": hold["id"]}));
+    stack.release(&hold);
     let invalidations = stack.wait_covered(&lane, &writes).await;
     let created: Vec<_> = stack
         .calls(&lane)
