@@ -270,22 +270,10 @@ where
 /// bounded at 90 minutes).
 const WAIT_CAP: Duration = Duration::from_secs(40 * 60);
 
-/// Polls `check` until it yields `Ok`. `Err` carries what it saw; the wait fails only when
-/// that has not changed for `quiet` (the work stalled, see [`StackInfo::quiet_window`]), so
-/// its deadline follows the work in flight instead of a guess at this machine's speed. The
-/// panic says what it waited for, what it saw last, and for how long nothing moved.
-pub async fn wait_progress<T, F, Fut>(what: &str, quiet: Duration, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    poll_progress(quiet, check)
-        .await
-        .unwrap_or_else(|stalled| panic!("gave up waiting for {what}: {stalled}"))
-}
-
-/// [`wait_progress`] without the panic: `Err` says how long the wait ran, how long nothing
-/// moved and what it saw last.
+/// Polls `check` until it yields `Ok`. `Err` carries what it saw; the wait gives up (with an
+/// `Err` saying how long it ran, how long nothing moved and what it saw last) only when that has
+/// not changed for `quiet` (see [`StackInfo::quiet_window`]), so its deadline follows the work
+/// in flight instead of a guess at this machine's speed.
 pub async fn poll_progress<T, F, Fut>(quiet: Duration, mut check: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
@@ -312,7 +300,7 @@ where
             ));
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 3 / 2).min(Duration::from_secs(2));
+        pause = (pause * 3 / 2).min(Duration::from_secs(3));
     }
 }
 
@@ -404,6 +392,34 @@ fn dechunk(body: &str) -> String {
         rest = tail[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Batches in one line: counts by status and the events they planned, then the unfinished ones
+/// by id (with their last error).
+pub fn describe(batches: &[BTreeMap<String, String>]) -> String {
+    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut events = 0;
+    let mut unfinished = Vec::new();
+    for b in batches {
+        let status = b.get("status").map_or("?", String::as_str);
+        *by_status.entry(status).or_default() += 1;
+        events += b
+            .get("eventsReceived")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        if status != "COMPLETED" {
+            let error = b
+                .get("lastError")
+                .map(|e| format!(", {}", e.chars().take(80).collect::<String>()))
+                .unwrap_or_default();
+            unfinished.push(format!("{} {status}{error}", b["batchId"]));
+        }
+    }
+    format!(
+        "{} batches {by_status:?} planning {events} events; unfinished: [{}]",
+        batches.len(),
+        unfinished.join("; ")
+    )
 }
 
 /// Which writes of a lane are not yet covered by a Completed invalidation made after them.
@@ -513,48 +529,83 @@ impl Stack {
     }
 
     /// Waits until the lane's distribution has answered a CreateInvalidation with `outcome`
-    /// (`created`, `existing` or an error code), for as long as the lane makes progress.
+    /// (`created`, `existing` or an error code), for as long as the stack makes progress.
     pub async fn wait_for_call(&self, lane: &Lane, outcome: &str) {
-        wait_progress(
-            &format!("a CreateInvalidation {outcome}"),
-            self.info.quiet_window(),
-            || async {
-                let calls = self.calls(lane);
-                if calls.iter().any(|c| c.outcome == outcome) {
-                    return Ok(());
-                }
-                Err(format!(
-                    "{} calls; {}",
-                    calls.len(),
-                    self.describe_batches(lane).await
-                ))
-            },
-        )
+        let what = format!("a CreateInvalidation {outcome}");
+        self.wait_on(lane, &what, || async {
+            let calls = self.calls(lane);
+            if calls.iter().any(|c| c.outcome == outcome) {
+                return Ok(());
+            }
+            Err(format!("{} CreateInvalidation calls", calls.len()))
+        })
         .await;
     }
 
-    /// Waits until `check` yields a value, for as long as the lane makes progress (its
-    /// batches, their statuses and events, its CloudFront calls); on a stall the panic shows
-    /// them.
+    /// Waits until `check` yields a value, for as long as the stack makes progress (see
+    /// [`Stack::wait_on`]).
     pub async fn wait_lane<T, F, Fut>(&self, lane: &Lane, what: &str, mut check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Option<T>>,
     {
-        wait_progress(what, self.info.quiet_window(), || {
+        self.wait_on(lane, what, || {
             let checked = check();
             async move {
-                if let Some(v) = checked.await {
-                    return Ok(v);
-                }
-                Err(format!(
-                    "{} CreateInvalidation calls; {}",
-                    self.calls(lane).len(),
-                    self.describe_batches(lane).await
-                ))
+                checked
+                    .await
+                    .ok_or_else(|| format!("{} CreateInvalidation calls", self.calls(lane).len()))
             }
         })
         .await
+    }
+
+    /// Waits until `check` yields `Ok`; its `Err` says what it saw. The deadline follows the
+    /// work: the wait fails only when neither what `check` saw nor the stack's activity (Lambda
+    /// invocations, all lanes) has changed for a quiet window, so a slow machine that keeps
+    /// moving is waited for. The panic shows what was seen last and the lane's batches.
+    pub async fn wait_on<T, F, Fut>(&self, lane: &Lane, what: &str, check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        match self.try_wait_on(check).await {
+            Ok(v) => v,
+            Err(stalled) => panic!(
+                "gave up waiting for {what} on {}: {stalled}; {}",
+                lane.distribution_id,
+                self.describe_batches(lane).await
+            ),
+        }
+    }
+
+    /// [`Stack::wait_on`] without the panic: `Err` says for how long nothing moved and what was
+    /// seen last.
+    pub async fn try_wait_on<T, F, Fut>(&self, mut check: F) -> Result<T, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        poll_progress(self.info.quiet_window(), || {
+            let checked = check();
+            async move {
+                checked
+                    .await
+                    .map_err(|seen| format!("{seen}; stack activity {}", self.activity()))
+            }
+        })
+        .await
+    }
+
+    /// Lambda invocations the stack has run so far, all functions and lanes: it grows while
+    /// anything moves through the pipeline (events joining batches included, which a lane's
+    /// batch listing does not show until the batch is planned).
+    pub fn activity(&self) -> u64 {
+        let stats = self.control("lambda/stats", json!({}));
+        stats["functions"]
+            .as_array()
+            .map(|all| all.iter().filter_map(|f| f["invocations"].as_u64()).sum())
+            .unwrap_or(0)
     }
 
     /// Every item of the failures index (`byStatus`, `statusPk = FAILED`): batches and events.
@@ -591,20 +642,16 @@ impl Stack {
     }
 
     /// Waits until each (path, written-at) is covered by a Completed invalidation created
-    /// after the write; returns the lane's invalidations then. Fails only when the lane stops
+    /// after the write; returns the lane's invalidations then. Fails only when the stack stops
     /// making progress, naming the paths still missing and the lane's batches.
     pub async fn wait_covered(&self, lane: &Lane, writes: &[(String, f64)]) -> Vec<Invalidation> {
-        let what = format!(
-            "{} writes on {} to be invalidated",
-            writes.len(),
-            lane.distribution_id
-        );
-        wait_progress(&what, self.info.quiet_window(), || async {
+        let what = format!("{} writes to be invalidated", writes.len());
+        self.wait_on(lane, &what, || async {
             let report = self.coverage_report(lane, writes).await;
             if report.missing.is_empty() {
                 return Ok(self.invalidations(lane).await);
             }
-            Err(format!("{report}; {}", self.describe_batches(lane).await))
+            Err(report.to_string())
         })
         .await
     }
@@ -655,33 +702,9 @@ impl Stack {
         }
     }
 
-    /// The lane's batches in one line, for a wait's report: counts by status and the events
-    /// they planned, then the unfinished ones by id.
+    /// The lane's batches in one line, for a wait's report (see [`describe`]).
     pub async fn describe_batches(&self, lane: &Lane) -> String {
-        let batches = self.batches(lane).await;
-        let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut events = 0;
-        let mut unfinished = Vec::new();
-        for b in &batches {
-            let status = b.get("status").map_or("?", String::as_str);
-            *by_status.entry(status).or_default() += 1;
-            events += b
-                .get("eventsReceived")
-                .and_then(|n| n.parse::<usize>().ok())
-                .unwrap_or(0);
-            if status != "COMPLETED" {
-                let error = b
-                    .get("lastError")
-                    .map(|e| format!(", {}", e.chars().take(80).collect::<String>()))
-                    .unwrap_or_default();
-                unfinished.push(format!("{} {status}{error}", b["batchId"]));
-            }
-        }
-        format!(
-            "{} batches {by_status:?} planning {events} events; unfinished: [{}]",
-            batches.len(),
-            unfinished.join("; ")
-        )
+        describe(&self.batches(lane).await)
     }
 
     /// The batch items of a distribution (byDistribution index), oldest first.
@@ -780,12 +803,8 @@ impl Stack {
     /// Waits until every key of `keys` has joined one of the lane's OPEN batches, for as long
     /// as more keys keep joining; returns how many joined.
     pub async fn wait_joined(&self, lane: &Lane, keys: &[String]) -> usize {
-        let what = format!(
-            "{} keys to join a batch of {}",
-            keys.len(),
-            lane.distribution_id
-        );
-        wait_progress(&what, self.info.quiet_window(), || async {
+        let what = format!("{} keys to join a batch", keys.len());
+        self.wait_on(lane, &what, || async {
             let joined = self.joined_keys(lane).await;
             let missing: Vec<&String> = keys.iter().filter(|k| !joined.contains(*k)).collect();
             if missing.is_empty() {
@@ -814,17 +833,18 @@ impl Stack {
     /// Waits until every batch of the lane is COMPLETED; false (and why on stderr) if the lane
     /// stopped making progress first.
     pub async fn batches_completed(&self, lane: &Lane) -> bool {
-        let waited = poll_progress(self.info.quiet_window(), || async {
-            let batches = self.batches(lane).await;
-            if batches
-                .iter()
-                .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
-            {
-                return Ok(());
-            }
-            Err(self.describe_batches(lane).await)
-        })
-        .await;
+        let waited = self
+            .try_wait_on(|| async {
+                let batches = self.batches(lane).await;
+                if batches
+                    .iter()
+                    .all(|b| b.get("status").map(String::as_str) == Some("COMPLETED"))
+                {
+                    return Ok(());
+                }
+                Err(describe(&batches))
+            })
+            .await;
         waited
             .map_err(|why| eprintln!("{}: not every batch COMPLETED: {why}", lane.distribution_id))
             .is_ok()

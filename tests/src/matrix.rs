@@ -8,7 +8,7 @@ use std::time::Instant;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::{Change, Lane, Stack, poll_progress};
+use crate::{Change, Lane, Stack, describe};
 
 /// How many changes each fault case makes: `E2E_FAULT_WRITES`, at least 300 (the floor).
 pub fn writes_per_fault() -> usize {
@@ -139,21 +139,22 @@ impl Stack {
         writes: &[(String, f64)],
         started: Instant,
     ) -> Outcome {
-        let settled = poll_progress(self.info.quiet_window(), || async {
-            let batches = self.batches(lane).await;
-            let finished = batches.iter().all(|b| {
-                matches!(
-                    b.get("status").map(String::as_str),
-                    Some("COMPLETED" | "FAILED")
-                )
-            });
-            let report = self.coverage_report(lane, writes).await;
-            if finished && report.missing.is_empty() {
-                return Ok(());
-            }
-            Err(format!("{report}; {}", self.describe_batches(lane).await))
-        })
-        .await;
+        let settled = self
+            .try_wait_on(|| async {
+                let batches = self.batches(lane).await;
+                let finished = batches.iter().all(|b| {
+                    matches!(
+                        b.get("status").map(String::as_str),
+                        Some("COMPLETED" | "FAILED")
+                    )
+                });
+                let report = self.coverage_report(lane, writes).await;
+                if finished && report.missing.is_empty() {
+                    return Ok(());
+                }
+                Err(format!("{report}; {}", describe(&batches)))
+            })
+            .await;
         let mut outcome = self.score(lane, fault, writes, started).await;
         if let Err(stalled) = settled {
             eprintln!(

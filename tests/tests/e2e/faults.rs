@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::matrix::{Outcome, mixed_workload, writes_per_fault};
-use e2e::{Lane, Stack, wait_progress};
+use e2e::{Lane, Stack, describe};
 use serde_json::{Value, json};
 
 /// Changes in flight at once per lane.
@@ -335,28 +335,29 @@ async fn permanent_error_then_redrive(lane_index: usize, code: &str) {
     );
     let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     let expected_events = writes.len();
-    let failed = wait_progress(
-        "every change in a batch, every batch FAILED",
-        stack.info.quiet_window(),
-        || async {
-            let batches = stack.batches(&lane).await;
-            let events: usize = batches
-                .iter()
-                .filter_map(|b| b.get("eventsReceived")?.parse::<usize>().ok())
-                .sum();
-            let all_failed = batches
-                .iter()
-                .all(|b| b.get("status").map(String::as_str) == Some("FAILED"));
-            if events >= expected_events && all_failed {
-                return Ok(batches);
-            }
-            Err(format!(
-                "{events} of {expected_events} events planned; {}",
-                stack.describe_batches(&lane).await
-            ))
-        },
-    )
-    .await;
+    let failed = stack
+        .wait_on(
+            &lane,
+            "every change in a batch, every batch FAILED",
+            || async {
+                let batches = stack.batches(&lane).await;
+                let events: usize = batches
+                    .iter()
+                    .filter_map(|b| b.get("eventsReceived")?.parse::<usize>().ok())
+                    .sum();
+                let all_failed = batches
+                    .iter()
+                    .all(|b| b.get("status").map(String::as_str) == Some("FAILED"));
+                if events >= expected_events && all_failed {
+                    return Ok(batches);
+                }
+                Err(format!(
+                    "{events} of {expected_events} events planned; {}",
+                    describe(&batches)
+                ))
+            },
+        )
+        .await;
     let before = stack.score(&lane, "", &writes, started).await;
     assert_eq!(before.failed, before.batches, "{before:#?}");
     assert_eq!(before.failed_visible, before.failed, "{before:#?}");
