@@ -24,6 +24,7 @@ static CONFIGS: LazyLock<Vec<MappingConfig>> = LazyLock::new(|| {
         key_prefix: key_prefix.into(),
         distribution_id: id.into(),
         origin_path: origin_path.into(),
+        query_strings: false,
     };
     let routes = vec![
         route("site-bucket", "", "E1", ""),

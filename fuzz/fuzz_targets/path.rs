@@ -25,6 +25,7 @@ static CONFIG: LazyLock<MappingConfig> = LazyLock::new(|| {
         key_prefix: key_prefix.into(),
         distribution_id: id.into(),
         origin_path: origin_path.into(),
+        query_strings: false,
     };
     MappingConfig {
         routes: vec![

@@ -71,6 +71,7 @@ pub fn collect(event: &serde_json::Value, cfg: &MappingConfig) -> Result<Collect
                 };
                 matched = true;
                 for path in cfg.paths_for(relative) {
+                    let path = route.covering(path);
                     let entry = path_change(change, &key, &route.distribution_id, path)?;
                     paths.insert((entry.distribution_id.clone(), entry.path.clone()), entry);
                 }
@@ -129,6 +130,7 @@ mod tests {
             key_prefix: key_prefix.into(),
             distribution_id: distribution_id.into(),
             origin_path: origin_path.into(),
+            query_strings: false,
         }
     }
 
@@ -253,6 +255,31 @@ mod tests {
             );
             assert!(out.ignored.is_empty(), "{key:?}: {:?}", out.ignored);
         }
+    }
+
+    #[test]
+    fn a_distribution_caching_query_strings_gets_every_variant_invalidated() {
+        let with_qs = Route {
+            query_strings: true,
+            ..route("", "E2", "")
+        };
+        let cfg = config(vec![route("", "E1", ""), with_qs], KeyEncoding::Raw);
+        let out = collect(&eventbridge("docs/index.html"), &cfg).unwrap();
+        assert_eq!(
+            paths_of(&out),
+            [
+                ("E1", "/docs"),
+                ("E1", "/docs/"),
+                ("E1", "/docs/index.html"),
+                ("E2", "/docs*"),
+                ("E2", "/docs/*"),
+                ("E2", "/docs/index.html*"),
+            ]
+        );
+        assert!(out.paths.iter().all(|p| is_valid_path(&p.path)));
+        // A key already covered by a wildcard keeps it as it is.
+        let out = collect(&eventbridge("a/~b.html"), &cfg).unwrap();
+        assert_eq!(paths_of(&out), [("E1", "/a/*"), ("E2", "/a/*")]);
     }
 
     #[test]

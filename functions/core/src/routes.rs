@@ -21,6 +21,13 @@ pub struct Route {
     /// The origin's "Origin path": `/site`, `site` and `/site/` all mean keys under `site/`.
     #[serde(default)]
     pub origin_path: String,
+    /// The distribution's cache key includes query strings. The CloudFront developer guide:
+    /// "If you configured CloudFront to forward query strings to your origin, you must include
+    /// the query strings when invalidating files", or use the `*` wildcard. Which query strings
+    /// viewers sent is unknown here, so each path is invalidated as `<path>*` (a wildcard: the
+    /// planner counts it against the 15 in progress).
+    #[serde(default)]
+    pub query_strings: bool,
 }
 
 impl Route {
@@ -33,6 +40,16 @@ impl Route {
         match origin_dir(&self.origin_path) {
             "" => Some(key),
             dir => key.strip_prefix(dir)?.strip_prefix('/'),
+        }
+    }
+
+    /// `path` as this route's distribution must invalidate it: with every query-string
+    /// variant when its cache key holds query strings.
+    pub fn covering(&self, path: String) -> String {
+        if self.query_strings && !path.ends_with('*') {
+            path + "*"
+        } else {
+            path
         }
     }
 
@@ -207,6 +224,7 @@ fn single_bucket_routes(set: &impl Fn(&str) -> Option<String>) -> Result<Vec<Rou
                 key_prefix: key_prefix.clone(),
                 distribution_id: id.to_owned(),
                 origin_path: origin_path.clone(),
+                query_strings: false,
             })
         })
         .collect()
@@ -250,6 +268,7 @@ mod tests {
             key_prefix: prefix.into(),
             distribution_id: dist.into(),
             origin_path: origin.into(),
+            query_strings: false,
         }
     }
 
