@@ -795,6 +795,24 @@ impl Stack {
         )
     }
 
+    /// The object-changed execution the stack's S3 rule started for the event with `event_id`
+    /// (waits for the delivery, for as long as the stack makes progress).
+    pub async fn delivered_execution(&self, lane: &Lane, event_id: &Value) -> String {
+        self.wait_lane(
+            lane,
+            "the S3 event's delivery to Step Functions",
+            || async {
+                let deliveries = self.control("events/deliveries", json!({}));
+                deliveries["deliveries"].as_array()?.iter().find_map(|d| {
+                    (d["event_id"] == *event_id && d["ok"] == true)
+                        .then(|| d["execution_arn"].as_str().map(str::to_owned))
+                        .flatten()
+                })
+            },
+        )
+        .await
+    }
+
     /// Clears a fault (a hold lets its invocations go on).
     pub fn release(&self, fault: &Value) {
         self.control("faults/clear", json!({"id": fault["id"]}));

@@ -213,6 +213,10 @@ async fn a_duplicate_event_delivery_makes_no_second_invalidation() {
     let stack = Stack::connect().await;
     let lane = stack.lane(4);
     let key = format!("{}dup/page.html", lane.prefix);
+    // The three deliveries must meet in one batch however slowly this machine runs them (a
+    // duplicate arriving after its batch closed joins the next one, by design): the flush is
+    // held until all three executions have joined.
+    let hold = stack.hold_flushes(&lane);
     stack.put(&key, "v").await;
     let written = now_epoch();
     let events = stack.control("s3/events", json!({}));
@@ -225,8 +229,9 @@ async fn a_duplicate_event_delivery_makes_no_second_invalidation() {
         })
         .cloned()
         .unwrap_or_else(|| panic!("the S3 event for {key} in {events}"));
+    let mut executions = Vec::new();
     for attempt in 0..2 {
-        stack
+        let started = stack
             .sfn
             .start_execution()
             .state_machine_arn(stack.state_machine("ObjectChangedStateMachine"))
@@ -238,7 +243,29 @@ async fn a_duplicate_event_delivery_makes_no_second_invalidation() {
             .send()
             .await
             .expect("start the redelivered event");
+        executions.push(started.execution_arn().to_owned());
     }
+    executions.push(stack.delivered_execution(&lane, &event["id"]).await);
+    stack
+        .wait_lane(&lane, "the three deliveries to join", || async {
+            for arn in &executions {
+                let run = stack
+                    .sfn
+                    .describe_execution()
+                    .execution_arn(arn)
+                    .send()
+                    .await;
+                let status = run.ok()?.status().as_str().to_owned();
+                assert!(
+                    status == "RUNNING" || status == "SUCCEEDED",
+                    "{arn}: {status}"
+                );
+                (status == "SUCCEEDED").then_some(())?;
+            }
+            Some(())
+        })
+        .await;
+    stack.release(&hold);
     stack
         .wait_covered(&lane, &[(format!("/{key}"), written)])
         .await;
@@ -274,7 +301,14 @@ async fn throttling_is_retried_until_the_invalidation_is_created_once() {
         "faults/set",
         json!({"kind": "cloudfront", "code": "Throttling", "operation": "CreateInvalidation", "distribution_id": lane.distribution_id, "count": 6}),
     );
+    let hold = stack.hold_flushes(&lane);
     let writes = stack.write(&lane, &["t/a.html", "t/b.html"]).await;
+    let keys: Vec<String> = ["t/a.html", "t/b.html"]
+        .iter()
+        .map(|n| format!("{}{n}", lane.prefix))
+        .collect();
+    stack.wait_joined(&lane, &keys).await; // one batch, whatever the machine's speed
+    stack.release(&hold);
     stack.wait_covered(&lane, &writes).await;
     let calls = stack.calls(&lane);
     let throttled = calls.iter().filter(|c| c.outcome == "Throttling").count();
