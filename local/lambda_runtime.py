@@ -445,6 +445,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5; dozens of function processes connect at once
+    # when the stack is busy (werkzeug's server, in front of moto, uses 128).
+    request_queue_size = 128
     api: "RuntimeApi"
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -110,9 +110,18 @@ impl Stack {
             )
         });
         let info: StackInfo = serde_json::from_str(&raw).expect("stack.json is valid");
+        // The emulator, one Python process shared by eleven lanes (and, on a busy machine, other
+        // jobs), can take seconds to accept a connection: the SDK's 3.1 s connect timeout and
+        // three attempts would fail a test's own write, which says nothing about the pipeline.
         let conf = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(&info.endpoint_url)
             .region(Region::new(info.region.clone()))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(10))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
                 "test",
                 "test",
