@@ -229,6 +229,18 @@ async fn a_duplicate_event_delivery_makes_no_second_invalidation() {
         })
         .cloned()
         .unwrap_or_else(|| panic!("the S3 event for {key} in {events}"));
+    // The control API lists what S3 sent (id, detail-type, detail); EventBridge delivers it
+    // in its envelope.
+    let mut envelope = event.clone();
+    for (field, value) in [
+        ("version", json!("0")),
+        ("source", json!("aws.s3")),
+        ("account", json!("123456789012")),
+        ("region", json!(stack.info.region)),
+        ("resources", json!([])),
+    ] {
+        envelope[field] = value;
+    }
     let mut executions = Vec::new();
     for attempt in 0..2 {
         let started = stack
@@ -239,7 +251,7 @@ async fn a_duplicate_event_delivery_makes_no_second_invalidation() {
                 "redelivery-{attempt}-{}",
                 event["id"].as_str().unwrap()
             ))
-            .input(event.to_string())
+            .input(envelope.to_string())
             .send()
             .await
             .expect("start the redelivered event");
