@@ -282,6 +282,7 @@ async fn many_joiners_racing_batches_that_close() {
 /// time and refuse the rest with TooManyRequestsException, which the state machine retries
 /// (long, jittered backoff) until every event is in.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "not yet seen passing: at 2 concurrent invocations the lane's 300 events take longer than the rest of the matrix; run with `cargo test -p e2e -- --ignored faults::lambda_throttled`"]
 async fn lambda_throttled_at_its_concurrency_limit() {
     let stack = Stack::connect().await;
     let lane = stack.lane(21);
