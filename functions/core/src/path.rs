@@ -28,7 +28,7 @@ pub const MAX_PATH_LEN: usize = 4000;
 /// non-ASCII bytes (as UTF-8), RFC 1738-unsafe characters and `?` percent-encoded (uppercase
 /// hex) and everything else, `*` `/` `+` `&` `=` `;` `$` `,` `'` `(` `)` `!` `@` `:` and dot
 /// segments included, left literal. A key holding `~` becomes the wildcard of what precedes its
-/// first `~` (see [`covers_tilde`]).
+/// first `~` (see the module documentation).
 pub fn encode_path(key: &str) -> String {
     let (body, wildcard) = match key.split_once('~') {
         Some((before, _)) => (before, true),
@@ -49,12 +49,6 @@ pub fn encode_path(key: &str) -> String {
         path.push('*');
     }
     path
-}
-
-/// Whether `key`'s path is a wildcard only because CloudFront cannot invalidate a `~` (the
-/// audit says so next to the path).
-pub fn covers_tilde(key: &str) -> bool {
-    key.contains('~')
 }
 
 /// Whether CloudFront accepts `p` as an invalidation path and it matches what it names: starts
