@@ -35,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
+import boto3
+
 from .common import BenchError, Item, control, spread
 
 API = "/2018-06-01/runtime"
@@ -268,11 +270,18 @@ def stack_probes(info: Item, lambda_client: Any, build_dir: Path, distribution_i
     machines = info["state_machines"]
     n_paths = len(collected["payload"]["paths"])
 
+    table = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=region, aws_access_key_id="bench",
+                           aws_secret_access_key="bench").Table(info["table"])
     submitted: list[str] = []  # the batches create-invalidation's runs closed and submitted
 
     def submit_event() -> Item:
-        """A batch id no run has used, so every run closes and submits an unknown batch afresh."""
-        batch_id = f"{dist}-cold-{uuid.uuid4().hex[:12]}"
+        """The batch this round's dedupe run joined (or opened): the distribution's open-batch
+        pointer (``functions/core/src/model.rs``, ``keys``). An empty batch would end
+        EMPTY and never reach poll-status, so the batch must hold the run's path."""
+        pointer = table.get_item(Key={"PK": f"DIST#{dist}", "SK": "OPEN"}, ConsistentRead=True).get("Item")
+        if not pointer:
+            raise BenchError(f"dedupe's run left no open batch for {dist}")
+        batch_id = str(pointer["batchId"])
         submitted.append(batch_id)
         execution = machines["InvalidateBatchStateMachine"].replace(":stateMachine:", ":execution:") + ":" + batch_id
         return {"batchId": batch_id, "distributionId": dist, "executionArn": execution}
@@ -285,9 +294,9 @@ def stack_probes(info: Item, lambda_client: Any, build_dir: Path, distribution_i
     events: dict[str, tuple[Any, str]] = {
         "CollectKeysFunction": (s3_event, "maps one S3 event (no AWS call)"),
         "DedupeFunction": ({"paths": collected["payload"]["paths"]},
-                           f"joins the open batch of its distribution with {n_paths} paths (the warm-up run opened it)"),
-        "CreateInvalidationFunction": (None, "a batch no run has seen: closes it, plans 0 paths, sends nothing"),
-        "PollStatusFunction": (None, "the batch create-invalidation's run just submitted: no invalidation to poll, completes it"),
+                           f"opens a batch for {n_paths} path(s) (the previous round's create-invalidation closed the last one)"),
+        "CreateInvalidationFunction": (None, f"closes the batch dedupe's run opened, plans {n_paths} path(s), one CreateInvalidation"),
+        "PollStatusFunction": (None, "the batch create-invalidation's run just submitted: one GetInvalidation"),
         "RecordOutcomeFunction": ({"version": "0", "id": str(uuid.uuid4()), "detail-type": "Step Functions Execution Status Change",
                                    "source": "aws.states", "time": "2025-01-01T00:00:00Z",
                                    "detail": {"executionArn": machines["ObjectChangedStateMachine"].replace(":stateMachine:", ":execution:") + ":cold",
