@@ -8,6 +8,7 @@ own WSGI application untouched.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -102,6 +103,11 @@ class Middleware:
     def __init__(self, app: Callable, stack: "Stack") -> None:
         self.app = app
         self.stack = stack
+        # moto's DynamoDB is not thread-safe: a Query iterating a table while another request
+        # adds an item fails with "dictionary changed size during iteration", an HTTP 500 that
+        # real DynamoDB does not give for it. One DynamoDB request at a time keeps its answers
+        # right (under the GIL this costs little).
+        self._dynamodb = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -138,7 +144,8 @@ class Middleware:
             captured["status"], captured["headers"], captured["exc_info"] = status, headers, exc_info
             return lambda data: None  # moto never uses write()
 
-        chunks = drain(self.app(environ, capture))
+        with self._dynamodb if service == "dynamodb" else contextlib.nullcontext():
+            chunks = drain(self.app(environ, capture))
         status_code = int(str(captured.get("status", "500")).split(" ", 1)[0])
         if status_code >= 500:
             LOG.error("moto answered %s to %s %s (%s/%s)", status_code, environ.get("REQUEST_METHOD"), path, service, op)
