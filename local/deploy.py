@@ -46,6 +46,52 @@ def routes_for(bucket: str, distribution_ids: list[str]) -> list[dict[str, str]]
     ]
 
 
+class RuleFailed(Exception):
+    """A template rule's assertion is false: CloudFormation refuses the stack, as here."""
+
+
+def check_rules(template: dict[str, Any], parameters: dict[str, str], region: str) -> None:
+    """Evaluate the template's ``Rules`` as CloudFormation does before it creates anything
+    (moto skips them). "If a parameter value isn't valid, CloudFormation doesn't create or
+    update the stack" (CloudFormation User Guide, "Rules"). The rule functions this template
+    uses are evaluated; any other fails loudly rather than passing unchecked."""
+    declared = template.get("Parameters", {})
+    pseudo = {"AWS::Region": region, "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, str):
+            return node
+        if isinstance(node, list):
+            return [value(n) for n in node]
+        if isinstance(node, dict) and len(node) == 1:
+            (fn, arg), = node.items()
+            if fn == "Ref":
+                if arg in pseudo:
+                    return pseudo[arg]
+                if arg in parameters:
+                    return parameters[arg]
+                return declared.get(arg, {}).get("Default")
+            if fn == "Fn::Equals":
+                a, b = (value(x) for x in arg)
+                return a == b
+            if fn == "Fn::Not":
+                return not value(arg[0])
+            if fn == "Fn::And":
+                return all(value(x) for x in arg)
+            if fn == "Fn::Or":
+                return any(value(x) for x in arg)
+            if fn == "Fn::Contains":
+                return value(arg[1]) in value(arg[0])
+        raise RuleFailed(f"rule function not evaluated by the local stack: {json.dumps(node)}")
+
+    for name, rule in (template.get("Rules") or {}).items():
+        if "RuleCondition" in rule and not value(rule["RuleCondition"]):
+            continue
+        for assertion in rule.get("Assertions", []):
+            if not value(assertion["Assert"]):
+                raise RuleFailed(f"template rule {name} failed: {assertion.get('AssertDescription', '')}".strip())
+
+
 @dataclass
 class Deployment:
     bucket: str
@@ -109,6 +155,7 @@ def deploy(
 
     provided = {
         "BucketName": bucket,
+        "BucketRegion": stack.region,
         "DistributionIds": ",".join(dist_ids),
         "Routes": json.dumps(routes, separators=(",", ":")),
     }
@@ -123,6 +170,7 @@ def deploy(
     for key, body in packaged.artifacts.items():
         s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=body)
     translated = sam.translate(packaged, parameters, stack.region)
+    check_rules(translated, parameters, stack.region)
     (stack.state_dir / "translated-template.json").write_text(json.dumps(translated, indent=1))
 
     cfn = clients("cloudformation")

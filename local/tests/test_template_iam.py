@@ -61,7 +61,7 @@ LOG_DELIVERY = {
 def translated() -> dict[str, Any]:
     template = sam.load_template(ROOT / "template.yaml")
     packaged = sam.package(template, ROOT, "code-bucket", "code.zip")
-    params = {"BucketName": "my-site", "DistributionIds": "E1AAAAAAAAAAAA,E2BBBBBBBBBBBB"}
+    params = {"BucketName": "my-site", "BucketRegion": "us-east-1", "DistributionIds": "E1AAAAAAAAAAAA,E2BBBBBBBBBBBB"}
     return sam.translate(packaged, params, "us-east-1")
 
 
