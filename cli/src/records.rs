@@ -100,6 +100,8 @@ pub struct PathRecord {
     pub event_ids: Vec<String>,
     pub first_seen_at: Option<At>,
     pub last_seen_at: Option<At>,
+    /// Why the path is a wildcard rather than the object's own path (collect-keys' reason).
+    pub reason: Option<String>,
 }
 
 impl PathRecord {
@@ -120,6 +122,7 @@ impl PathRecord {
             },
             first_seen_at: time(item, "firstSeenAt"),
             last_seen_at: time(item, "lastSeenAt"),
+            reason: text(item, "reason"),
         })
     }
 }

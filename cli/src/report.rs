@@ -148,13 +148,22 @@ impl Answer for PathHistory {
                     .unwrap_or_default(),
             ]);
         }
-        format!(
+        let mut out = format!(
             "{} on {}: {}, newest first\n{}",
             self.path,
             self.distribution_id,
             plural(self.history.len() as u64, "change", "changes"),
             t.render()
-        )
+        );
+        let reasons: std::collections::BTreeSet<&str> = self
+            .history
+            .iter()
+            .filter_map(|h| h.change.reason.as_deref())
+            .collect();
+        for reason in reasons {
+            let _ = writeln!(out, "wildcard: {reason}");
+        }
+        out
     }
 }
 
@@ -682,6 +691,11 @@ impl Answer for BatchDetail {
             self.paths.len(),
             t.render()
         );
+        for p in &self.paths {
+            if let Some(reason) = &p.reason {
+                let _ = writeln!(out, "{} is a wildcard: {reason}", p.path);
+            }
+        }
         out
     }
 }

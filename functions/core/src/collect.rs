@@ -30,6 +30,11 @@ pub struct PathChange {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub event_id: Option<String>,
     pub change: ChangeKind,
+    /// Why the path is a wildcard rather than the object's own path, kept in the audit (a
+    /// wildcard is billed as one path but invalidates more, and counts against the 15 in
+    /// progress); `None` when the path names the object.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
 }
 
 /// The task output: paths sorted by distribution then path, each pair once; and what was skipped.
@@ -72,7 +77,8 @@ pub fn collect(event: &serde_json::Value, cfg: &MappingConfig) -> Result<Collect
                 matched = true;
                 for path in cfg.paths_for(relative) {
                     let path = route.covering(path);
-                    let entry = path_change(change, &key, &route.distribution_id, path)?;
+                    let mut entry = path_change(change, &key, &route.distribution_id, path)?;
+                    entry.reason = wildcard_reason(relative, route.query_strings, &entry.path);
                     paths.insert((entry.distribution_id.clone(), entry.path.clone()), entry);
                 }
             }
@@ -114,7 +120,27 @@ fn path_change(
         event_time: change.event_time.clone(),
         event_id: change.event_id.clone(),
         change: change.kind,
+        reason: None,
     })
+}
+
+/// Why `path`, made for `relative_key` on a route (whose cache key holds query strings or
+/// not), is a wildcard; `None` when it is not one.
+fn wildcard_reason(relative_key: &str, query_strings: bool, path: &str) -> Option<String> {
+    if !path.ends_with('*') {
+        return None;
+    }
+    Some(
+        if relative_key.contains('~') {
+            "the key holds '~', which CloudFront does not accept in an invalidation path: \
+             the wildcard ending before its first '~' covers it"
+        } else if query_strings {
+            "the distribution caches query strings: the wildcard covers every variant"
+        } else {
+            "the path ends in '*', which CloudFront reads as a wildcard"
+        }
+        .to_owned(),
+    )
 }
 
 #[cfg(test)]
@@ -277,9 +303,37 @@ mod tests {
             ]
         );
         assert!(out.paths.iter().all(|p| is_valid_path(&p.path)));
+        assert!(
+            out.paths
+                .iter()
+                .all(|p| (p.distribution_id == "E2") == p.reason.is_some())
+        );
+        assert!(
+            out.paths[3]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("query strings")
+        );
         // A key already covered by a wildcard keeps it as it is.
         let out = collect(&eventbridge("a/~b.html"), &cfg).unwrap();
         assert_eq!(paths_of(&out), [("E1", "/a/*"), ("E2", "/a/*")]);
+    }
+
+    #[test]
+    fn the_audit_is_told_why_a_path_is_a_wildcard() {
+        let cfg = config(vec![route("", "E1", "")], KeyEncoding::Raw);
+        let reason = |key: &str| {
+            let out = collect(&eventbridge(key), &cfg).unwrap();
+            assert_eq!(out.paths.len(), 1, "{key:?}");
+            out.paths[0].reason.clone()
+        };
+        assert_eq!(reason("img/a.png"), None);
+        assert_eq!(reason("img/a*b.png"), None, "an inner '*' is literal");
+        let tilde = reason("~alice/a.html").unwrap();
+        assert!(tilde.contains("'~'"), "{tilde}");
+        let star = reason("img/all*").unwrap();
+        assert!(star.contains("ends in '*'"), "{star}");
     }
 
     #[test]

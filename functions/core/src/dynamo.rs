@@ -257,6 +257,7 @@ impl BatchStore for DynamoStore {
             ("etag", &change.etag),
             ("sequencer", &change.sequencer),
             ("eventTime", &change.event_time),
+            ("reason", &change.reason),
         ] {
             if let Some(v) = value {
                 sets.push(format!("{attr} = :{attr}"));
@@ -1057,6 +1058,7 @@ mod tests {
             event_time: None,
             event_id: Some(event_id.into()),
             change: crate::event::ChangeKind::Created,
+            reason: None,
         }
     }
 

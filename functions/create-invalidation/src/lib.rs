@@ -189,6 +189,7 @@ mod tests {
                 event_time: None,
                 event_id: Some(format!("ev{i}")),
                 change: ChangeKind::Created,
+                reason: None,
             };
             store
                 .put_path("E1-b", &change, OffsetDateTime::now_utc())

@@ -187,6 +187,7 @@ mod tests {
             event_time: None,
             event_id: Some(event.into()),
             change: ChangeKind::Created,
+            reason: None,
         }
     }
 

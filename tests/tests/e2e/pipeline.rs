@@ -170,6 +170,20 @@ async fn tricky_keys_are_invalidated_as_the_paths_cloudfront_caches() {
         [&&format!("/{prefix}k06/*")],
         "no wildcard for one key per directory but the `~` key's: {all:?}"
     );
+    // The audit says why that path is a wildcard.
+    let tilde = format!("/{prefix}k06/*");
+    let mut reasons = Vec::new();
+    for batch in stack.batches(&lane).await {
+        for item in stack.path_items(&batch["batchId"]).await {
+            if item.get("path") == Some(&tilde) {
+                reasons.push(item.get("reason").cloned().unwrap_or_default());
+            }
+        }
+    }
+    assert!(
+        !reasons.is_empty() && reasons.iter().all(|r| r.contains("'~'")),
+        "the audit's reason for {tilde}: {reasons:?}"
+    );
 }
 
 /// Deletes are invalidated like writes; no log holds what an object contained.
