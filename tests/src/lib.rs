@@ -74,6 +74,10 @@ pub struct Stack {
     pub ddb: aws_sdk_dynamodb::Client,
     pub cloudfront: aws_sdk_cloudfront::Client,
     pub sfn: aws_sdk_sfn::Client,
+    /// Invalidations already read with GetInvalidation, by id: their paths, caller reference
+    /// and creation time never change, so a poll reads only new ones (ten lanes polling every
+    /// invalidation every few seconds were a large share of the one emulator's load).
+    seen_invalidations: std::sync::Mutex<HashMap<String, Invalidation>>,
 }
 
 /// One S3 change a test makes.
@@ -142,6 +146,7 @@ impl Stack {
             cloudfront: aws_sdk_cloudfront::Client::new(&conf),
             sfn: aws_sdk_sfn::Client::new(&conf),
             info,
+            seen_invalidations: Default::default(),
         }
     }
 
@@ -482,10 +487,24 @@ pub struct Call {
 }
 
 impl Stack {
-    /// Every invalidation of the lane's distribution, via ListInvalidations + GetInvalidation.
+    /// Every invalidation of the lane's distribution: ListInvalidations (for the statuses), and
+    /// GetInvalidation for the ones not read before.
     pub async fn invalidations(&self, lane: &Lane) -> Vec<Invalidation> {
         let mut out = Vec::new();
         for summary in self.invalidation_summaries(lane).await {
+            let known = self
+                .seen_invalidations
+                .lock()
+                .unwrap()
+                .get(summary.id())
+                .cloned();
+            if let Some(known) = known {
+                out.push(Invalidation {
+                    status: summary.status().to_owned(),
+                    ..known
+                });
+                continue;
+            }
             let got = retrying("GetInvalidation", || {
                 self.cloudfront
                     .get_invalidation()
@@ -496,7 +515,7 @@ impl Stack {
             .await;
             let inv = got.invalidation().expect("invalidation");
             let batch = inv.invalidation_batch().expect("batch");
-            out.push(Invalidation {
+            let read = Invalidation {
                 id: inv.id().to_owned(),
                 status: inv.status().to_owned(),
                 created_epoch: inv.create_time().as_secs_f64(),
@@ -505,7 +524,12 @@ impl Stack {
                     .and_then(|p| p.items.clone())
                     .unwrap_or_default(),
                 caller_reference: batch.caller_reference().to_owned(),
-            });
+            };
+            self.seen_invalidations
+                .lock()
+                .unwrap()
+                .insert(read.id.clone(), read.clone());
+            out.push(read);
         }
         out
     }
@@ -752,46 +776,40 @@ impl Stack {
 
     /// The keys whose paths have joined the lane's OPEN batches so far.
     pub async fn joined_keys(&self, lane: &Lane) -> BTreeSet<String> {
-        use cfinv_core::model::keys;
         let mut joined = BTreeSet::new();
         for batch in self.batches(lane).await {
-            if batch.get("status").map(String::as_str) != Some("OPEN") {
-                continue;
-            }
-            let mut start = None;
-            loop {
-                let page = self
-                    .ddb
-                    .query()
-                    .table_name(&self.info.table)
-                    .consistent_read(true)
-                    .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                    .expression_attribute_values(
-                        ":pk",
-                        AttributeValue::S(keys::batch_pk(&batch["batchId"])),
-                    )
-                    .expression_attribute_values(
-                        ":prefix",
-                        AttributeValue::S(keys::PATH_PREFIX.into()),
-                    )
-                    .projection_expression("#key")
-                    .expression_attribute_names("#key", "key")
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .expect("read a batch's paths");
-                joined.extend(
-                    page.items()
-                        .iter()
-                        .filter_map(|item| item.get("key")?.as_s().ok().cloned()),
-                );
-                start = page.last_evaluated_key().cloned();
-                if start.is_none() {
-                    break;
-                }
+            if batch.get("status").map(String::as_str) == Some("OPEN") {
+                let paths = self.path_items(&batch["batchId"]).await;
+                joined.extend(paths.into_iter().filter_map(|mut p| p.remove("key")));
             }
         }
         joined
+    }
+
+    /// A batch's path items (`BATCH#<id>` / `PATH#...`), read strongly consistently, as text.
+    pub async fn path_items(&self, batch_id: &str) -> Vec<BTreeMap<String, String>> {
+        use cfinv_core::model::keys;
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .query()
+                .table_name(&self.info.table)
+                .consistent_read(true)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::batch_pk(batch_id)))
+                .expression_attribute_values(":prefix", AttributeValue::S(keys::PATH_PREFIX.into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("read a batch's paths");
+            items.extend(page.items().iter().map(text_item));
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return items;
+            }
+        }
     }
 
     /// Holds the lane's flushes: its create-invalidation invocations wait (a `lambda_hold`
@@ -972,6 +990,7 @@ impl Stack {
             event_time: None,
             event_id: Some(format!("staged-{name}")),
             change: ChangeKind::Created,
+            reason: None,
         };
         store
             .put_path(&batch.batch_id, &change, opened_at)
