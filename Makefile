@@ -62,6 +62,9 @@ $(TOOLS_OK):
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS)/node asl-validator@4.0.0
 	touch $@
 
+.PHONY: tools
+tools: $(VENV_OK) $(BENCH_OK) $(TOOLS_OK) ## Install the Python and npm tools (emulator, benchmark, linters) into .venv and .tools
+
 .PHONY: build
 build: ## Build the functions and the cfinv CLI once, for this machine (release: what the local stack runs)
 	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS)) -p cfinv
@@ -71,11 +74,13 @@ up: $(VENV_OK) build ## Start the local stack in the background and deploy templ
 	@if [ -f $(STATE)/stack.pid ] && kill -0 "$$(cat $(STATE)/stack.pid)" 2>/dev/null; then \
 	  echo "a local stack is already running (pid $$(cat $(STATE)/stack.pid)); run 'make down' first" >&2; exit 1; fi
 	@mkdir -p $(STATE)
-	@rm -f $(STATE)/stack.json
+	@# A dead stack's pid file would make `local wait` report the new stack dead before it starts.
+	@rm -f $(STATE)/stack.json $(STATE)/stack.pid $(STATE)/stack.error
 	nohup $(VENV)/bin/python -m local up --build-dir $(BUILD_DIR) --template template.yaml \
 	  --state-dir $(STATE) --debounce-seconds $(DEBOUNCE_SECONDS) --poll-seconds $(POLL_SECONDS) \
 	  --distributions $(DISTRIBUTIONS) $(UP_ARGS) > $(STATE)/stack.log 2>&1 &
-	$(VENV)/bin/python -m local wait --state-dir $(STATE) --timeout 120 || { tail -n 40 $(STATE)/stack.log >&2; exit 1; }
+	$(VENV)/bin/python -m local wait --state-dir $(STATE) --timeout 120 || { tail -n 40 $(STATE)/stack.log >&2; \
+	  $(VENV)/bin/python -m local down --state-dir $(STATE) >/dev/null 2>&1; exit 1; }
 
 .PHONY: down
 down: ## Stop everything `make up` started
@@ -101,8 +106,11 @@ lint: $(TOOLS_OK) ## Format, clippy, cfn-lint, sam validate, asl-validator
 	  $(TOOLS)/py/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/node/node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
 
+# Built for build speed: cargo-deny's own release profile (fat LTO, one codegen unit) takes
+# minutes of both cores longer, for a tool that checks this workspace in seconds either way.
 $(CARGO_DENY):
-	cargo install --quiet --locked cargo-deny --version $(CARGO_DENY_VERSION) --root $(TOOLS)/cargo
+	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+	  cargo install --quiet --locked cargo-deny --version $(CARGO_DENY_VERSION) --root $(TOOLS)/cargo
 
 .PHONY: audit
 audit: $(CARGO_DENY) ## Dependency audit (deny.toml): licenses, bans, sources; RustSec advisories where GitHub is reachable

@@ -1,49 +1,66 @@
 #!/usr/bin/env bash
 # make test: runs every stage even after one has failed (a red end-to-end run must not hide
 # whether fuzzing or the benchmark check pass), then prints one line per stage and exits
-# non-zero if any failed. The end-to-end run waits on the emulator (one Python process) most of
-# the time, so the CPU-bound arm64 package build runs beside it; likewise the fuzzer beside the
-# small benchmark. A background stage's output is printed when it ends.
+# non-zero if any failed.
+#
+# Two lanes keep both cores of a 2-core machine busy:
+# - the emulator lane, in the foreground: the x86 release build, then the end-to-end run and the
+#   benchmark check, which mostly wait on the emulator (one Python process, one core);
+# - the CPU lane, in the background: the arm64 package build (beside the x86 build: the two
+#   largest builds first), then lint, unit tests, the local stack's tests, the dependency audit
+#   and fuzzing, on the core the emulator leaves.
+# The tools both lanes share (virtualenvs, linters) are installed first, by the emulator lane;
+# the CPU lane's package stage installs its own. A background stage's output goes to
+# $LOGS/<stage>.log; a line says when it ends, and the logs are printed after both lanes.
 set -uo pipefail
 MAKE=${MAKE:-make}
 LOGS=${STAGE_LOGS:-target/stages}
+EMULATOR_LANE=(tools build e2e bench-check)
+CPU_LANE=(package lint unit test-local audit fuzz)
+rm -rf "$LOGS"
 mkdir -p "$LOGS"
-declare -a rows=()
+started=$SECONDS
+
+run() { # stage [log]: one make target; records "stage status seconds" in $LOGS/<stage>.result
+  local name=$1 log=${2:-} t0=$SECONDS status=passed
+  if [ -n "$log" ]; then
+    $MAKE --no-print-directory "$name" > "$log" 2>&1 || status=FAILED
+    echo "==> [$((SECONDS - started)) s] background stage $name $status ($((SECONDS - t0)) s; output in $log)"
+  else
+    echo "==> [$((SECONDS - started)) s] make $name"
+    $MAKE --no-print-directory "$name" || status=FAILED
+  fi
+  echo "$name $status $((SECONDS - t0))" > "$LOGS/$name.result"
+}
+
+cpu_lane() {
+  run "${CPU_LANE[0]}" "$LOGS/${CPU_LANE[0]}.log"
+  # The shared tools must be in place before the next stages use them: a dependency, not a race.
+  while [ ! -e "$LOGS/tools.result" ]; do sleep 1; done
+  for name in "${CPU_LANE[@]:1}"; do run "$name" "$LOGS/$name.log"; done
+}
+
+cpu_lane &
+cpu_pid=$!
+for name in "${EMULATOR_LANE[@]}"; do run "$name"; done
+wait "$cpu_pid"
+
+for name in "${CPU_LANE[@]}"; do
+  echo
+  echo "==> make $name (ran in the background)"
+  cat "$LOGS/$name.log"
+done
+
 passed=0
 failed=0
-
-record() { # name status seconds
-  rows+=("$(printf '%-12s %-7s %5d s' "$1" "$2" "$3")")
-  if [ "$2" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-}
-
-stage() { # name: one make target, in the foreground
-  local started=$SECONDS
-  echo "==> make $1"
-  if $MAKE --no-print-directory "$1"; then record "$1" passed $((SECONDS - started))
-  else record "$1" FAILED $((SECONDS - started)); fi
-}
-
-beside() { # foreground background: two make targets side by side
-  local started=$SECONDS status=passed
-  echo "==> make $2 (in the background, output in $LOGS/$2.log) beside make $1"
-  $MAKE --no-print-directory "$2" > "$LOGS/$2.log" 2>&1 &
-  local pid=$!
-  stage "$1"
-  wait "$pid" || status=FAILED
-  echo "==> make $2"
-  cat "$LOGS/$2.log"
-  record "$2" "$status" $((SECONDS - started))
-}
-
-for name in lint audit unit test-local; do
-  stage "$name"
-done
-beside e2e package
-beside bench-check fuzz
-
 echo
-echo "make test, stage by stage:"
-printf '  %s\n' "${rows[@]}"
+echo "make test, stage by stage ($((SECONDS - started)) s in all; the lanes ran side by side):"
+for name in "${EMULATOR_LANE[@]}" "${CPU_LANE[@]}"; do
+  read -r stage status seconds < "$LOGS/$name.result" || { stage=$name status=FAILED seconds=0; }
+  lane=emulator
+  [[ " ${CPU_LANE[*]} " == *" $name "* ]] && lane=cpu
+  printf '  %-12s %-7s %5d s  (%s lane)\n' "$stage" "$status" "$seconds" "$lane"
+  if [ "$status" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+done
 echo "stages: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
