@@ -1,5 +1,5 @@
 //! The fault matrix's workload and its scorecard: what a lane's changes became, measured against
-//! the invariants of DESIGN.md section 2, and one row of the report table per fault.
+//! the invariants of docs/design.md §2, and one row of the report table per fault.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

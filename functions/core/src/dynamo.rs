@@ -1,4 +1,4 @@
-//! `BatchStore` on DynamoDB (the table layout of DESIGN.md §4).
+//! `BatchStore` on DynamoDB (the table layout of docs/design.md §4).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The batch and audit data model shared by every function (DESIGN.md §4).
+//! The batch and audit data model shared by every function (docs/design.md §4).
 //!
 //! One DynamoDB table, single-table design. Keys are built here and nowhere else.
 

@@ -1,5 +1,5 @@
 //! The invalidation planner: a batch's paths -> the sorted chunks sent as CreateInvalidation
-//! requests (DESIGN.md §5).
+//! requests (docs/design.md §5).
 //!
 //! CloudFront allows at most 3,000 file paths and 15 wildcard paths *in progress* per
 //! distribution and bills one path per entry (a wildcard counts as one). So the planner drops

@@ -1,7 +1,7 @@
 //! dedupe: puts each path into the open batch of its distribution, so a burst of S3 changes
 //! becomes one invalidation, and names every batch whose flush must run.
 //!
-//! The join needs no transaction on the hot batch item (DESIGN.md §4): put the path item into
+//! The join needs no transaction on the hot batch item (docs/design.md §4): put the path item into
 //! batch b, then read b strongly consistently. If b is still OPEN the path is in: the closer
 //! flips b after that read and only then reads b's paths. If b is closed, move on to the next
 //! batch. A pointer older than debounce + grace is rotated (conditionally, so racing joiners

@@ -1,6 +1,6 @@
 //! The fault matrix: each test arms one fault on its own lane (lanes 11-21), drives
 //! at least 300 mixed changes (new keys, keys that need encoding, overwrites, deletes) through
-//! the real pipeline, and checks the invariants of DESIGN.md section 2: every change covered by
+//! the real pipeline, and checks the invariants of docs/design.md §2: every change covered by
 //! a Completed invalidation created after it, no invalidation beyond a batch's plan, and every
 //! batch that could not finish visible as FAILED (table, failures index, failed execution).
 //! Each test writes its row of the report table before asserting; `make e2e` prints the table.
