@@ -134,10 +134,10 @@ test-local: $(VENV_OK) ## The local stack's own tests
 e2e: ## End-to-end tests, then the fault matrix, against a fresh local stack (started and stopped here)
 	cargo build -p cfinv -p e2e --locked --bins
 	rm -rf target/fault-matrix
-	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=22 \
+	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=23 \
 	  UP_ARGS="--param GraceSeconds=$(E2E_GRACE_SECONDS) --timeout-scale 4 $(UP_ARGS)"
 	status=0; export CFINV_STACK=$(CURDIR)/$(STATE)/stack.json E2E_FAULT_WRITES=$(E2E_FAULT_WRITES); \
-	cargo test -p e2e --locked -- --test-threads 11 --skip faults:: || status=$$?; \
+	cargo test -p e2e --locked -- --test-threads 12 --skip faults:: || status=$$?; \
 	cargo test -p e2e --locked -- --test-threads 11 faults:: || status=$$?; \
 	$(MAKE) --no-print-directory down; \
 	echo; echo "Fault matrix ($(E2E_FAULT_WRITES) changes per fault):"; target/debug/fault-table || true; \

@@ -26,6 +26,19 @@ pub enum Command {
     /// Answer questions from the audit table (DynamoDB Query only, never Scan).
     #[command(subcommand)]
     Audit(Audit),
+    /// Submit a FAILED batch's stored paths again as a new batch (new caller references), and
+    /// start its execution: for a failure Step Functions can no longer redrive (14 days on).
+    /// Needs dynamodb:Query/PutItem/UpdateItem on the table and states:StartExecution.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The FAILED batch, e.g. from `cfinv audit failed`.
+    pub batch_id: String,
+    /// How long the new batch's audit items are kept (the stack's RetentionDays).
+    #[arg(long, default_value_t = 90, value_name = "DAYS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_days: u64,
 }
 
 /// Where the audit table is. Flags win over the stack file's values.

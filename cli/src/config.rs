@@ -156,9 +156,9 @@ fn read_stack(path: PathBuf) -> Result<(PathBuf, StackFile)> {
     Ok((path, file))
 }
 
-/// A DynamoDB client for the target, whose region it fills in. A local stack gets dummy
+/// The AWS configuration for the target, whose region it fills in. A local stack gets dummy
 /// credentials: the emulator accepts any, and the operator's real ones must not be sent to it.
-pub async fn client(target: &mut Target) -> Result<Client> {
+pub async fn sdk_config(target: &mut Target) -> Result<aws_config::SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &target.region {
         loader = loader.region(Region::new(region.clone()));
@@ -191,7 +191,12 @@ pub async fn client(target: &mut Target) -> Result<Client> {
             .map(|r| r.to_string())
             .ok_or_else(|| Error::Usage("no region: pass --region or set AWS_REGION".into()))?,
     );
-    Ok(Client::new(&conf))
+    Ok(conf)
+}
+
+/// A DynamoDB client for the target (see [`sdk_config`]).
+pub async fn client(target: &mut Target) -> Result<Client> {
+    Ok(Client::new(&sdk_config(target).await?))
 }
 
 #[cfg(test)]

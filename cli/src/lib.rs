@@ -5,6 +5,7 @@ pub mod args;
 pub mod config;
 pub mod queries;
 pub mod records;
+pub mod replay;
 pub mod report;
 pub mod span;
 pub mod table;
@@ -62,11 +63,21 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Runs the command; returns what to print.
 pub async fn run(cli: &Cli) -> Result<String> {
-    let Command::Audit(question) = &cli.command;
-    // Each question checks what its arguments and the stack file decide before connecting.
+    // Each command checks what its arguments and the stack file decide before connecting.
     let target = Target::load(&cli.target)?;
     let now = OffsetDateTime::now_utc();
     let json = cli.json;
+    let question = match &cli.command {
+        Command::Audit(question) => question,
+        Command::Replay(a) => {
+            let table = AuditTable::connect(target).await?;
+            let retention = std::time::Duration::from_secs(a.retention_days * 86_400);
+            return output(
+                &replay::replay(&table, &a.batch_id, retention, now).await?,
+                json,
+            );
+        }
+    };
     match question {
         Audit::Path(a) => output(&path_history(target, a).await?, json),
         Audit::Batches(a) => output(&batches(target, a, now).await?, json),

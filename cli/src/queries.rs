@@ -18,6 +18,7 @@ use crate::{Error, Result, error_chain};
 pub struct AuditTable {
     client: Client,
     target: Target,
+    conf: aws_config::SdkConfig,
 }
 
 /// A batch with the chunks of its committed plan (none before planning).
@@ -36,12 +37,71 @@ pub struct BatchItems {
 
 impl AuditTable {
     pub async fn connect(mut target: Target) -> Result<Self> {
-        let client = config::client(&mut target).await?;
-        Ok(Self { client, target })
+        let conf = config::sdk_config(&mut target).await?;
+        let client = Client::new(&conf);
+        Ok(Self {
+            client,
+            target,
+            conf,
+        })
     }
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// The AWS configuration the table's client uses, for the other clients of a command.
+    pub fn sdk_config(&self) -> &aws_config::SdkConfig {
+        &self.conf
+    }
+
+    /// The functions' own store on this table, for a command that writes batches (replay).
+    pub fn store(&self, retention: std::time::Duration) -> cfinv_core::dynamo::DynamoStore {
+        cfinv_core::dynamo::DynamoStore::new(self.client.clone(), &self.target.table, retention)
+    }
+
+    /// Marks FAILED batch `batch_id` as replayed by `replay_id`, unless it is no longer FAILED
+    /// or was replayed already (then `false`): two operators replaying at once make one batch.
+    pub async fn claim_replay(&self, batch_id: &str, replay_id: &str) -> Result<bool> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.target.table)
+            .key("PK", s(keys::batch_pk(batch_id)))
+            .key("SK", s(keys::META))
+            .update_expression("SET replayedBy = :new")
+            .condition_expression("#status = :failed AND attribute_not_exists(replayedBy)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":new", s(replay_id))
+            .expression_attribute_values(":failed", s(BatchStatus::Failed.as_str()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Records on batch `replay_id` which batch it replays.
+    pub async fn mark_replay_of(&self, replay_id: &str, batch_id: &str) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.target.table)
+            .key("PK", s(keys::batch_pk(replay_id)))
+            .key("SK", s(keys::META))
+            .update_expression("SET replayOf = :old")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":old", s(batch_id))
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
     }
 
     /// The `byPath` items of one path, newest first: one per batch the path was in.

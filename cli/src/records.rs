@@ -43,6 +43,10 @@ pub struct BatchRecord {
     pub last_error_at: Option<At>,
     /// From the first write (the batch's opening) to Completed.
     pub took_seconds: Option<f64>,
+    /// The batch `cfinv replay` submitted this FAILED batch's paths as.
+    pub replayed_by: Option<String>,
+    /// The FAILED batch whose paths this batch replays.
+    pub replay_of: Option<String>,
 }
 
 impl BatchRecord {
@@ -77,6 +81,8 @@ impl BatchRecord {
                 .zip(completed_at)
                 .and_then(|(o, c)| between(o.0, c.0))
                 .map(|d| d.as_secs_f64()),
+            replayed_by: text(item, "replayedBy"),
+            replay_of: text(item, "replayOf"),
         })
     }
 }

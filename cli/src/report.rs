@@ -592,6 +592,12 @@ impl Answer for BatchDetail {
             .unwrap_or_default();
         head.row(["status".to_owned(), format!("{}{took}", b.status)]);
         head.row(["execution".to_owned(), or_dash(b.execution_arn.as_deref())]);
+        if let Some(id) = &b.replayed_by {
+            head.row(["replayed as", id]);
+        }
+        if let Some(id) = &b.replay_of {
+            head.row(["replay of", id]);
+        }
         head.row([
             "counts".to_owned(),
             format!(
@@ -730,6 +736,8 @@ mod tests {
             last_error: None,
             last_error_at: None,
             took_seconds: None,
+            replayed_by: None,
+            replay_of: None,
         }
     }
 

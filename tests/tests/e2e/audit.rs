@@ -1,7 +1,8 @@
 //! End-to-end: the `cfinv audit` CLI against a table filled by real pipeline runs on the local
-//! stack. Lanes 8 and 9 are this file's (`make e2e` starts 10 distributions): lane 8 gets two
-//! completed batches, lane 9 a failed batch and one left SUBMITTED. Keys are under a prefix of
-//! their own per run, so the test also passes again on the same stack.
+//! stack. Lanes 8, 9 and 22 are this file's (`make e2e` starts 23 distributions): lane 8 gets two
+//! completed batches, lane 9 a failed batch and one left SUBMITTED, lane 22 a failed batch that
+//! is replayed. Keys are under a prefix of their own per run, so the tests also pass again on
+//! the same stack.
 //!
 //! The binary is the one `cargo build -p cfinv` put beside this test's own directory (`make e2e`
 //! builds it first).
@@ -571,4 +572,82 @@ async fn bad_arguments_get_a_clear_message() {
         );
         assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     }
+}
+
+/// Lane 22: a batch FAILED past redrive is recovered with `cfinv replay`: a new batch carries
+/// its paths through the machine to one new invalidation (its own caller reference), the audit
+/// links the two, and a second replay is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_batch_is_replayed_once_as_a_new_batch() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(22);
+    let fault = stack.control(
+        "faults/set",
+        json!({"kind": "cloudfront", "code": "NoSuchDistribution", "operation": "CreateInvalidation", "distribution_id": lane.distribution_id}),
+    );
+    let earlier: BTreeSet<String> = stack
+        .batches(&lane)
+        .await
+        .into_iter()
+        .map(|b| b["batchId"].clone())
+        .collect();
+    // One event (an index document: three paths), so one batch however slow this machine is.
+    let writes = stack.write(&lane, &["replay/index.html"]).await;
+    let failed = stack
+        .wait_lane(&lane, "the batch to be FAILED", || async {
+            stack
+                .batches(&lane)
+                .await
+                .into_iter()
+                .find(|b| {
+                    b.get("status").map(String::as_str) == Some("FAILED")
+                        && !earlier.contains(&b["batchId"])
+                })
+                .map(|b| b["batchId"].clone())
+        })
+        .await;
+    stack.control("faults/clear", json!({"id": fault["id"]}));
+
+    let replayed = cfinv(&["--json", "replay", &failed]).json();
+    let replay_id = str_of(&replayed, "replayBatchId").to_owned();
+    assert_ne!(replay_id, failed);
+    assert_eq!(replayed["paths"], json!(3), "{replayed}");
+    let again = cfinv(&["replay", &failed]);
+    assert_ne!(
+        again.code, 0,
+        "a second replay is refused: {}",
+        again.stdout
+    );
+    assert!(
+        again.stderr.contains("replayed already"),
+        "{}",
+        again.stderr
+    );
+
+    let invalidations = stack.wait_covered(&lane, &writes).await;
+    stack
+        .wait_lane(&lane, "the replay batch to be COMPLETED", || async {
+            let b = stack.batch_item(&replay_id).await?;
+            (b.get("status").map(String::as_str) == Some("COMPLETED")).then_some(())
+        })
+        .await;
+    let references: Vec<&str> = invalidations
+        .iter()
+        .map(|i| i.caller_reference.as_str())
+        .filter(|r| r.starts_with(&replay_id) || r.starts_with(&failed))
+        .collect();
+    assert_eq!(
+        references,
+        [format!("{replay_id}#0")],
+        "one new invalidation"
+    );
+    let old = cfinv(&["--json", "audit", "batch", &failed]).json();
+    assert_eq!(
+        str_of(&old["batch"], "status"),
+        "FAILED",
+        "its history stays"
+    );
+    assert_eq!(str_of(&old["batch"], "replayedBy"), replay_id);
+    let new = cfinv(&["--json", "audit", "batch", &replay_id]).json();
+    assert_eq!(str_of(&new["batch"], "replayOf"), failed);
 }
