@@ -50,6 +50,7 @@ class Control:
             "s3/events": self.s3_events,
             "s3/key-encoding": self.s3_key_encoding,
             "sfn/status-events": lambda b: {"events": list(sfn_ext.status_events)},
+            "sfn/running": lambda b: {"running": sfn_ext.running(str(b["contains"]))},
             # AWS requests received, by calling function
             "aws/requests": lambda b: {"requests": self.stack.requests.snapshot(b.get("service"))},
             "aws/reset-requests": lambda b: {"removed": self.stack.requests.reset()},

@@ -47,6 +47,8 @@ _start_lock = threading.RLock()
 _installed = False
 _NAME_BAD = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
 status_events: list[dict[str, Any]] = []
+# Every execution started (moto keeps them per state machine), for ``running``.
+started: list[Any] = []
 
 
 def _exceptions() -> tuple[type, type]:
@@ -91,6 +93,7 @@ def install() -> None:
             execution = original_start(self, state_machine_arn, name, execution_input, trace_header)
             is_new = id(execution) not in before
         if is_new:
+            started.append(execution)
             _status_event(execution, "RUNNING")
         return execution
 
@@ -222,6 +225,16 @@ def _redrive_status(execution: Any) -> tuple[str, str | None]:
     if getattr(execution, "sm_type", "STANDARD") == "EXPRESS":
         return "NOT_REDRIVABLE", "Express executions cannot be redriven"
     return "REDRIVABLE", None
+
+
+def running(contains: str) -> int:
+    """How many executions are RUNNING with ``contains`` in their input: a test knows its lane
+    is quiet (no event between S3 and its batch, no task retry pending) only when none is."""
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+    return sum(1 for e in list(started) if e.status == "RUNNING" and contains in text(e.input_data or ""))
 
 
 def _status_event(execution: Any, status: str) -> None:

@@ -630,6 +630,15 @@ impl Stack {
         .await
     }
 
+    /// Executions still running for the lane's events (object-changed executions, whose input
+    /// holds the lane's keys): while one runs, a task retry may still add a path to a batch.
+    pub fn running_for(&self, lane: &Lane) -> u64 {
+        let marker = format!("\"{}", lane.prefix);
+        self.control("sfn/running", json!({ "contains": marker }))["running"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
     /// Lambda invocations the stack has run so far, all functions and lanes: it grows while
     /// anything moves through the pipeline (events joining batches included, which a lane's
     /// batch listing does not show until the batch is planned).

@@ -149,10 +149,17 @@ impl Stack {
                     )
                 });
                 let report = self.coverage_report(lane, writes).await;
-                if finished && report.missing.is_empty() {
-                    return Ok(());
-                }
-                Err(format!("{report}; {}", describe(&batches)))
+                // A task retry of an event already covered can still open a batch: the lane is
+                // settled when none of its events is in flight either.
+                let running = if finished && report.missing.is_empty() {
+                    match self.running_for(lane) {
+                        0 => return Ok(()),
+                        n => format!("; {n} of its events still in flight"),
+                    }
+                } else {
+                    String::new()
+                };
+                Err(format!("{report}; {}{running}", describe(&batches)))
             })
             .await;
         let mut outcome = self.score(lane, fault, writes, started).await;
