@@ -630,13 +630,22 @@ impl Stack {
         .await
     }
 
-    /// Executions still running for the lane's events (object-changed executions, whose input
-    /// holds the lane's keys): while one runs, a task retry may still add a path to a batch.
+    /// Executions still running for the lane: object-changed ones (their input holds the lane's
+    /// keys), where a task retry may still add a path to a batch, and batch ones (their input
+    /// names the distribution), e.g. the flush of a batch whose opener died, not listed until
+    /// it closes.
     pub fn running_for(&self, lane: &Lane) -> u64 {
-        let marker = format!("\"{}", lane.prefix);
-        self.control("sfn/running", json!({ "contains": marker }))["running"]
-            .as_u64()
-            .unwrap_or(0)
+        [
+            format!("\"{}", lane.prefix),
+            format!("\"{}\"", lane.distribution_id),
+        ]
+        .into_iter()
+        .map(|marker| {
+            self.control("sfn/running", json!({ "contains": marker }))["running"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum()
     }
 
     /// Lambda invocations the stack has run so far, all functions and lanes: it grows while
