@@ -314,7 +314,10 @@ where
             ));
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 3 / 2).min(Duration::from_secs(3));
+        // Up to 10 s apart: a lane's listing is a query on an index, which moto answers by
+        // reading the whole table, and a dozen lanes polling it every few seconds held the one
+        // emulator process back noticeably.
+        pause = (pause * 3 / 2).min(Duration::from_secs(10));
     }
 }
 
