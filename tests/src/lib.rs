@@ -664,26 +664,14 @@ impl Stack {
 
     /// Every item of the failures index (`byStatus`, `statusPk = FAILED`): batches and events.
     pub async fn failed_items(&self) -> Vec<HashMap<String, AttributeValue>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.info.table)
-                .index_name("byStatus")
-                .key_condition_expression("statusPk = :f")
-                .expression_attribute_values(":f", AttributeValue::S("FAILED".into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("query byStatus");
-            items.extend(page.items().iter().cloned());
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return items;
-            }
-        }
+        let query = self
+            .ddb
+            .query()
+            .table_name(&self.info.table)
+            .index_name("byStatus")
+            .key_condition_expression("statusPk = :f")
+            .expression_attribute_values(":f", AttributeValue::S("FAILED".into()));
+        query_all(query, "query byStatus").await
     }
 
     /// Every CreateInvalidation request the lane's distribution received.
@@ -763,7 +751,7 @@ impl Stack {
 
     /// The batch items of a distribution (byDistribution index), oldest first.
     pub async fn batches(&self, lane: &Lane) -> Vec<BTreeMap<String, String>> {
-        let out = self
+        let query = self
             .ddb
             .query()
             .table_name(&self.info.table)
@@ -772,11 +760,9 @@ impl Stack {
             .expression_attribute_values(
                 ":pk",
                 AttributeValue::S(format!("DIST#{}", lane.distribution_id)),
-            )
-            .send()
-            .await
-            .expect("query byDistribution");
-        out.items().iter().map(text_item).collect()
+            );
+        let items = query_all(query, "query byDistribution").await;
+        items.iter().map(text_item).collect()
     }
 
     /// A batch's item (`BATCH#<id>` / `META`), read strongly consistently, as text values.
@@ -810,27 +796,16 @@ impl Stack {
     /// A batch's path items (`BATCH#<id>` / `PATH#...`), read strongly consistently, as text.
     pub async fn path_items(&self, batch_id: &str) -> Vec<BTreeMap<String, String>> {
         use cfinv_core::model::keys;
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb
-                .query()
-                .table_name(&self.info.table)
-                .consistent_read(true)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::batch_pk(batch_id)))
-                .expression_attribute_values(":prefix", AttributeValue::S(keys::PATH_PREFIX.into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("read a batch's paths");
-            items.extend(page.items().iter().map(text_item));
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return items;
-            }
-        }
+        let query = self
+            .ddb
+            .query()
+            .table_name(&self.info.table)
+            .consistent_read(true)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::batch_pk(batch_id)))
+            .expression_attribute_values(":prefix", AttributeValue::S(keys::PATH_PREFIX.into()));
+        let items = query_all(query, "read a batch's paths").await;
+        items.iter().map(text_item).collect()
     }
 
     /// Holds the lane's flushes: its create-invalidation invocations wait (a `lambda_hold`
@@ -958,6 +933,20 @@ impl Stack {
 }
 
 /// An item's attributes as text (strings and numbers as they are, the rest in debug form).
+/// Every item `query` finds, page after page.
+async fn query_all(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    what: &str,
+) -> Vec<HashMap<String, AttributeValue>> {
+    let mut pages = query.into_paginator().send();
+    let mut items = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        items.extend(page.items.unwrap_or_default());
+    }
+    items
+}
+
 fn text_item(item: &HashMap<String, AttributeValue>) -> BTreeMap<String, String> {
     item.iter()
         .map(|(k, v)| {
