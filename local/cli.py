@@ -4,8 +4,8 @@
   ``<state-dir>/stack.pid`` at once and ``<state-dir>/stack.json`` when ready; SIGTERM/SIGINT
   stop it cleanly (function processes included) and remove both files.
 * ``down`` stops the stack whose pid is in ``stack.pid`` (SIGTERM, then SIGKILL after a grace
-  period, then any function process still attached to its Runtime API); exit 1 with a message
-  if nothing is running.
+  period, then any function process still attached to its Runtime API); exit 0 with a message
+  if nothing is running (nothing to stop is what ``down`` wants).
 * ``wait`` returns 0 when ``stack.json`` exists and the control endpoint answers; 1 on timeout or
   if the stack process died (printing the tail of its log).
 * ``status`` prints ``stack.json`` if the stack runs, else exits 1.
@@ -151,8 +151,9 @@ def cmd_down(args: argparse.Namespace) -> int:
         leftovers = _children_of_runtime(runtime_api)
         for child in leftovers:
             os.kill(child, signal.SIGKILL)
+        # Nothing to stop is what `down` wants: a second `make down` succeeds too.
         print(f"no local stack running (state dir {state_dir})" + (f"; killed {len(leftovers)} orphan function process(es)" if leftovers else ""), file=sys.stderr)
-        return 1
+        return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.time() + args.timeout
     while _alive(pid) and time.time() < deadline:
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
     down = sub.add_parser("down", help="stop the stack")
     down.add_argument("--state-dir", default=".local")
-    down.add_argument("--timeout", type=float, default=15.0)
+    down.add_argument("--timeout", type=float, default=60.0)
     down.set_defaults(func=cmd_down)
 
     wait = sub.add_parser("wait", help="wait until the stack is ready")

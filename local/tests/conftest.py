@@ -23,7 +23,7 @@ HERE = Path(__file__).parent
 FAKE = HERE / "fake_bootstrap.py"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 120.0, interval: float = 0.05, what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
     deadline = time.time() + timeout
     last = None
@@ -117,12 +117,12 @@ class StackHandle:
             roleArn="arn:aws:iam::123456789012:role/sfn",
         )["stateMachineArn"]
 
-    def run(self, sm_arn: str, payload: Any = None, name: str | None = None, timeout: float = 30) -> dict:
+    def run(self, sm_arn: str, payload: Any = None, name: str | None = None, timeout: float = 120) -> dict:
         sfn = self.client("stepfunctions")
         arn = sfn.start_execution(stateMachineArn=sm_arn, name=name or uuid.uuid4().hex, input=json.dumps(payload or {}))["executionArn"]
         return self.finish(arn, timeout)
 
-    def finish(self, exec_arn: str, timeout: float = 30) -> dict:
+    def finish(self, exec_arn: str, timeout: float = 120) -> dict:
         sfn = self.client("stepfunctions")
         return wait_for(
             lambda: (d := sfn.describe_execution(executionArn=exec_arn))["status"] != "RUNNING" and d,

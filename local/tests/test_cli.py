@@ -21,7 +21,7 @@ import pytest
 from .conftest import HERE, make_fake_binary, wait_for
 
 
-def _run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+def _run(*args: str, timeout: float = 330) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "local", *args], cwd=HERE.parent.parent, capture_output=True, text=True, timeout=timeout)
 
 
@@ -37,7 +37,7 @@ def up(tmp_path_factory):
          "--state-dir", str(state), "--distributions", "2", "--poll-seconds", "0", "--debounce-seconds", "1", "--no-schedules"],
         cwd=HERE.parent.parent, stdout=open(tmp / "up.log", "w"), stderr=subprocess.STDOUT,
     )
-    waited = _run("wait", "--state-dir", str(state), "--timeout", "60")
+    waited = _run("wait", "--state-dir", str(state), "--timeout", "300")
     assert waited.returncode == 0, (waited.stderr, (tmp / "up.log").read_text())
     info = json.loads((state / "stack.json").read_text())
     yield info, state, proc
@@ -66,9 +66,9 @@ def test_s3_change_runs_the_whole_flow(up):
     s3.put_object(Bucket=info["bucket"], Key="d0/a b.html", Body=b"x")
     main, child = info["state_machines"]["MainStateMachine"], info["state_machines"]["ChildStateMachine"]
     done = lambda arn: [e for e in sfn.list_executions(stateMachineArn=arn)["executions"] if e["status"] != "RUNNING"]  # noqa: E731
-    main_runs = wait_for(lambda: done(main), timeout=30, what="main execution")
+    main_runs = wait_for(lambda: done(main), timeout=120, what="main execution")
     assert main_runs[0]["status"] == "SUCCEEDED", sfn.describe_execution(executionArn=main_runs[0]["executionArn"])
-    child_runs = wait_for(lambda: done(child), timeout=30, what="child execution")
+    child_runs = wait_for(lambda: done(child), timeout=120, what="child execution")
     assert child_runs[0]["status"] == "SUCCEEDED" and child_runs[0]["name"].startswith("c-")
     out = json.loads(sfn.describe_execution(executionArn=child_runs[0]["executionArn"])["output"])
     assert out["input"]["redrive"] == 0
@@ -77,7 +77,7 @@ def test_s3_change_runs_the_whole_flow(up):
     assert json.loads(env["ROUTES"]) == info["routes"]
     # The status-change rule (SAM EventBridgeRule on RecordFunction) ran the function.
     log = Path(info["logs_dir"]) / "RecordFunction.log"
-    wait_for(lambda: log.exists() and log.read_text().count("REPORT RequestId") >= 2, timeout=20, what="RecordFunction invocations")
+    wait_for(lambda: log.exists() and log.read_text().count("REPORT RequestId") >= 2, timeout=120, what="RecordFunction invocations")
 
 
 def test_control_api_and_down(up):
@@ -91,9 +91,9 @@ def test_control_api_and_down(up):
     os.kill(pid, 0)  # a function process runs
     down = _run("down", "--state-dir", str(state))
     assert down.returncode == 0, down.stderr
-    assert proc.wait(10) == 0
+    assert proc.wait(60) == 0
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not (state / "stack.json").exists() and not (state / "stack.pid").exists()
     again = _run("down", "--state-dir", str(state))
-    assert again.returncode == 1 and "no local stack running" in again.stderr
+    assert again.returncode == 0 and "no local stack running" in again.stderr

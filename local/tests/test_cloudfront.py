@@ -55,7 +55,7 @@ def test_in_progress_then_completed(stack, dist):
     assert inv["InvalidationBatch"]["Paths"]["Items"] == ["/a.html", "/img/*"]
     cf = stack.client("cloudfront")
     assert cf.get_invalidation(DistributionId=dist, Id=inv["Id"])["Invalidation"]["Status"] == "InProgress"
-    wait_for(lambda: cf.get_invalidation(DistributionId=dist, Id=inv["Id"])["Invalidation"]["Status"] == "Completed", timeout=5, what="Completed")
+    wait_for(lambda: cf.get_invalidation(DistributionId=dist, Id=inv["Id"])["Invalidation"]["Status"] == "Completed", timeout=60, what="Completed")
     listed = cf.list_invalidations(DistributionId=dist)["InvalidationList"]
     assert listed["Quantity"] == 1 and listed["Items"][0]["Id"] == inv["Id"] and listed["Items"][0]["Status"] == "Completed"
 

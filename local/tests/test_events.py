@@ -17,7 +17,7 @@ def _queue(stack) -> tuple[str, str]:
     return url, arn
 
 
-def _drain(stack, url, n, timeout=10):
+def _drain(stack, url, n, timeout=60):
     sqs = stack.client("sqs")
     got = []
 

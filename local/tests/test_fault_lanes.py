@@ -225,7 +225,7 @@ def test_s3_delivery_reorder_swaps_neighbours_and_releases_a_lone_event(stack, b
     assert sorted(received) == ["d6/1", "d6/2"]
 
     s3.put_object(Bucket=bucket, Key="d7/only", Body=b"1")  # nothing follows: the timer releases it
-    wait_for(lambda: [k for k, _ in _deliveries(stack, bucket)][2:] == ["d7/only"], timeout=10, what="the held event")
+    wait_for(lambda: [k for k, _ in _deliveries(stack, bucket)][2:] == ["d7/only"], timeout=60, what="the held event")
     counters = {f["id"]: (f["delivered"], f["reordered"], f["held"]) for f in _faults(stack, "s3_delivery")}
     assert counters == {pair["id"]: (2, 1, 0), lone["id"]: (1, 0, 0)}
 

@@ -102,7 +102,7 @@ def test_an_async_invocation_that_exhausts_its_retries_goes_to_its_on_failure_de
     failing.on_failure = send_to_destination(stack.stack, arn)
     payload = {"action": "raise", "errorType": "StoreUnavailable"}
     stack.client("lambda").invoke(FunctionName=failing.function_name, InvocationType="Event", Payload=json.dumps(payload).encode())
-    got = wait_for(lambda: sqs.receive_message(QueueUrl=url).get("Messages"), timeout=30, what="the failure record")
+    got = wait_for(lambda: sqs.receive_message(QueueUrl=url).get("Messages"), timeout=120, what="the failure record")
     record = json.loads(got[0]["Body"])
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 2  # the first attempt and one retry
