@@ -127,11 +127,18 @@ async fn path_history(target: Target, a: &PathArgs) -> Result<PathHistory> {
 
 async fn batches(target: Target, a: &BatchesArgs, now: OffsetDateTime) -> Result<BatchList> {
     let distribution_id = target.one_distribution(a.distribution.as_deref())?;
-    let table = AuditTable::connect(target).await?;
     let (from, to) = match (a.range.since, a.range.from) {
         (_, Some(from)) => (from, a.range.to),
         (since, None) => (now - since.unwrap_or(DEFAULT_SINCE), None),
     };
+    if let Some(to) = to.filter(|to| *to < from) {
+        return Err(Error::Usage(format!(
+            "--to {} is before --from {}: nothing can be found in that range",
+            At(to),
+            At(from)
+        )));
+    }
+    let table = AuditTable::connect(target).await?;
     let batches = table.batches(&distribution_id, from, to).await?;
     Ok(BatchList {
         distribution_id,
@@ -196,6 +203,29 @@ async fn month(target: Target, a: &MonthArgs, now: OffsetDateTime) -> Result<Mon
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[tokio::test]
+    async fn an_inverted_range_is_an_error_before_any_aws_call() {
+        let cli = Cli::parse_from([
+            "cfinv",
+            "--table",
+            "t",
+            "--region",
+            "us-east-1",
+            "audit",
+            "batches",
+            "-d",
+            "E1",
+            "--from",
+            "2026-11-30T08:00:00Z",
+            "--to",
+            "2026-11-30T07:00:00Z",
+        ]);
+        let err = run(&cli).await.unwrap_err();
+        assert!(matches!(err, Error::Usage(_)), "{err}");
+        assert!(err.to_string().contains("is before --from"), "{err}");
+    }
 
     #[test]
     fn an_error_chain_is_one_line_without_repeats() {

@@ -12,7 +12,12 @@ pub fn handle(event: &Value, config: &Result<MappingConfig>) -> Result<CollectOu
     let config = config.as_ref().map_err(Error::clone)?;
     let out = collect(event, config)?;
     for ignored in &out.ignored {
-        tracing::info!(bucket = ?ignored.bucket, key = ?ignored.key, reason = %ignored.reason, "ignored");
+        tracing::info!(
+            bucket = ignored.bucket.as_deref(),
+            key = ignored.key.as_deref(),
+            reason = %ignored.reason,
+            "ignored"
+        );
     }
     for p in &out.paths {
         tracing::info!(distribution = %p.distribution_id, path = %p.path, key = %p.key, "path");
