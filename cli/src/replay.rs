@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cfinv_core::collect::PathChange;
 use cfinv_core::event::ChangeKind;
-use cfinv_core::model::{BatchRef, FlushRequest, new_batch_id};
+use cfinv_core::model::{BatchRef, BatchStatus, FlushRequest, new_batch_id};
 use cfinv_core::store::BatchStore;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -62,7 +62,7 @@ pub async fn replay(
             table: table.target().table.clone(),
         })?;
     let batch = items.batch;
-    if batch.status != "FAILED" {
+    if batch.status != BatchStatus::Failed.as_str() {
         return Err(Error::Usage(format!(
             "batch {batch_id} is {}, not FAILED: only a failed batch is replayed",
             batch.status
@@ -109,24 +109,24 @@ pub async fn replay(
     table.mark_replay_of(&replay.batch_id, batch_id).await?;
 
     // Flush at once: the paths are all in, there is nothing to wait for.
-    let request = FlushRequest::new(replay.clone(), now, Duration::ZERO);
+    let input = serde_json::to_string(&FlushRequest::new(replay.clone(), now, Duration::ZERO))
+        .expect("a flush request is JSON");
     let sfn = aws_sdk_sfn::Client::new(table.sdk_config());
     let started = sfn
         .start_execution()
         .state_machine_arn(&machine)
         .name(&replay.batch_id)
-        .input(serde_json::to_string(&request).expect("a flush request is JSON"))
+        .input(&input)
         .send()
         .await
         .map_err(|e| {
             Error::Usage(format!(
                 "batch {} holds the paths, but its execution did not start ({}); start it with \
                  aws stepfunctions start-execution --state-machine-arn {machine} --name {} \
-                 --input '{}'",
+                 --input '{input}'",
                 replay.batch_id,
                 error_chain(&e),
                 replay.batch_id,
-                serde_json::to_string(&request).expect("a flush request is JSON")
             ))
         })?;
     Ok(Replayed {
