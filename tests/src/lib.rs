@@ -777,6 +777,29 @@ impl Stack {
         items.iter().map(text_item).collect()
     }
 
+    /// The ids of the lane's batches now, to tell a test's own batches from earlier runs'.
+    pub async fn batch_ids(&self, lane: &Lane) -> BTreeSet<String> {
+        let batches = self.batches(lane).await;
+        batches.into_iter().map(|b| b["batchId"].clone()).collect()
+    }
+
+    /// The id of a batch of the lane in `status` that is not one of `earlier`.
+    pub async fn new_batch_in(
+        &self,
+        lane: &Lane,
+        earlier: &BTreeSet<String>,
+        status: &str,
+    ) -> Option<String> {
+        self.batches(lane)
+            .await
+            .into_iter()
+            .find(|b| {
+                b.get("status").map(String::as_str) == Some(status)
+                    && !earlier.contains(&b["batchId"])
+            })
+            .map(|b| b["batchId"].clone())
+    }
+
     /// A batch's item (`BATCH#<id>` / `META`), read strongly consistently, as text values.
     pub async fn batch_item(&self, batch_id: &str) -> Option<BTreeMap<String, String>> {
         use cfinv_core::model::keys;

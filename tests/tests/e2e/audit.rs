@@ -132,25 +132,10 @@ async fn failed_and_stuck_batches(stack: &Stack, lane: &Lane) -> (String, String
         "faults/set",
         json!({"kind": "cloudfront", "code": "AccessDenied", "operation": "CreateInvalidation", "distribution_id": lane.distribution_id}),
     );
-    let earlier: BTreeSet<String> = stack
-        .batches(lane)
-        .await
-        .into_iter()
-        .map(|b| b["batchId"].clone())
-        .collect();
+    let earlier = stack.batch_ids(lane).await;
     stack.write(lane, &["denied.html"]).await;
     let earlier = &earlier;
-    let batch_in = |status: &'static str| async move {
-        stack
-            .batches(lane)
-            .await
-            .into_iter()
-            .find(|b| {
-                b.get("status").map(String::as_str) == Some(status)
-                    && !earlier.contains(&b["batchId"])
-            })
-            .map(|b| b["batchId"].clone())
-    };
+    let batch_in = |status: &'static str| stack.new_batch_in(lane, earlier, status);
     let failed = stack
         .wait_lane(lane, "the batch to be FAILED", || batch_in("FAILED"))
         .await;
@@ -585,25 +570,12 @@ async fn a_failed_batch_is_replayed_once_as_a_new_batch() {
         "faults/set",
         json!({"kind": "cloudfront", "code": "NoSuchDistribution", "operation": "CreateInvalidation", "distribution_id": lane.distribution_id}),
     );
-    let earlier: BTreeSet<String> = stack
-        .batches(&lane)
-        .await
-        .into_iter()
-        .map(|b| b["batchId"].clone())
-        .collect();
+    let earlier = stack.batch_ids(&lane).await;
     // One event (an index document: three paths), so one batch however slow this machine is.
     let writes = stack.write(&lane, &["replay/index.html"]).await;
     let failed = stack
-        .wait_lane(&lane, "the batch to be FAILED", || async {
-            stack
-                .batches(&lane)
-                .await
-                .into_iter()
-                .find(|b| {
-                    b.get("status").map(String::as_str) == Some("FAILED")
-                        && !earlier.contains(&b["batchId"])
-                })
-                .map(|b| b["batchId"].clone())
+        .wait_lane(&lane, "the batch to be FAILED", || {
+            stack.new_batch_in(&lane, &earlier, "FAILED")
         })
         .await;
     stack.control("faults/clear", json!({"id": fault["id"]}));
