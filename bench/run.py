@@ -119,9 +119,11 @@ def run(args: argparse.Namespace) -> int:
         log(f"criterion: collect and plan ({args.criterion_seconds:g} s per benchmark) ...")
         crit = rust.run_criterion(args.criterion_seconds)
 
+    # A batch whose Submit the burst holds (bench/burst.py) must not go stale meanwhile.
+    grace = {"GraceSeconds": f"{args.timeout:.0f}"}
     log(f"starting a local stack in {args.state_dir} (DebounceSeconds={debounce}, 4 distributions) ...")
     with LocalStack(args.state_dir, build_dir, ROOT / "template.yaml", debounce_seconds=debounce, poll_seconds=args.poll_seconds,
-                    distributions=4, in_progress_seconds=args.in_progress_seconds) as info:
+                    distributions=4, in_progress_seconds=args.in_progress_seconds, params=grace) as info:
         collapse_threshold = int(info["settings"]["parameters"].get("CollapseThreshold", 10))
         lam = boto3.client("lambda", endpoint_url=info["endpoint_url"], region_name=info["region"],
                            aws_access_key_id="bench", aws_secret_access_key="bench")
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         off_debounce = debounce_for(off_workload.events, args.assumed_rate)
         log(f"collapse off: a second stack with CollapseThreshold=0, {off_workload.events} events ...")
         with LocalStack(args.state_dir, build_dir, ROOT / "template.yaml", debounce_seconds=off_debounce, poll_seconds=args.poll_seconds,
-                        distributions=4, in_progress_seconds=args.in_progress_seconds, params={"CollapseThreshold": "0"}) as info:
+                        distributions=4, in_progress_seconds=args.in_progress_seconds, params={**grace, "CollapseThreshold": "0"}) as info:
             off = Burst(info, off_workload, max_in_flight=args.max_in_flight, replay_seconds=None, timeout=args.timeout, log=log).run()
         o = off["ours"]
         collapse_off = {"mode": f"stack run, {off_workload.events} events", "requests": o["create_invalidation_calls"],
