@@ -23,13 +23,24 @@ from __future__ import annotations
 import datetime
 import functools
 import re
+import threading
 from typing import Any
 
 _installed = False
 
 
-@functools.lru_cache(maxsize=256)
+_operation_lock = threading.Lock()
+
+
 def _operation(service: str, action_snake: str) -> Any:
+    # One loader at a time: the first executions of a run all start at once, and each would
+    # load the same botocore service model (seconds of the one emulator process each).
+    with _operation_lock:
+        return _load_operation(service, action_snake)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_operation(service: str, action_snake: str) -> Any:
     import botocore.session
 
     model = botocore.session.get_session().get_service_model(service)

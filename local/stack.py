@@ -72,12 +72,13 @@ class Stack:
         os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "false")
 
         from moto.moto_api._internal.models import moto_api_backend
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        from . import asl_fixes, event_targets, lambda_patch, s3_events, sfn_ext
+        from . import asl_fixes, dynamodb_query, event_targets, lambda_patch, s3_events, sfn_ext
         from .cloudfront import CloudFrontModel
         from .control import Control
+        from .dispatch import CachedDispatcher
         from .faults import Faults
         from .lambda_runtime import RuntimeApi
         from .middleware import Middleware, RequestLog
@@ -93,7 +94,7 @@ class Stack:
         self.requests = RequestLog()
         self.service_times = ServiceTimes()
         self.control = Control(self)
-        app = timed(Middleware(DomainDispatcherApplication(create_backend_app), self), self.service_times)
+        app = timed(Middleware(CachedDispatcher(create_backend_app), self), self.service_times)
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         stamp_accepts(self._server, self.service_times)
         self.port = self._server.server_port
@@ -107,6 +108,7 @@ class Stack:
         s3_events.install(self.faults)
         sfn_ext.install()
         asl_fixes.install()
+        dynamodb_query.install()
         self.scheduler = event_targets.Scheduler(self.account, self.region, enabled=self.settings.schedules)
 
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
