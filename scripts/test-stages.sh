@@ -5,26 +5,27 @@
 #
 # Two lanes keep both cores of a 2-core machine busy:
 # - the emulator lane, in the foreground: the x86 release build, then the end-to-end run and the
-#   benchmark check, which mostly wait on the emulator (one Python process, one core);
-# - the CPU lane, in the background: the arm64 package build (beside the x86 build: the two
-#   largest builds first), then lint, unit tests, the local stack's tests, the dependency audit
-#   and fuzzing, on the core the emulator leaves.
-# The tools both lanes share (virtualenvs, linters) are installed first, by the emulator lane;
-# the CPU lane's package stage installs its own. A background stage's output goes to
+#   benchmark check, which mostly wait on the emulators (Python processes, a core each);
+# - the CPU lane, in the background: the shared tools (virtualenvs, linters), then the arm64
+#   package build, lint, unit tests, the local stack's tests, the dependency audit and fuzzing,
+#   at a lower priority (nice) after the tools: the emulator lane is the longer one, and its
+#   end-to-end run has the stack's timing to keep, so it gets a core whenever it asks.
+# The emulator lane waits for the tools stage before the end-to-end run (a dependency, not a
+# race); the package stage installs its own tools. A background stage's output goes to
 # $LOGS/<stage>.log; a line says when it ends, and the logs are printed after both lanes.
 set -uo pipefail
 MAKE=${MAKE:-make}
 LOGS=${STAGE_LOGS:-target/stages}
-EMULATOR_LANE=(tools build e2e bench-check)
-CPU_LANE=(package lint unit test-local audit fuzz)
+EMULATOR_LANE=(build e2e bench-check)
+CPU_LANE=(tools package lint unit test-local audit fuzz)
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
 started=$SECONDS
 
-run() { # stage [log]: one make target; records "stage status seconds" in $LOGS/<stage>.result
-  local name=$1 log=${2:-} t0=$SECONDS status=passed
+run() { # stage [log [nice]]: one make target; records "stage status seconds" in $LOGS/<stage>.result
+  local name=$1 log=${2:-} niceness=${3:-0} t0=$SECONDS status=passed
   if [ -n "$log" ]; then
-    $MAKE --no-print-directory "$name" > "$log" 2>&1 || status=FAILED
+    nice -n "$niceness" $MAKE --no-print-directory "$name" > "$log" 2>&1 || status=FAILED
     echo "==> [$((SECONDS - started)) s] background stage $name $status ($((SECONDS - t0)) s; output in $log)"
   else
     echo "==> [$((SECONDS - started)) s] make $name"
@@ -35,14 +36,15 @@ run() { # stage [log]: one make target; records "stage status seconds" in $LOGS/
 
 cpu_lane() {
   run "${CPU_LANE[0]}" "$LOGS/${CPU_LANE[0]}.log"
-  # The shared tools must be in place before the next stages use them: a dependency, not a race.
-  while [ ! -e "$LOGS/tools.result" ]; do sleep 1; done
-  for name in "${CPU_LANE[@]:1}"; do run "$name" "$LOGS/$name.log"; done
+  for name in "${CPU_LANE[@]:1}"; do run "$name" "$LOGS/$name.log" 10; done
 }
 
 cpu_lane &
 cpu_pid=$!
-for name in "${EMULATOR_LANE[@]}"; do run "$name"; done
+run "${EMULATOR_LANE[0]}"
+# The end-to-end run needs the shared tools (the emulator's virtualenv).
+while [ ! -e "$LOGS/tools.result" ]; do sleep 1; done
+for name in "${EMULATOR_LANE[@]:1}"; do run "$name"; done
 wait "$cpu_pid"
 
 for name in "${CPU_LANE[@]}"; do
