@@ -118,6 +118,12 @@ audit: $(CARGO_DENY) ## Dependency audit (deny.toml): licenses, bans, sources; R
 	  $(CARGO_DENY) --locked check advisories; \
 	else echo "cargo deny: advisories SKIPPED: github.com is unreachable from here, so RustSec's database cannot be fetched" >&2; fi
 
+.PHONY: check
+check: ## The inner loop: format check, clippy, unit and adapter tests (installs nothing, no emulator)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo test --workspace --exclude e2e --locked
+
 .PHONY: unit
 unit: ## Unit and adapter tests (no emulator)
 	cargo test --workspace --exclude e2e --locked
