@@ -115,7 +115,7 @@ pub struct BatchesArgs {
 #[derive(Debug, Args)]
 pub struct RangeArgs {
     /// Batches opened in the last DURATION (90s, 30m, 1h, 2d, 1h30m). Default: 24h.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["from", "to"])]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true, conflicts_with_all = ["from", "to"])]
     pub since: Option<Duration>,
     /// Batches opened at or after this time (RFC 3339, e.g. 2026-11-25T10:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
@@ -128,14 +128,14 @@ pub struct RangeArgs {
 #[derive(Debug, Args)]
 pub struct FailedArgs {
     /// Only failures of the last DURATION (default: all that the table still holds).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub since: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
 pub struct StuckArgs {
     /// In their status for longer than DURATION. The default matches the stale-batch alarm.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true, default_value = "15m")]
     pub older_than: Duration,
 }
 
@@ -166,6 +166,18 @@ mod tests {
         let err = parse_path("/img/a b.png").unwrap_err();
         assert!(err.contains("--key \"img/a b.png\""), "{err}");
         assert!(parse_path("img/a.png").is_err());
+    }
+
+    #[test]
+    fn a_negative_duration_is_named_as_such_not_taken_for_an_option() {
+        for args in [
+            ["cfinv", "audit", "stuck", "--older-than", "-5m"],
+            ["cfinv", "audit", "batches", "--since", "-1h"],
+            ["cfinv", "audit", "failed", "--since", "-2d"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err().to_string();
+            assert!(err.contains("not negative"), "{args:?}: {err}");
+        }
     }
 
     #[test]

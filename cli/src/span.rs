@@ -19,6 +19,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if rest.is_empty() {
         return Err(invalid());
     }
+    if rest.starts_with('-') {
+        return Err(format!(
+            "invalid duration {text:?}: a duration is not negative (it counts back from now)"
+        ));
+    }
     let mut seconds: u64 = 0;
     while !rest.is_empty() {
         let digits = rest
