@@ -6,6 +6,7 @@
 //! (`make e2e` sets it), a short poll, and CloudFront invalidations InProgress for a few
 //! seconds (AWS: minutes). Timeouts derive from the stack's own settings.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use e2e::{Change, Stack, now_epoch};
@@ -164,10 +165,12 @@ async fn tricky_keys_are_invalidated_as_the_paths_cloudfront_caches() {
             "{path} was invalidated exactly (not by a wildcard): {all:?}"
         );
     }
-    let wildcards: Vec<&&String> = all.iter().filter(|p| p.ends_with('*')).collect();
+    // Distinct paths: on a slow machine the keys span several batches, and an event that a
+    // retried dedupe carries into a second batch is invalidated there again (the safe side).
+    let wildcards: BTreeSet<&&String> = all.iter().filter(|p| p.ends_with('*')).collect();
     assert_eq!(
         wildcards,
-        [&&format!("/{prefix}k06/*")],
+        BTreeSet::from([&&format!("/{prefix}k06/*")]),
         "no wildcard for one key per directory but the `~` key's: {all:?}"
     );
     // The audit says why that path is a wildcard.
