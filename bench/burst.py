@@ -252,7 +252,6 @@ class Replay:
         self.rate = rate
         self.invoker = AsyncInvoker(handler, concurrency=concurrency, retry_delays=(1.0, 2.0))
         self.writes: list[Write] = []
-        self.hold: Item = {}
         self.thread = threading.Thread(target=self._feed, daemon=True, name="replay")
         self.stop = threading.Event()
         self.started = 0.0
@@ -310,6 +309,7 @@ class Burst:
         self.in_progress = float(info["settings"]["cloudfront_in_progress_seconds"])
         self.concurrency = int(info["settings"].get("max_concurrency", 8))
         self.writes: list[Write] = []
+        self.hold: Item = {}  # what _hold_until_joined did
 
     # ---- driving --------------------------------------------------------------------------------
     def _dedupe_invocations(self) -> int:
@@ -440,14 +440,9 @@ class Burst:
         joined = 0
         open_batches = [b["batchId"] for b in self._batches() if b.get("status") == "OPEN"]
         for batch_id in open_batches:
-            kwargs: Item = {"KeyConditionExpression": Key("PK").eq(f"BATCH#{batch_id}") & Key("SK").begins_with("PATH#"),
-                            "ConsistentRead": True, "ProjectionExpression": "eventIds, moreEvents"}
-            while True:
-                page = self.table.query(**kwargs)
-                joined += sum(len(i.get("eventIds", ())) + int(i.get("moreEvents", 0)) for i in page["Items"])
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            paths = self._query_all(KeyConditionExpression=Key("PK").eq(f"BATCH#{batch_id}") & Key("SK").begins_with("PATH#"),
+                                    ConsistentRead=True, ProjectionExpression="eventIds, moreEvents")
+            joined += sum(len(i.get("eventIds", ())) + int(i.get("moreEvents", 0)) for i in paths)
         return joined, len(open_batches)
 
     def _hold_until_joined(self, hold: Item, t_last: float) -> Item:
@@ -526,8 +521,11 @@ class Burst:
         return events
 
     def _batches(self) -> list[Item]:
+        return self._query_all(IndexName="byDistribution", KeyConditionExpression=Key("gsi1pk").eq(f"DIST#{self.ours}"))
+
+    def _query_all(self, **kwargs: Any) -> list[Item]:
+        """Every page of one Query on the table."""
         items: list[Item] = []
-        kwargs: Item = {"IndexName": "byDistribution", "KeyConditionExpression": Key("gsi1pk").eq(f"DIST#{self.ours}")}
         while True:
             page = self.table.query(**kwargs)
             items += page["Items"]
