@@ -8,6 +8,7 @@ answer 4xx/5xx with ``{"error": "..."}``. See ``local/README.md`` for the refere
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 class Control:
     def __init__(self, stack: "Stack") -> None:
         self.stack = stack
+        self._denials = itertools.count(1)
         self.commands: dict[str, Callable[[dict[str, Any]], Any]] = {
             "health": self.health,
             "settings": lambda b: self.stack.describe(),
@@ -37,6 +39,9 @@ class Control:
             "faults/clear": lambda b: {"removed": self.stack.faults.clear(b.get("kind"), b.get("id"))},
             "faults/list": lambda b: self.stack.faults.list(),
             "faults/seed": lambda b: (self.stack.faults.seed(b.get("seed")), {"ok": True})[1],
+            # IAM: an operator narrowing a function's role (a real inline policy, judged by local/iam.py)
+            "iam/deny": self.iam_deny,
+            "iam/undo": self.iam_undo,
             # Lambda
             "lambda/invoke": self.lambda_invoke,
             "lambda/stats": lambda b: {"functions": [p.stats() for p in self.stack.runtime.pools.values()]},
@@ -97,6 +102,26 @@ class Control:
         spec = dict(body)
         kind = spec.pop("kind")
         return self.stack.faults.add(kind, spec)
+
+    def iam_deny(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Put an inline policy denying ``action`` on ``resource`` on ``function``'s role, through
+        the IAM API as an operator would; the function's next such request is refused."""
+        pool = self.stack.runtime.pool_for(body["function"])
+        if pool is None:
+            raise ValueError(f"no local function {body['function']!r}")
+        role = self.stack.clients("lambda").get_function_configuration(FunctionName=pool.function_name)["Role"]
+        role_name = role.rsplit("/", 1)[-1]
+        policy = f"local-deny-{next(self._denials)}"
+        document = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Deny", "Action": body["action"], "Resource": body["resource"]}],
+        }
+        self.stack.clients("iam").put_role_policy(RoleName=role_name, PolicyName=policy, PolicyDocument=json.dumps(document))
+        return {"role": role_name, "policy": policy}
+
+    def iam_undo(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.stack.clients("iam").delete_role_policy(RoleName=body["role"], PolicyName=body["policy"])
+        return {"ok": True}
 
     def lambda_invoke(self, body: dict[str, Any]) -> dict[str, Any]:
         pool = self.stack.runtime.pool_for(body["function"])

@@ -11,7 +11,8 @@ local setting lacks something:
 5. CloudFormation ``CreateStack`` in moto; read physical ids and outputs; resources moto's
    CloudFormation left without a physical id are reported (``unsupported_resources``);
 6. one process pool per function (:mod:`local.lambda_runtime`), running
-   ``<build-dir>/<Metadata.BuildProperties.Binary>`` with the function's resolved environment.
+   ``<build-dir>/<Metadata.BuildProperties.Binary>`` with the function's resolved environment
+   and a session of its own role (:mod:`local.iam` judges every request it makes).
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ def deploy(
             should_crash=stack.faults.lambda_should_crash,
             hold_for=stack.faults.lambda_hold_for,
             admit=stack.faults.lambda_admit,
+            credentials=lambda role=conf["Role"], name=conf["FunctionName"]: stack.iam.session(role, name),
         )
         retries, on_failure = dep.event_invoke_configs.get(conf["FunctionName"], (2, None))
         pool.async_retries = retries

@@ -103,6 +103,7 @@ class FunctionPool:
         should_crash: Callable[[set[str], bytes], str | None] | None = None,
         hold_for: Callable[[set[str], bytes], threading.Event | None] | None = None,
         admit: Callable[[set[str], bytes], Callable[[], None]] | None = None,
+        credentials: Callable[[], tuple[str, str, str]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.logical_id = logical_id
@@ -120,6 +121,9 @@ class FunctionPool:
         self.hold_for = hold_for or (lambda names, payload: None)
         # admit(names, payload) -> release, or raises (a throttle fault: Lambda refuses the call)
         self.admit = admit or (lambda names, payload: lambda: None)
+        # credentials() -> (key id, secret, session token) of a new session of the function's
+        # role, one per process as Lambda gives one per execution environment (local/iam.py).
+        self.credentials = credentials
         self.names = {logical_id, function_name, function_arn}
         # Asynchronous invocation config (AWS::Lambda::EventInvokeConfig): retries after a
         # function error, and where the record of an invocation that exhausted them goes.
@@ -208,9 +212,13 @@ class FunctionPool:
 
     def _spawn(self) -> None:
         proc_id = self.runtime.new_process_id()
-        access_key = "LKIA" + proc_id.upper().replace("-", "")[:16].ljust(16, "X")
-        p = Process(id=proc_id, pool=self, access_key=access_key)
         env = dict(self.env)
+        if self.credentials is not None:
+            access_key, secret, token = self.credentials()
+            env.update(AWS_SECRET_ACCESS_KEY=secret, AWS_SESSION_TOKEN=token)
+        else:
+            access_key = "LKIA" + proc_id.upper().replace("-", "")[:16].ljust(16, "X")
+        p = Process(id=proc_id, pool=self, access_key=access_key)
         env.update(
             AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{self.runtime.port}/{proc_id}",
             AWS_ACCESS_KEY_ID=access_key,

@@ -1,4 +1,5 @@
-"""The WSGI layer in front of moto: control API, CloudFront invalidations, crash-after hooks.
+"""The WSGI layer in front of moto: control API, IAM for the functions' requests, CloudFront
+invalidations, crash-after hooks.
 
 Why a middleware rather than more moto patches: CloudFront's error shapes and status codes,
 and killing a function process *after* an AWS operation took effect but *before* the process
@@ -15,9 +16,12 @@ import logging
 import re
 import threading
 import traceback
+import uuid
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import parse_qs
+
+from .iam import error_response, headers_of
 
 if TYPE_CHECKING:
     from .stack import Stack
@@ -117,6 +121,22 @@ class Middleware:
         proc = self.stack.runtime.process_by_access_key(key) if key else None
         if service and op:
             self.stack.requests.record(proc.pool.logical_id if proc else None, service, op)
+        if proc is not None and proc.pool.credentials is not None and service:
+            # A deployed function's request: judged against its role first, as AWS does
+            # (local/iam.py). Pools without a role (the stack's own tests) are not judged.
+            sent = _read_body(environ)
+            environ["wsgi.input"] = io.BytesIO(sent)
+            environ["CONTENT_LENGTH"] = str(len(sent))
+            raw_path = environ.get("RAW_URI", path).split("?", 1)[0]
+            denial = self.stack.iam.judge(
+                environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""), headers_of(environ), sent, service, op or ""
+            )
+            if denial is not None:
+                proc.pool._write_log(f"IAM {denial.code}: {denial.message}")
+                LOG.warning("IAM refused %s: %s", proc.pool.logical_id, denial.message)
+                status, headers, out = error_response(service, denial, str(uuid.uuid4()))
+                start_response(f"{status} {_reason(status)}", headers + [("Content-Length", str(len(out)))])
+                return [out]
         cf = self.stack.cloudfront
         if cf.matches(path):
             body = _read_body(environ)

@@ -80,11 +80,13 @@ class Stack:
         from .control import Control
         from .dispatch import CachedDispatcher
         from .faults import Faults
+        from .iam import Iam
         from .lambda_runtime import RuntimeApi
         from .middleware import Middleware, RequestLog
         from .service_time import ServiceTimes, stamp_accepts, timed
 
         self.faults = Faults()
+        self.iam = Iam(self.account, self.region)
         self.runtime = RuntimeApi()
         self.cloudfront = CloudFrontModel(
             distribution_exists=self._distribution_exists,

@@ -327,13 +327,32 @@ async fn lambda_throttled_at_its_concurrency_limit() {
 
 /// A permanent error: every batch FAILED visibly, its execution failed at Submit; after the
 /// fix, redriving each failed execution completes it with exactly its planned invalidations.
+/// `AccessDenied` comes from IAM itself: an inline policy on create-invalidation's role denies
+/// the lane's distribution, and the local stack judges the function's signed request against
+/// it (local/iam.py); other codes are CloudFront's answer (a fault).
 async fn permanent_error_then_redrive(lane_index: usize, code: &str) {
     let stack = Stack::connect().await;
     let lane = stack.lane(lane_index);
-    let fault = arm(
-        &stack,
-        json!({"kind": "cloudfront", "code": code, "operation": "CreateInvalidation", "distribution_id": lane.distribution_id}),
-    );
+    let (undo, undo_body) = if code == "AccessDenied" {
+        let denied = stack.control(
+            "iam/deny",
+            json!({
+                "function": "CreateInvalidationFunction",
+                "action": "cloudfront:CreateInvalidation",
+                "resource": format!("arn:aws:cloudfront::*:distribution/{}", lane.distribution_id),
+            }),
+        );
+        (
+            "iam/undo",
+            json!({"role": denied["role"], "policy": denied["policy"]}),
+        )
+    } else {
+        let fault = arm(
+            &stack,
+            json!({"kind": "cloudfront", "code": code, "operation": "CreateInvalidation", "distribution_id": lane.distribution_id}),
+        );
+        ("faults/clear", json!({"id": fault["id"]}))
+    };
     let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     let expected_events = writes.len();
     let failed = stack
@@ -375,7 +394,7 @@ async fn permanent_error_then_redrive(lane_index: usize, code: &str) {
         );
     }
 
-    disarm(&stack, &fault);
+    stack.control(undo, undo_body);
     for batch in &failed {
         stack.redrive_batch(&batch["batchId"]).await;
     }
