@@ -42,6 +42,14 @@ pub enum Error {
     BadItem(String),
     #[error("no batch {batch_id} in table {table}")]
     NoSuchBatch { batch_id: String, table: String },
+    #[error(
+        "distribution {distribution_id} has no batch in table {table}: it is not one of the \
+         stack's DistributionIds, or nothing has been invalidated on it yet"
+    )]
+    UnknownDistribution {
+        distribution_id: String,
+        table: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -140,6 +148,13 @@ async fn batches(target: Target, a: &BatchesArgs, now: OffsetDateTime) -> Result
     }
     let table = AuditTable::connect(target).await?;
     let batches = table.batches(&distribution_id, from, to).await?;
+    // None in the range is an answer; none ever is most likely a mistyped id.
+    if batches.is_empty() && !table.knows_distribution(&distribution_id).await? {
+        return Err(Error::UnknownDistribution {
+            distribution_id,
+            table: table.target().table.clone(),
+        });
+    }
     Ok(BatchList {
         distribution_id,
         from: At(from),

@@ -146,6 +146,20 @@ impl AuditTable {
             .collect()
     }
 
+    /// Whether the table holds any batch of `distribution_id`, of any time.
+    pub async fn knows_distribution(&self, distribution_id: &str) -> Result<bool> {
+        let out = self
+            .query()
+            .index_name(INDEX_BY_DISTRIBUTION)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(keys::dist_pk(distribution_id)))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(out.count() > 0)
+    }
+
     /// FAILED batches and failed object-changed executions, newest first.
     pub async fn failed(
         &self,

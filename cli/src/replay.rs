@@ -6,7 +6,9 @@
 //! plan, CreateInvalidation with its own caller references `<new batch id>#<n>`, poll), and the
 //! audit links the two: `replayedBy` on the failed batch, `replayOf` on the new one. The failed
 //! batch stays FAILED (its history is what happened); claiming it is conditional, so it is
-//! replayed once.
+//! replayed once. A replay that stopped between its claim and its start (a lost connection, a
+//! killed process) is resumed by running it again: the claim names the new batch, every write
+//! is idempotent, and the execution is named after the new batch, so it starts once.
 
 use std::time::Duration;
 
@@ -89,14 +91,29 @@ pub async fn replay(
     }
 
     let replay = BatchRef {
-        batch_id: new_batch_id(&batch.distribution_id, now),
+        batch_id: match &batch.replayed_by {
+            // Claimed by an earlier replay that may have stopped before it started its
+            // execution: resume it (every write below is idempotent), unless it got further.
+            Some(claimed) => {
+                let started = table.batch_items(claimed).await?.map(|items| items.batch);
+                if let Some(started) = started.filter(|b| b.status != BatchStatus::Open.as_str()) {
+                    return Err(replayed_already(batch_id, claimed, &started.status));
+                }
+                claimed.clone()
+            }
+            None => {
+                let fresh = new_batch_id(&batch.distribution_id, now);
+                if !table.claim_replay(batch_id, &fresh).await? {
+                    return Err(Error::Usage(format!(
+                        "batch {batch_id} was claimed by another replay just now, or is no longer \
+                         FAILED (see cfinv audit batch {batch_id})"
+                    )));
+                }
+                fresh
+            }
+        },
         distribution_id: batch.distribution_id.clone(),
     };
-    if !table.claim_replay(batch_id, &replay.batch_id).await? {
-        return Err(Error::Usage(format!(
-            "batch {batch_id} was replayed already or is no longer FAILED (see cfinv audit batch {batch_id})"
-        )));
-    }
     let store = table.store(retention);
     let stored = |e: cfinv_core::Error| Error::Dynamo(e.to_string());
     store.create_batch(&replay, now).await.map_err(stored)?;
@@ -120,6 +137,11 @@ pub async fn replay(
         .send()
         .await
         .map_err(|e| {
+            if e.as_service_error()
+                .is_some_and(|e| e.is_execution_already_exists())
+            {
+                return replayed_already(batch_id, &replay.batch_id, "its execution started");
+            }
             Error::Usage(format!(
                 "batch {} holds the paths, but its execution did not start ({}); start it with \
                  aws stepfunctions start-execution --state-machine-arn {machine} --name {} \
@@ -136,6 +158,12 @@ pub async fn replay(
         paths: changes.len(),
         execution_arn: started.execution_arn().to_owned(),
     })
+}
+
+fn replayed_already(batch_id: &str, replay_id: &str, state: &str) -> Error {
+    Error::Usage(format!(
+        "batch {batch_id} was replayed already as {replay_id} ({state}): see cfinv audit batch {replay_id}"
+    ))
 }
 
 /// The state machine of an execution ARN
