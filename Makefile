@@ -137,13 +137,13 @@ test-local: $(VENV_OK) ## The local stack's own tests
 # - stack A (.local): the pipeline and audit tests (lanes 0-10, 22: some time a burst against
 #   the debounce), then the fault-matrix rows not listed below;
 # - stack B (E2E_STATE_B): the fault-matrix rows listed in E2E_STACK_B_TESTS, from the start.
-# One emulator carrying all eleven fault lanes ran at one core's pace while the other core
+# One emulator carrying all the fault lanes ran at one core's pace while the other core
 # idled. Every fault row writes its line of the report table (tests/tests/e2e/faults.rs),
 # printed pass or fail.
 E2E_STATE_B := $(STATE)/e2e-b
 E2E_STACK_B_TESTS := faults::access_denied faults::no_such_distribution faults::distribution_held \
   faults::create_invalidation_killed faults::dedupe_killed faults::an_opener
-E2E_UP = $(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=23 \
+E2E_UP = $(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=24 \
   UP_ARGS="--param GraceSeconds=$(E2E_GRACE_SECONDS) --timeout-scale 4 $(UP_ARGS)"
 e2e: ## End-to-end tests and the fault matrix, on two fresh local stacks (started and stopped here)
 	cargo build -p cfinv -p e2e --locked --bins
@@ -156,7 +156,7 @@ e2e: ## End-to-end tests and the fault matrix, on two fresh local stacks (starte
 	  $(E2E_STACK_B_TESTS) > $(E2E_STATE_B)/tests.log 2>&1 & stack_b=$$!; \
 	export CFINV_STACK=$(CURDIR)/$(STATE)/stack.json; \
 	cargo test -p e2e --locked -- --test-threads 12 --skip faults:: || status=$$?; \
-	cargo test -p e2e --locked -- --test-threads 5 faults:: $(addprefix --skip ,$(E2E_STACK_B_TESTS)) || status=$$?; \
+	cargo test -p e2e --locked -- --test-threads 6 faults:: $(addprefix --skip ,$(E2E_STACK_B_TESTS)) || status=$$?; \
 	wait $$stack_b || status=$$?; \
 	echo; echo "==> fault-matrix rows on stack B ($(E2E_STATE_B)):"; cat $(E2E_STATE_B)/tests.log; \
 	$(MAKE) --no-print-directory down; $(MAKE) --no-print-directory down STATE=$(E2E_STATE_B); \

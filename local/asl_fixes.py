@@ -12,6 +12,16 @@ whole seconds (ending up to ~2 s early, often not waiting at all for a near time
 rejected RFC 3339 offsets (``+00:00``). The fix waits until the timestamp, rounded *up* to the
 second, and accepts ``Z`` or an offset, with or without fractional seconds.
 
+And a ``states:`` task that failed named its error ``StepFunctions.<code>Exception`` for any
+code: a throttled StartExecution became ``StepFunctions.ThrottlingExceptionException``, a name
+no AWS client produces. The cause AWS gives such a failure ("Service: AWSStepFunctions; Status
+Code: 400; Error Code: ...; Request ID: ...; Proxy: null") is the AWS SDK for Java's, which
+names a modeled error by its exception class (``ExecutionAlreadyExists`` ->
+``ExecutionAlreadyExistsException``, ``ValidationException`` as is) and an error code the
+service model does not declare (``ThrottlingException`` for StartExecution) by the service's
+base class, ``AWSStepFunctionsException``. No AWS document lists these names; the state
+machines retry all three spellings of a throttle (``statemachine/object-changed.asl.json``).
+
 The integration fix is shape-driven (botocore's service model), so it only renames *structure members*:
 parameter keys are matched case-insensitively to the input shape's members; response members are
 renamed to an upper-case first letter, timestamps become epoch milliseconds. Map keys (e.g. DynamoDB attribute names) are never touched,
@@ -122,6 +132,7 @@ def install() -> None:
         response.update(converted)
 
     _install_timestamp_fix()
+    _install_sfn_error_names()
     _share_task_clients()
     StateTaskService._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
     StateTaskService._normalise_response = _normalise_response  # type: ignore[method-assign]
@@ -176,6 +187,36 @@ def _share_task_clients() -> None:
     for module in list(sys.modules.values()):
         if getattr(module, "boto_client_for", None) is original:
             module.boto_client_for = shared  # type: ignore[attr-defined]
+
+
+def sfn_error_name(code: str) -> str:
+    """The error a failed ``states:`` task reports for a Step Functions error ``code``."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+    if model.shape_for_error_code(code) is None:
+        return "StepFunctions.AWSStepFunctionsException"
+    return f"StepFunctions.{code}" if code.endswith("Exception") else f"StepFunctions.{code}Exception"
+
+
+def _install_sfn_error_names() -> None:
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    original = StateTaskServiceSfn._from_error
+
+    def _from_error(self: Any, env: Any, ex: Exception) -> Any:
+        event = original(self, env, ex)
+        if isinstance(ex, ClientError):
+            name = sfn_error_name(ex.response["Error"]["Code"])
+            event.error_name = CustomErrorName(name)
+            event.event_details["taskFailedEventDetails"]["error"] = name
+        return event
+
+    StateTaskServiceSfn._from_error = _from_error  # type: ignore[method-assign]
 
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")

@@ -189,6 +189,8 @@ def _deliver_states(rule_arn: str, target: dict[str, Any], event: dict[str, Any]
         fault = _faults.target_failure_for("states") if _faults else None
         if fault is not None:
             code, message, retryable = fault.code, fault.message, fault.retryable
+        elif _faults and not _faults.start_admitted(target["Arn"], payload):
+            code, message = "ThrottlingException", "Rate exceeded"  # the StartExecution token bucket
         else:
             try:
                 name = str(uuid.uuid4())

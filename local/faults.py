@@ -73,7 +73,16 @@ CLOUDFRONT_ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 _ids = itertools.count(1)
-KINDS = ("cloudfront", "lambda_crash", "lambda_hold", "lambda_throttle", "crash_after", "target_failure", "s3_delivery")
+KINDS = (
+    "cloudfront",
+    "lambda_crash",
+    "lambda_hold",
+    "lambda_throttle",
+    "start_throttle",
+    "crash_after",
+    "target_failure",
+    "s3_delivery",
+)
 
 
 @dataclass
@@ -134,6 +143,41 @@ class LambdaThrottle:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class StartThrottle:
+    """Step Functions' StartExecution token bucket: ``burst`` tokens, refilled at ``rate`` a
+    second; a StartExecution without a token is refused with ThrottlingException."""
+
+    rate: float = 1.0
+    burst: int = 1
+    contains: str | None = None  # only StartExecution requests whose body contains this string
+    admitted: int = 0
+    throttled: int = 0
+    id: int = field(default_factory=lambda: next(_ids))
+    tokens: float = field(default=-1.0, repr=False)
+    refilled_at: float = field(default_factory=time.monotonic, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError("start_throttle needs rate > 0 and burst >= 1")
+        if self.tokens < 0:
+            self.tokens = float(self.burst)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.refilled_at) * self.rate)
+        self.refilled_at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            self.admitted += 1
+            return True
+        self.throttled += 1
+        return False
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in ("tokens", "refilled_at")}
 
 
 class LambdaThrottled(Exception):
@@ -244,6 +288,7 @@ class Faults:
         self.lambda_crash: list[LambdaCrash] = []
         self.lambda_hold: list[LambdaHold] = []
         self.lambda_throttle: list[LambdaThrottle] = []
+        self.start_throttle: list[StartThrottle] = []
         self.crash_after: list[CrashAfter] = []
         self.target_failure: list[TargetFailure] = []
         self.s3_delivery: list[S3Delivery] = []
@@ -282,6 +327,10 @@ class Faults:
                 _check_contains(spec)
                 fault = LambdaThrottle(**spec)
                 self.lambda_throttle.append(fault)
+            elif kind == "start_throttle":
+                _check_contains(spec)
+                fault = StartThrottle(**spec)
+                self.start_throttle.append(fault)
             elif kind == "crash_after":
                 _check_contains(spec)
                 fault = CrashAfter(**spec)
@@ -329,6 +378,7 @@ class Faults:
                 "lambda_crash": [f.to_json() for f in self.lambda_crash],
                 "lambda_hold": [f.to_json() for f in self.lambda_hold],
                 "lambda_throttle": [f.to_json() for f in self.lambda_throttle],
+                "start_throttle": [f.to_json() for f in self.start_throttle],
                 "crash_after": [f.to_json() for f in self.crash_after],
                 "target_failure": [f.to_json() for f in self.target_failure],
                 "s3_delivery": [f.to_json() for f in self.s3_delivery],
@@ -417,6 +467,15 @@ class Faults:
                     f.running -= 1
 
         return release
+
+    def start_admitted(self, *request: bytes | str | None) -> bool:
+        """False if a ``start_throttle`` fault whose ``contains`` occurs in ``request`` (the
+        StartExecution body, or a target's ARN and input) has no token left for it."""
+        with self._lock:
+            for f in self.start_throttle:
+                if _contains(f.contains, *request):
+                    return f.take()
+        return True
 
     def crash_after_matches(
         self, names: set[str], service: str, operation: str, path: str | None = None, body: bytes | str | None = None

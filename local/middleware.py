@@ -137,6 +137,19 @@ class Middleware:
                 status, headers, out = error_response(service, denial, str(uuid.uuid4()))
                 start_response(f"{status} {_reason(status)}", headers + [("Content-Length", str(len(out)))])
                 return [out]
+        if service == "states" and op == "StartExecution" and self.stack.faults.start_throttle:
+            # Any caller's StartExecution (a Task's states:startExecution, the sweep) draws on the
+            # token bucket of a start_throttle fault.
+            sent = _read_body(environ)
+            environ["wsgi.input"] = io.BytesIO(sent)
+            environ["CONTENT_LENGTH"] = str(len(sent))
+            if not self.stack.faults.start_admitted(sent):
+                out = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+                start_response(
+                    "400 Bad Request",
+                    [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", str(uuid.uuid4())), ("Content-Length", str(len(out)))],
+                )
+                return [out]
         cf = self.stack.cloudfront
         if cf.matches(path):
             body = _read_body(environ)

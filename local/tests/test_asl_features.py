@@ -236,3 +236,29 @@ def test_event_pattern_numeric_on_redrive_count(stack):
     pattern = EventPattern.load(json.dumps({"source": ["aws.states"], "detail": {"status": ["SUCCEEDED"], "redriveCount": [{"numeric": [">", 0]}]}}))
     assert pattern.matches_event({"source": "aws.states", "detail": {"status": "SUCCEEDED", "redriveCount": 1}})
     assert not pattern.matches_event({"source": "aws.states", "detail": {"status": "SUCCEEDED", "redriveCount": 0}})
+
+
+def test_a_throttled_start_execution_task_fails_with_the_sdk_base_exception(stack):
+    """ThrottlingException is not in Step Functions' service model: the Java SDK behind the
+    integration names it AWSStepFunctionsException (moto said ThrottlingExceptionException)."""
+    lane = f"throttled-{uuid.uuid4().hex[:8]}"  # only the task's start carries it
+    child = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    parent = stack.state_machine(
+        {
+            "StartAt": "Start",
+            "States": {
+                "Start": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::states:startExecution",
+                    "Parameters": {"StateMachineArn": child, "Input": {"lane": lane}},
+                    "End": True,
+                }
+            },
+        }
+    )
+    stack.control("faults/set", {"kind": "start_throttle", "rate": 0.001, "burst": 1, "contains": lane})
+    stack.client("stepfunctions").start_execution(stateMachineArn=child, input=json.dumps({"lane": lane}))  # the one token
+    failed = stack.run(parent, {})
+    assert failed["status"] == "FAILED", failed
+    assert failed["error"] == "StepFunctions.AWSStepFunctionsException", failed
+    assert "Error Code: ThrottlingException" in failed["cause"], failed

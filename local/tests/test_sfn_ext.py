@@ -133,3 +133,48 @@ def test_redrive_resumes_at_the_failed_state_with_its_input(stack, tmp_path):
     assert e.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
     statuses = [e["status"] for e in stack.control("sfn/status-events")["events"] if e["executionArn"] == d["executionArn"]]
     assert statuses == ["RUNNING", "FAILED", "RUNNING", "SUCCEEDED"]
+
+
+def test_a_start_throttle_fault_is_a_token_bucket_on_start_execution(stack):
+    sm = _wait_sm(stack, 0)
+    sfn = stack.client("stepfunctions")
+    fault = stack.control("faults/set", {"kind": "start_throttle", "rate": 0.5, "burst": 2, "contains": "lane-7"})
+    assert fault["burst"] == 2 and "tokens" not in fault
+    ok = [sfn.start_execution(stateMachineArn=sm, name=str(uuid.uuid4()), input='{"lane": "lane-7"}') for _ in range(2)]
+    with pytest.raises(ClientError) as e:
+        sfn.start_execution(stateMachineArn=sm, name=str(uuid.uuid4()), input='{"lane": "lane-7"}')
+    assert e.value.response["Error"]["Code"] == "ThrottlingException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    other = sfn.start_execution(stateMachineArn=sm, name=str(uuid.uuid4()), input='{"lane": "lane-8"}')  # not matched
+    # Refilled at 0.5 a second: a token again within a few seconds.
+    arn = wait_for(
+        lambda: _start_or_none(sfn, sm, '{"lane": "lane-7"}'), timeout=10, interval=0.5, what="a refilled token"
+    )
+    for execution in [o["executionArn"] for o in ok] + [other["executionArn"], arn]:
+        stack.finish(execution)
+    listed = stack.control("faults/list")["start_throttle"]
+    assert listed[0]["admitted"] == 3 and listed[0]["throttled"] >= 1
+
+
+def _start_or_none(sfn, sm, payload):
+    try:
+        return sfn.start_execution(stateMachineArn=sm, name=str(uuid.uuid4()), input=payload)["executionArn"]
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "ThrottlingException"
+        return None
+
+
+def test_eventbridge_retries_a_throttled_start_by_its_retry_policy(stack, bucket):
+    from .test_events import _rule
+
+    sm = _wait_sm(stack, 0)
+    stack.control("faults/set", {"kind": "start_throttle", "rate": 1.0, "burst": 1, "contains": "throttled/"})
+    _rule(stack, {"source": ["aws.s3"], "detail": {"bucket": {"name": [bucket]}}}, [{"Id": "sm", "Arn": sm, "RoleArn": "arn:aws:iam::123456789012:role/r"}])
+    s3 = stack.client("s3")
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"throttled/{i}", Body=b"x")
+    deliveries = lambda: [d for d in stack.control("events/deliveries")["deliveries"] if d["target"] == sm]  # noqa: E731
+    wait_for(lambda: sum(d["ok"] for d in deliveries()) == 3, timeout=60, what="3 executions started")
+    refused = [d for d in deliveries() if not d["ok"]]
+    assert refused and all(d["error"] == "ThrottlingException" for d in refused)
+    assert all(d["target"] != sm for d in stack.control("events/dead-letters")["dead_letters"])
