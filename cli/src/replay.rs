@@ -15,7 +15,7 @@ use std::time::Duration;
 use cfinv_core::collect::PathChange;
 use cfinv_core::event::ChangeKind;
 use cfinv_core::model::{BatchRef, BatchStatus, FlushRequest, new_batch_id};
-use cfinv_core::store::BatchStore;
+use cfinv_core::store::JoinStore;
 use serde::Serialize;
 use time::OffsetDateTime;
 

@@ -1019,7 +1019,7 @@ impl Stack {
     pub async fn stage_dead_opener(&self, lane: &Lane, name: &str) -> (String, (String, f64)) {
         use cfinv_core::collect::PathChange;
         use cfinv_core::event::ChangeKind;
-        use cfinv_core::store::BatchStore;
+        use cfinv_core::store::JoinStore;
 
         let (store, batch, opened_at) = self.stage_stale_pointer(lane).await;
         store.create_batch(&batch, opened_at).await.unwrap();
@@ -1062,7 +1062,7 @@ impl Stack {
     ) {
         use cfinv_core::dynamo::DynamoStore;
         use cfinv_core::model::{BatchRef, OpenPointer, new_batch_id};
-        use cfinv_core::store::BatchStore;
+        use cfinv_core::store::PointerStore;
 
         let store = DynamoStore::new(
             self.ddb.clone(),

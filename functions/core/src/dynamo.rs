@@ -1,4 +1,4 @@
-//! `BatchStore` on DynamoDB (the table layout of docs/design.md §4).
+//! The store roles of `store.rs` on DynamoDB (the table layout of docs/design.md §4).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -14,7 +14,10 @@ use crate::model::{
     batch_opened_at, keys, parse_timestamp, timestamp,
 };
 use crate::plan::Plan;
-use crate::store::{BatchPaths, BatchStore, Outcome};
+use crate::store::{
+    BatchPaths, JoinStore, Outcome, OutcomeStore, PlanStore, PointerStore, PollStore, SubmitStore,
+    SweepStore,
+};
 use crate::{Error, Result};
 
 /// Index names, shared with `template.yaml` and the audit CLI.
@@ -112,7 +115,7 @@ impl DynamoStore {
     }
 }
 
-impl BatchStore for DynamoStore {
+impl PointerStore for DynamoStore {
     async fn get_pointer(&self, distribution_id: &str) -> Result<Option<OpenPointer>> {
         let out = self
             .client
@@ -167,7 +170,9 @@ impl BatchStore for DynamoStore {
             .await;
         conditional(res).map(|_| ())
     }
+}
 
+impl JoinStore for DynamoStore {
     async fn create_batch(&self, batch: &BatchRef, opened_at: OffsetDateTime) -> Result<()> {
         let opened = timestamp(opened_at);
         let res = self
@@ -297,7 +302,76 @@ impl BatchStore for DynamoStore {
             .map_err(store_error)?;
         Ok(())
     }
+}
 
+impl PlanStore for DynamoStore {
+    async fn load_plan(&self, batch_id: &str) -> Result<Vec<Chunk>> {
+        let batch = self
+            .get_batch(batch_id)
+            .await?
+            .ok_or_else(|| Error::StoreError(format!("batch {batch_id} not found")))?;
+        let Some(PlanRef { plan_id, chunks }) = batch.plan else {
+            return Err(Error::StoreError(format!(
+                "batch {batch_id} has no committed plan"
+            )));
+        };
+        let items = self
+            .query_all(
+                keys::batch_pk(batch_id),
+                &keys::plan_prefix(&plan_id),
+                &["SK", "paths", "invalidationId", "status"],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            let sk = req_str(item, "SK")?;
+            let index = sk
+                .rsplit('#')
+                .next()
+                .and_then(|i| i.parse().ok())
+                .ok_or_else(|| Error::StoreError(format!("bad plan key {sk}")))?;
+            let paths = match item.get("paths") {
+                Some(AttributeValue::L(l)) => {
+                    l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()
+                }
+                _ => return Err(Error::StoreError(format!("plan chunk {sk} has no paths"))),
+            };
+            out.push(Chunk {
+                plan_id: plan_id.clone(),
+                index,
+                paths,
+                invalidation_id: opt_str(item, "invalidationId"),
+                completed: opt_str(item, "status").as_deref() == Some("Completed"),
+            });
+        }
+        if out.len() != chunks as usize {
+            return Err(Error::StoreError(format!(
+                "batch {batch_id}: plan {plan_id} has {} of {chunks} chunks",
+                out.len()
+            )));
+        }
+        out.sort_by_key(|c| c.index);
+        Ok(out)
+    }
+
+    async fn record_error(&self, batch_id: &str, error: &Error, now: OffsetDateTime) -> Result<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::batch_pk(batch_id), keys::META)))
+            .update_expression("SET lastError = :e, lastErrorAt = :now ADD attempts :one")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":e", s(truncate(&format!("{}: {error}", error.name()))))
+            .expression_attribute_values(":now", s(timestamp(now)))
+            .expression_attribute_values(":one", n("1"))
+            .send()
+            .await;
+        conditional(res).map(|_| ())
+    }
+}
+
+impl SubmitStore for DynamoStore {
     async fn close_batch(
         &self,
         batch: &BatchRef,
@@ -427,55 +501,6 @@ impl BatchStore for DynamoStore {
         }
     }
 
-    async fn load_plan(&self, batch_id: &str) -> Result<Vec<Chunk>> {
-        let batch = self
-            .get_batch(batch_id)
-            .await?
-            .ok_or_else(|| Error::StoreError(format!("batch {batch_id} not found")))?;
-        let Some(PlanRef { plan_id, chunks }) = batch.plan else {
-            return Err(Error::StoreError(format!(
-                "batch {batch_id} has no committed plan"
-            )));
-        };
-        let items = self
-            .query_all(
-                keys::batch_pk(batch_id),
-                &keys::plan_prefix(&plan_id),
-                &["SK", "paths", "invalidationId", "status"],
-            )
-            .await?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in &items {
-            let sk = req_str(item, "SK")?;
-            let index = sk
-                .rsplit('#')
-                .next()
-                .and_then(|i| i.parse().ok())
-                .ok_or_else(|| Error::StoreError(format!("bad plan key {sk}")))?;
-            let paths = match item.get("paths") {
-                Some(AttributeValue::L(l)) => {
-                    l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()
-                }
-                _ => return Err(Error::StoreError(format!("plan chunk {sk} has no paths"))),
-            };
-            out.push(Chunk {
-                plan_id: plan_id.clone(),
-                index,
-                paths,
-                invalidation_id: opt_str(item, "invalidationId"),
-                completed: opt_str(item, "status").as_deref() == Some("Completed"),
-            });
-        }
-        if out.len() != chunks as usize {
-            return Err(Error::StoreError(format!(
-                "batch {batch_id}: plan {plan_id} has {} of {chunks} chunks",
-                out.len()
-            )));
-        }
-        out.sort_by_key(|c| c.index);
-        Ok(out)
-    }
-
     async fn record_invalidation(
         &self,
         batch_id: &str,
@@ -526,22 +551,27 @@ impl BatchStore for DynamoStore {
         conditional(res).map(|_| ())
     }
 
-    async fn record_error(&self, batch_id: &str, error: &Error, now: OffsetDateTime) -> Result<()> {
+    async fn mark_empty(&self, batch_id: &str, now: OffsetDateTime) -> Result<()> {
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(keys::batch_pk(batch_id), keys::META)))
-            .update_expression("SET lastError = :e, lastErrorAt = :now ADD attempts :one")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":e", s(truncate(&format!("{}: {error}", error.name()))))
+            .update_expression(
+                "SET #status = :empty, emptyAt = if_not_exists(emptyAt, :now) \
+                 REMOVE statusPk, statusSk, gsi1pk, gsi1sk, failedAt",
+            )
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(planId)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":empty", s(BatchStatus::Empty.as_str()))
             .expression_attribute_values(":now", s(timestamp(now)))
-            .expression_attribute_values(":one", n("1"))
             .send()
             .await;
         conditional(res).map(|_| ())
     }
+}
 
+impl PollStore for DynamoStore {
     async fn poll_window(
         &self,
         batch_id: &str,
@@ -595,25 +625,6 @@ impl BatchStore for DynamoStore {
         Ok(())
     }
 
-    async fn mark_empty(&self, batch_id: &str, now: OffsetDateTime) -> Result<()> {
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(keys::batch_pk(batch_id), keys::META)))
-            .update_expression(
-                "SET #status = :empty, emptyAt = if_not_exists(emptyAt, :now) \
-                 REMOVE statusPk, statusSk, gsi1pk, gsi1sk, failedAt",
-            )
-            .condition_expression("attribute_exists(PK) AND attribute_not_exists(planId)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":empty", s(BatchStatus::Empty.as_str()))
-            .expression_attribute_values(":now", s(timestamp(now)))
-            .send()
-            .await;
-        conditional(res).map(|_| ())
-    }
-
     async fn mark_completed(&self, batch_id: &str, now: OffsetDateTime) -> Result<()> {
         self.client
             .update_item()
@@ -631,7 +642,9 @@ impl BatchStore for DynamoStore {
             .map_err(store_error)?;
         Ok(())
     }
+}
 
+impl OutcomeStore for DynamoStore {
     async fn record_outcome(&self, batch: &BatchRef, outcome: &Outcome) -> Result<()> {
         let at = timestamp(outcome.at);
         let failed = outcome.status != "SUCCEEDED";
@@ -725,7 +738,9 @@ impl BatchStore for DynamoStore {
             .map_err(store_error)?;
         Ok(())
     }
+}
 
+impl SweepStore for DynamoStore {
     async fn open_batches_before(
         &self,
         before: OffsetDateTime,

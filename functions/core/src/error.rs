@@ -1,8 +1,6 @@
 //! One error type for every function. Each variant's name is the `errorType` that Lambda reports,
 //! so the state machines' `Retry`/`Catch` blocks match on these names (see `statemachine/`).
 
-use lambda_runtime::Diagnostic;
-
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum Error {
     /// The task input is not an S3 event we understand (missing or mistyped fields).
@@ -75,9 +73,10 @@ impl Error {
     }
 }
 
-impl From<Error> for Diagnostic {
+#[cfg(feature = "lambda")]
+impl From<Error> for lambda_runtime::Diagnostic {
     fn from(e: Error) -> Self {
-        Diagnostic {
+        lambda_runtime::Diagnostic {
             error_type: e.name().to_owned(),
             error_message: e.to_string(),
         }
@@ -90,9 +89,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 mod tests {
     use super::*;
 
+    #[cfg(feature = "lambda")]
     #[test]
     fn diagnostic_carries_the_variant_name_not_the_rust_type() {
-        let d: Diagnostic = Error::TooManyInvalidationsInProgress("E123".into()).into();
+        let d: lambda_runtime::Diagnostic =
+            Error::TooManyInvalidationsInProgress("E123".into()).into();
         assert_eq!(d.error_type, "TooManyInvalidationsInProgress");
         assert!(d.error_message.contains("E123"));
     }

@@ -1,5 +1,5 @@
-//! In-memory `BatchStore` and `Cdn` for the functions' unit tests. They keep the same
-//! conditional semantics as the DynamoDB adapter and CloudFront (CallerReference
+//! In-memory store (every role of `store.rs`) and `Cdn` for the functions' unit tests. They
+//! keep the same conditional semantics as the DynamoDB adapter and CloudFront (CallerReference
 //! idempotency), and let a test run code between two store calls to stage races.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -13,7 +13,10 @@ use crate::model::{
     Batch, BatchRef, BatchStatus, Chunk, MAX_EVENT_IDS_PER_PATH, OpenPointer, PlanRef,
 };
 use crate::plan::Plan;
-use crate::store::{BatchPaths, BatchStore, Outcome};
+use crate::store::{
+    BatchPaths, JoinStore, Outcome, OutcomeStore, PlanStore, PointerStore, PollStore, SubmitStore,
+    SweepStore,
+};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,7 +189,7 @@ impl MemoryStore {
     }
 }
 
-impl BatchStore for MemoryStore {
+impl PointerStore for MemoryStore {
     async fn get_pointer(&self, distribution_id: &str) -> Result<Option<OpenPointer>> {
         self.enter("get_pointer");
         Ok(self.pointer(distribution_id))
@@ -223,7 +226,9 @@ impl BatchStore for MemoryStore {
         }
         Ok(())
     }
+}
 
+impl JoinStore for MemoryStore {
     async fn create_batch(&self, batch: &BatchRef, opened_at: OffsetDateTime) -> Result<()> {
         self.enter("create_batch");
         let mut st = self.state.lock().unwrap();
@@ -260,7 +265,37 @@ impl BatchStore for MemoryStore {
         }
         Ok(())
     }
+}
 
+impl PlanStore for MemoryStore {
+    async fn load_plan(&self, batch_id: &str) -> Result<Vec<Chunk>> {
+        self.enter("load_plan");
+        let st = self.state.lock().unwrap();
+        let plan = st
+            .batches
+            .get(batch_id)
+            .and_then(|b| b.batch.plan.clone())
+            .ok_or_else(|| Error::StoreError(format!("batch {batch_id} has no committed plan")))?;
+        Ok(st.plans[&(batch_id.to_owned(), plan.plan_id)].clone())
+    }
+
+    async fn record_error(
+        &self,
+        batch_id: &str,
+        error: &Error,
+        _now: OffsetDateTime,
+    ) -> Result<()> {
+        self.enter("record_error");
+        let mut st = self.state.lock().unwrap();
+        if let Some(b) = st.batches.get_mut(batch_id) {
+            b.last_error = Some(format!("{}: {error}", error.name()));
+            b.attempts += 1;
+        }
+        Ok(())
+    }
+}
+
+impl SubmitStore for MemoryStore {
     async fn close_batch(
         &self,
         batch: &BatchRef,
@@ -323,17 +358,6 @@ impl BatchStore for MemoryStore {
         }
     }
 
-    async fn load_plan(&self, batch_id: &str) -> Result<Vec<Chunk>> {
-        self.enter("load_plan");
-        let st = self.state.lock().unwrap();
-        let plan = st
-            .batches
-            .get(batch_id)
-            .and_then(|b| b.batch.plan.clone())
-            .ok_or_else(|| Error::StoreError(format!("batch {batch_id} has no committed plan")))?;
-        Ok(st.plans[&(batch_id.to_owned(), plan.plan_id)].clone())
-    }
-
     async fn record_invalidation(
         &self,
         batch_id: &str,
@@ -363,21 +387,21 @@ impl BatchStore for MemoryStore {
         Ok(())
     }
 
-    async fn record_error(
-        &self,
-        batch_id: &str,
-        error: &Error,
-        _now: OffsetDateTime,
-    ) -> Result<()> {
-        self.enter("record_error");
+    async fn mark_empty(&self, batch_id: &str, _now: OffsetDateTime) -> Result<()> {
+        self.enter("mark_empty");
         let mut st = self.state.lock().unwrap();
-        if let Some(b) = st.batches.get_mut(batch_id) {
-            b.last_error = Some(format!("{}: {error}", error.name()));
-            b.attempts += 1;
+        if let Some(b) = st
+            .batches
+            .get_mut(batch_id)
+            .filter(|b| b.batch.plan.is_none())
+        {
+            b.batch.status = BatchStatus::Empty;
         }
         Ok(())
     }
+}
 
+impl PollStore for MemoryStore {
     async fn poll_window(
         &self,
         batch_id: &str,
@@ -407,19 +431,6 @@ impl BatchStore for MemoryStore {
         self.with_chunk(batch_id, chunk, |c| c.completed = true)
     }
 
-    async fn mark_empty(&self, batch_id: &str, _now: OffsetDateTime) -> Result<()> {
-        self.enter("mark_empty");
-        let mut st = self.state.lock().unwrap();
-        if let Some(b) = st
-            .batches
-            .get_mut(batch_id)
-            .filter(|b| b.batch.plan.is_none())
-        {
-            b.batch.status = BatchStatus::Empty;
-        }
-        Ok(())
-    }
-
     async fn mark_completed(&self, batch_id: &str, _now: OffsetDateTime) -> Result<()> {
         self.enter("mark_completed");
         let mut st = self.state.lock().unwrap();
@@ -429,7 +440,9 @@ impl BatchStore for MemoryStore {
         }
         Ok(())
     }
+}
 
+impl OutcomeStore for MemoryStore {
     async fn record_outcome(&self, batch: &BatchRef, outcome: &Outcome) -> Result<()> {
         self.enter("record_outcome");
         self.create_batch(batch, outcome.at).await?;
@@ -457,7 +470,9 @@ impl BatchStore for MemoryStore {
         }
         Ok(())
     }
+}
 
+impl SweepStore for MemoryStore {
     async fn open_batches_before(
         &self,
         before: OffsetDateTime,

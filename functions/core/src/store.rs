@@ -1,5 +1,8 @@
-//! The narrow interface every function uses to reach the table. The DynamoDB adapter lives in
-//! `dynamo.rs`; the join and close protocols built on it live in the functions that own them.
+//! The table, as each function sees it: one trait per role (dedupe joins, create-invalidation
+//! submits, poll-status polls, record-outcome records, the sweep sweeps), so a function's bound
+//! names only what it may do. The DynamoDB adapter (`dynamo.rs`) and the in-memory store
+//! (`memory.rs`) implement every role; the join and close protocols built on them live in the
+//! functions that own them.
 
 use std::future::Future;
 
@@ -28,7 +31,9 @@ pub struct Outcome {
     pub at: OffsetDateTime,
 }
 
-pub trait BatchStore: Send + Sync {
+/// The open-batch pointer of each distribution (dedupe joins through it; create-invalidation
+/// clears it when it closes the batch).
+pub trait PointerStore: Send + Sync {
     /// The open-batch pointer of a distribution (strongly consistent).
     fn get_pointer(
         &self,
@@ -50,7 +55,10 @@ pub trait BatchStore: Send + Sync {
         distribution_id: &str,
         batch_id: &str,
     ) -> impl Future<Output = Result<()>> + Send;
+}
 
+/// What dedupe needs to join a batch (and `cfinv replay` to write one).
+pub trait JoinStore: PointerStore + Send + Sync {
     /// Creates the OPEN batch item unless it exists (idempotent: any joiner may call it).
     fn create_batch(
         &self,
@@ -68,7 +76,24 @@ pub trait BatchStore: Send + Sync {
         change: &PathChange,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<()>> + Send;
+}
 
+/// The committed plan and a task's last error: read by create-invalidation and poll-status.
+pub trait PlanStore: Send + Sync {
+    /// The committed plan's chunks, in order.
+    fn load_plan(&self, batch_id: &str) -> impl Future<Output = Result<Vec<Chunk>>> + Send;
+
+    /// Writes a task's error to the batch item (the execution may still retry).
+    fn record_error(
+        &self,
+        batch_id: &str,
+        error: &crate::Error,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// What create-invalidation needs: close the batch, commit its plan, record what was submitted.
+pub trait SubmitStore: PointerStore + PlanStore + Send + Sync {
     /// OPEN -> CLOSED (a batch closed before stays as it is). Returns the batch after the close.
     fn close_batch(
         &self,
@@ -90,9 +115,6 @@ pub trait BatchStore: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<Chunk>>> + Send;
 
-    /// The committed plan's chunks, in order.
-    fn load_plan(&self, batch_id: &str) -> impl Future<Output = Result<Vec<Chunk>>> + Send;
-
     fn record_invalidation(
         &self,
         batch_id: &str,
@@ -108,14 +130,17 @@ pub trait BatchStore: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Writes a task's error to the batch item (the execution may still retry).
-    fn record_error(
+    /// Closes out a batch that closed with no path: EMPTY, out of the distribution's listing and
+    /// the failures index (nothing was planned or billed). A batch with a plan stays as it is.
+    fn mark_empty(
         &self,
         batch_id: &str,
-        error: &crate::Error,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<()>> + Send;
+}
 
+/// What poll-status needs: the poll window and completions.
+pub trait PollStore: PlanStore + Send + Sync {
     /// Starts a new poll window when the execution was redriven (`epoch` = RedriveCount).
     /// Returns the start of the current window.
     fn poll_window(
@@ -132,20 +157,15 @@ pub trait BatchStore: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Closes out a batch that closed with no path: EMPTY, out of the distribution's listing and
-    /// the failures index (nothing was planned or billed). A batch with a plan stays as it is.
-    fn mark_empty(
-        &self,
-        batch_id: &str,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<()>> + Send;
-
     fn mark_completed(
         &self,
         batch_id: &str,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<()>> + Send;
+}
 
+/// What record-outcome needs: executions' outcomes.
+pub trait OutcomeStore: Send + Sync {
     /// Applies an execution outcome unless a newer one was applied already.
     fn record_outcome(
         &self,
@@ -160,7 +180,10 @@ pub trait BatchStore: Send + Sync {
         outcome: &Outcome,
         input: &str,
     ) -> impl Future<Output = Result<()>> + Send;
+}
 
+/// What the sweep needs: batches left open.
+pub trait SweepStore: Send + Sync {
     /// OPEN batches opened before `before` (with their opening time), oldest first.
     fn open_batches_before(
         &self,

@@ -8,7 +8,8 @@
 use cfinv_core::cdn::Cdn;
 use cfinv_core::model::{BatchRef, Clock, keys};
 use cfinv_core::plan::{PlanOptions, plan};
-use cfinv_core::store::BatchStore;
+use cfinv_core::setup::env_number;
+use cfinv_core::store::SubmitStore;
 use cfinv_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,22 @@ pub struct Settings {
     pub plan: PlanOptions,
     /// How long the state machine waits before the first poll (`waitSeconds` in the output).
     pub poll_seconds: u64,
+}
+
+impl Settings {
+    /// `COLLAPSE_THRESHOLD` (default: the planner's) and `POLL_SECONDS` (default 60).
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            plan: PlanOptions {
+                collapse_threshold: env_number(
+                    "COLLAPSE_THRESHOLD",
+                    PlanOptions::default().collapse_threshold,
+                )?,
+                ..PlanOptions::default()
+            },
+            poll_seconds: env_number("POLL_SECONDS", 60)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,7 +57,7 @@ pub struct SubmitOutput {
 }
 
 /// Submits the batch; on failure the error is written to the batch item before it is returned.
-pub async fn submit<S: BatchStore, C: Cdn>(
+pub async fn submit<S: SubmitStore, C: Cdn>(
     store: &S,
     cdn: &C,
     clock: &dyn Clock,
@@ -62,7 +79,7 @@ pub async fn submit<S: BatchStore, C: Cdn>(
     }
 }
 
-async fn submit_batch<S: BatchStore, C: Cdn>(
+async fn submit_batch<S: SubmitStore, C: Cdn>(
     store: &S,
     cdn: &C,
     clock: &dyn Clock,
@@ -154,6 +171,7 @@ mod tests {
     use cfinv_core::event::ChangeKind;
     use cfinv_core::memory::{FakeCdn, MemoryStore};
     use cfinv_core::model::{BatchStatus, SystemClock};
+    use cfinv_core::store::JoinStore;
     use time::OffsetDateTime;
 
     use super::*;

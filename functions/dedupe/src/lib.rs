@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use cfinv_core::collect::PathChange;
 use cfinv_core::model::{BatchRef, BatchStatus, Clock, FlushRequest, OpenPointer, new_batch_id};
-use cfinv_core::store::BatchStore;
+use cfinv_core::setup::env_number;
+use cfinv_core::store::JoinStore;
 use cfinv_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -26,6 +27,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// `DEBOUNCE_SECONDS` (default 30) and `GRACE_SECONDS` (default 60).
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            debounce: Duration::from_secs(env_number("DEBOUNCE_SECONDS", 30)?),
+            grace: Duration::from_secs(env_number("GRACE_SECONDS", 60)?),
+        })
+    }
+
     fn is_stale(&self, pointer: &OpenPointer, now: OffsetDateTime) -> bool {
         now - pointer.opened_at > self.debounce + self.grace
     }
@@ -44,7 +53,7 @@ pub struct EnqueueOutput {
     pub flushes: Vec<FlushRequest>,
 }
 
-pub async fn enqueue<S: BatchStore>(
+pub async fn enqueue<S: JoinStore>(
     store: &S,
     clock: &dyn Clock,
     settings: Settings,
@@ -69,7 +78,7 @@ pub async fn enqueue<S: BatchStore>(
     Ok(EnqueueOutput { flushes })
 }
 
-async fn join<S: BatchStore>(
+async fn join<S: JoinStore>(
     store: &S,
     clock: &dyn Clock,
     settings: Settings,
@@ -162,6 +171,7 @@ fn push_once(flushes: &mut Vec<FlushRequest>, request: FlushRequest) {
 mod tests {
     use cfinv_core::event::ChangeKind;
     use cfinv_core::memory::{ManualClock, MemoryStore};
+    use cfinv_core::store::{PointerStore, SubmitStore};
     use time::macros::datetime;
 
     use super::*;

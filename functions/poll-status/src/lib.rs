@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use cfinv_core::cdn::{Cdn, InvalidationStatus};
 use cfinv_core::model::{BatchRef, Clock};
-use cfinv_core::store::BatchStore;
+use cfinv_core::setup::env_number;
+use cfinv_core::store::PollStore;
 use cfinv_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// `MAX_POLL_MINUTES` (default 60) and `POLL_SECONDS` (default 60).
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            max_wait: Duration::from_secs(60 * env_number("MAX_POLL_MINUTES", 60)?),
+            poll_seconds: env_number("POLL_SECONDS", 60)?,
+        })
+    }
+
     /// The wait between polls: `poll_seconds`, stretched so a window has at most
     /// [`MAX_ROUNDS_PER_WINDOW`] rounds.
     pub fn wait_seconds(&self) -> u64 {
@@ -57,7 +66,7 @@ pub struct PollOutput {
     pub wait_seconds: u64,
 }
 
-pub async fn poll<S: BatchStore, C: Cdn>(
+pub async fn poll<S: PollStore, C: Cdn>(
     store: &S,
     cdn: &C,
     clock: &dyn Clock,
@@ -79,7 +88,7 @@ pub async fn poll<S: BatchStore, C: Cdn>(
     result
 }
 
-async fn poll_batch<S: BatchStore, C: Cdn>(
+async fn poll_batch<S: PollStore, C: Cdn>(
     store: &S,
     cdn: &C,
     clock: &dyn Clock,
@@ -139,6 +148,7 @@ mod tests {
     use cfinv_core::model::BatchStatus;
     use cfinv_core::plan::Plan;
     use cfinv_core::store::BatchPaths;
+    use cfinv_core::store::{JoinStore, SubmitStore};
     use time::macros::datetime;
 
     use super::*;

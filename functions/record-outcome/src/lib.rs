@@ -6,7 +6,7 @@
 //! with the S3 event it carried, so no change disappears before it reached a batch.
 
 use cfinv_core::model::{BatchRef, parse_timestamp};
-use cfinv_core::store::{BatchStore, Outcome};
+use cfinv_core::store::{Outcome, OutcomeStore};
 use cfinv_core::{Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
@@ -38,7 +38,7 @@ pub struct Recorded {
     pub execution_arn: String,
 }
 
-pub async fn record<S: BatchStore>(
+pub async fn record<S: OutcomeStore>(
     store: &S,
     batch_machine_arn: &str,
     event: &Value,

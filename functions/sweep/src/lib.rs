@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use cfinv_core::Result;
 use cfinv_core::model::{Clock, FlushRequest};
-use cfinv_core::store::BatchStore;
+use cfinv_core::setup::env_number;
+use cfinv_core::store::SweepStore;
 use cfinv_core::workflow::{FlushStart, Workflow};
 use serde::Serialize;
 
@@ -24,8 +25,40 @@ pub struct SweepReport {
     pub already_ended: Vec<String>,
 }
 
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub debounce: Duration,
+    pub grace: Duration,
+    /// The `Stack` dimension of the metric.
+    pub stack: String,
+}
+
+impl Settings {
+    /// `DEBOUNCE_SECONDS` (default 30), `GRACE_SECONDS` (default 60), `STACK_NAME`.
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            debounce: Duration::from_secs(env_number("DEBOUNCE_SECONDS", 30)?),
+            grace: Duration::from_secs(env_number("GRACE_SECONDS", 60)?),
+            stack: std::env::var("STACK_NAME").unwrap_or_default(),
+        })
+    }
+}
+
+/// One scheduled run: the sweep, then its metric line on stdout.
+pub async fn run<S: SweepStore, W: Workflow>(
+    store: &S,
+    workflow: &W,
+    clock: &dyn Clock,
+    settings: &Settings,
+) -> Result<SweepReport> {
+    let report = sweep(store, workflow, clock, settings.debounce, settings.grace).await?;
+    let now_millis = (clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
+    println!("{}", metric_line(&settings.stack, &report, now_millis));
+    Ok(report)
+}
+
 /// Batches opened more than `debounce + grace` ago are stale.
-pub async fn sweep<S: BatchStore, W: Workflow>(
+pub async fn sweep<S: SweepStore, W: Workflow>(
     store: &S,
     workflow: &W,
     clock: &dyn Clock,
@@ -81,6 +114,7 @@ pub fn metric_line(stack: &str, report: &SweepReport, now_millis: i64) -> String
 
 #[cfg(test)]
 mod tests {
+    use cfinv_core::store::JoinStore;
     use std::sync::Mutex;
 
     use cfinv_core::memory::MemoryStore;
