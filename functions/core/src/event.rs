@@ -13,6 +13,11 @@
 //! document we think it is, and a half-read event would end up in the audit table. The only
 //! leniency is where real senders differ: `eTag` next to `etag` (moto), and an EventBridge
 //! `time` given as epoch seconds (moto) instead of RFC 3339 (AWS).
+//!
+//! Why not `aws_lambda_events`' types: deriving from its `S3Event` and EventBridge structs would
+//! turn these field-level decisions into serde's generic messages, parse a non-object-change S3
+//! event twice (once to learn it is one, once as its own detail type), and reject the senders'
+//! differences above. A hand walk over `serde_json::Value` keeps one decision per field.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
