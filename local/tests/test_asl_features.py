@@ -142,25 +142,26 @@ def test_task_timeout_seconds_and_machine_timeout(stack, echo):
     assert d2["status"] == "TIMED_OUT", d2
 
 
+def _pass_machine(stack):
+    return stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+
+
+def _starter(stack, parameters, **task):
+    """A machine whose one Task is states:startExecution with ``parameters`` (and ``task``'s
+    fields; a Catch may go to the Succeed state ``Already``)."""
+    start = {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution", "Parameters": parameters, "End": True, **task}
+    return stack.state_machine({"StartAt": "Start", "States": {"Start": start, "Already": {"Type": "Succeed"}}})
+
+
 def test_start_execution_integration_and_already_exists_catch(stack):
     """states:startExecution works (after local.asl_fixes); a second start with the same name on a
     closed execution fails with StepFunctions.ExecutionAlreadyExistsException, catchable."""
-    child = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
-    parent = stack.state_machine(
-        {
-            "StartAt": "Start",
-            "States": {
-                "Start": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::states:startExecution",
-                    "Parameters": {"StateMachineArn": child, "Name.$": "$.batch", "Input": {"batchId.$": "$.batch"}},
-                    "Catch": [{"ErrorEquals": ["StepFunctions.ExecutionAlreadyExistsException"], "ResultPath": "$.already", "Next": "Already"}],
-                    "ResultPath": "$.started",
-                    "End": True,
-                },
-                "Already": {"Type": "Succeed"},
-            },
-        }
+    child = _pass_machine(stack)
+    parent = _starter(
+        stack,
+        {"StateMachineArn": child, "Name.$": "$.batch", "Input": {"batchId.$": "$.batch"}},
+        Catch=[{"ErrorEquals": ["StepFunctions.ExecutionAlreadyExistsException"], "ResultPath": "$.already", "Next": "Already"}],
+        ResultPath="$.started",
     )
     batch = f"b-{uuid.uuid4().hex[:8]}"
     d1 = stack.run(parent, {"batch": batch})
@@ -242,20 +243,8 @@ def test_a_throttled_start_execution_task_fails_with_the_sdk_base_exception(stac
     """ThrottlingException is not in Step Functions' service model: the Java SDK behind the
     integration names it AWSStepFunctionsException (moto said ThrottlingExceptionException)."""
     lane = f"throttled-{uuid.uuid4().hex[:8]}"  # only the task's start carries it
-    child = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
-    parent = stack.state_machine(
-        {
-            "StartAt": "Start",
-            "States": {
-                "Start": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::states:startExecution",
-                    "Parameters": {"StateMachineArn": child, "Input": {"lane": lane}},
-                    "End": True,
-                }
-            },
-        }
-    )
+    child = _pass_machine(stack)
+    parent = _starter(stack, {"StateMachineArn": child, "Input": {"lane": lane}})
     stack.control("faults/set", {"kind": "start_throttle", "rate": 0.001, "burst": 1, "contains": lane})
     stack.client("stepfunctions").start_execution(stateMachineArn=child, input=json.dumps({"lane": lane}))  # the one token
     failed = stack.run(parent, {})

@@ -76,6 +76,35 @@ impl FlushRequest {
     }
 }
 
+/// How long a batch stays OPEN: `debounce` to gather a burst (its flush waits that long after
+/// the opening), then `grace` for the flush to start. Past both, joiners rotate the batch and
+/// the sweep asks for its flush again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenWindow {
+    pub debounce: std::time::Duration,
+    pub grace: std::time::Duration,
+}
+
+impl OpenWindow {
+    /// `DEBOUNCE_SECONDS` (default 30) and `GRACE_SECONDS` (default 60).
+    pub fn from_env() -> crate::Result<Self> {
+        use crate::setup::env_number;
+        Ok(Self {
+            debounce: std::time::Duration::from_secs(env_number("DEBOUNCE_SECONDS", 30)?),
+            grace: std::time::Duration::from_secs(env_number("GRACE_SECONDS", 60)?),
+        })
+    }
+
+    /// Batches opened before this are stale at `now`.
+    pub fn stale_before(&self, now: OffsetDateTime) -> OffsetDateTime {
+        now - (self.debounce + self.grace)
+    }
+
+    pub fn is_stale(&self, opened_at: OffsetDateTime, now: OffsetDateTime) -> bool {
+        opened_at < self.stale_before(now)
+    }
+}
+
 /// The open-batch pointer of a distribution (`DIST#<id>` / `OPEN`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenPointer {

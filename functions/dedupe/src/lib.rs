@@ -7,38 +7,17 @@
 //! batch. A pointer older than debounce + grace is rotated (conditionally, so racing joiners
 //! agree) and its stale batch's flush is asked for again.
 
-use std::time::Duration;
-
 use cfinv_core::collect::PathChange;
 use cfinv_core::model::{BatchRef, BatchStatus, Clock, FlushRequest, OpenPointer, new_batch_id};
-use cfinv_core::setup::env_number;
 use cfinv_core::store::JoinStore;
 use cfinv_core::{Error, Result};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 /// Joins retried in a row before giving up (each retry means another writer won a race).
 const MAX_ATTEMPTS: usize = 8;
 
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    pub debounce: Duration,
-    pub grace: Duration,
-}
-
-impl Settings {
-    /// `DEBOUNCE_SECONDS` (default 30) and `GRACE_SECONDS` (default 60).
-    pub fn from_env() -> Result<Self> {
-        Ok(Self {
-            debounce: Duration::from_secs(env_number("DEBOUNCE_SECONDS", 30)?),
-            grace: Duration::from_secs(env_number("GRACE_SECONDS", 60)?),
-        })
-    }
-
-    fn is_stale(&self, pointer: &OpenPointer, now: OffsetDateTime) -> bool {
-        now - pointer.opened_at > self.debounce + self.grace
-    }
-}
+/// dedupe's settings: the batch's open window.
+pub use cfinv_core::model::OpenWindow as Settings;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,7 +73,7 @@ async fn join<S: JoinStore>(
         let now = clock.now();
         let current = store.get_pointer(distribution_id).await?;
         let pointer = match current {
-            Some(p) if !settings.is_stale(&p, now) => p,
+            Some(p) if !settings.is_stale(p.opened_at, now) => p,
             stale_or_none => {
                 let replacing = stale_or_none.as_ref().map(|p| p.batch_id.as_str());
                 let fresh = OpenPointer {
@@ -169,6 +148,8 @@ fn push_once(flushes: &mut Vec<FlushRequest>, request: FlushRequest) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use cfinv_core::event::ChangeKind;
     use cfinv_core::memory::{ManualClock, MemoryStore};
     use cfinv_core::store::{PointerStore, SubmitStore};

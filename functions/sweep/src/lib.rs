@@ -5,11 +5,8 @@
 //! scheduled sweep asks for every stale batch's flush again. The request is idempotent by name;
 //! if that execution already ended, the batch is left for the outcome recorder and an operator.
 
-use std::time::Duration;
-
 use cfinv_core::Result;
-use cfinv_core::model::{Clock, FlushRequest};
-use cfinv_core::setup::env_number;
+use cfinv_core::model::{Clock, FlushRequest, OpenWindow};
 use cfinv_core::store::SweepStore;
 use cfinv_core::workflow::{FlushStart, Workflow};
 use serde::Serialize;
@@ -27,18 +24,16 @@ pub struct SweepReport {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub debounce: Duration,
-    pub grace: Duration,
+    pub window: OpenWindow,
     /// The `Stack` dimension of the metric.
     pub stack: String,
 }
 
 impl Settings {
-    /// `DEBOUNCE_SECONDS` (default 30), `GRACE_SECONDS` (default 60), `STACK_NAME`.
+    /// The open window's variables and `STACK_NAME`.
     pub fn from_env() -> Result<Self> {
         Ok(Self {
-            debounce: Duration::from_secs(env_number("DEBOUNCE_SECONDS", 30)?),
-            grace: Duration::from_secs(env_number("GRACE_SECONDS", 60)?),
+            window: OpenWindow::from_env()?,
             stack: std::env::var("STACK_NAME").unwrap_or_default(),
         })
     }
@@ -51,22 +46,21 @@ pub async fn run<S: SweepStore, W: Workflow>(
     clock: &dyn Clock,
     settings: &Settings,
 ) -> Result<SweepReport> {
-    let report = sweep(store, workflow, clock, settings.debounce, settings.grace).await?;
+    let report = sweep(store, workflow, clock, settings.window).await?;
     let now_millis = (clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
     println!("{}", metric_line(&settings.stack, &report, now_millis));
     Ok(report)
 }
 
-/// Batches opened more than `debounce + grace` ago are stale.
+/// Batches past their open window are stale.
 pub async fn sweep<S: SweepStore, W: Workflow>(
     store: &S,
     workflow: &W,
     clock: &dyn Clock,
-    debounce: Duration,
-    grace: Duration,
+    window: OpenWindow,
 ) -> Result<SweepReport> {
     let now = clock.now();
-    let stale = store.open_batches_before(now - (debounce + grace)).await?;
+    let stale = store.open_batches_before(window.stale_before(now)).await?;
     let mut report = SweepReport {
         stale: stale.len(),
         oldest_age_seconds: stale
@@ -78,7 +72,11 @@ pub async fn sweep<S: SweepStore, W: Workflow>(
     };
     for (batch, opened_at) in stale {
         match workflow
-            .start_flush(&FlushRequest::new(batch.clone(), opened_at, debounce))
+            .start_flush(&FlushRequest::new(
+                batch.clone(),
+                opened_at,
+                window.debounce,
+            ))
             .await?
         {
             FlushStart::Started => {
@@ -114,6 +112,8 @@ pub fn metric_line(stack: &str, report: &SweepReport, now_millis: i64) -> String
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use cfinv_core::store::JoinStore;
     use std::sync::Mutex;
 
@@ -160,8 +160,10 @@ mod tests {
             &store,
             &workflow,
             &SystemClock,
-            Duration::from_secs(30),
-            Duration::from_secs(60),
+            OpenWindow {
+                debounce: Duration::from_secs(30),
+                grace: Duration::from_secs(60),
+            },
         )
         .await
         .unwrap();
