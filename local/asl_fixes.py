@@ -21,6 +21,10 @@ names a modeled error by its exception class (``ExecutionAlreadyExists`` ->
 service model does not declare (``ThrottlingException`` for StartExecution) by the service's
 base class, ``AWSStepFunctionsException``. No AWS document lists these names; the state
 machines retry all three spellings of a throttle (``statemachine/object-changed.asl.json``).
+A task call that got no answer at all (a connection closed or timed out: the one emulator
+process under load) was ``States.Runtime``, which no Retry may match; it is now
+``Lambda.SdkClientException`` / ``StepFunctions.SdkClientException``, the names the Step
+Functions developer guide gives transient SDK-side failures and the state machines retry.
 
 The integration fix is shape-driven (botocore's service model), so it only renames *structure members*:
 parameter keys are matched case-insensitively to the input shape's members; response members are
@@ -199,24 +203,55 @@ def sfn_error_name(code: str) -> str:
     return f"StepFunctions.{code}" if code.endswith("Exception") else f"StepFunctions.{code}Exception"
 
 
+def is_transport_error(ex: Exception) -> bool:
+    """A call that got no answer: the connection failed, closed or timed out."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(ex, (BotoConnectionError, HTTPClientError))
+
+
 def _install_sfn_error_names() -> None:
     from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
         StateTaskServiceSfn,
     )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
-    original = StateTaskServiceSfn._from_error
+    def patch(cls: Any, prefix: str) -> None:
+        original = cls._from_error
 
-    def _from_error(self: Any, env: Any, ex: Exception) -> Any:
-        event = original(self, env, ex)
-        if isinstance(ex, ClientError):
-            name = sfn_error_name(ex.response["Error"]["Code"])
-            event.error_name = CustomErrorName(name)
-            event.event_details["taskFailedEventDetails"]["error"] = name
-        return event
+        def _from_error(self: Any, env: Any, ex: Exception) -> Any:
+            if is_transport_error(ex):
+                # moto made it States.Runtime, which no Retry may match: a lost connection to
+                # the emulator under load failed the execution for good.
+                name = f"{prefix}.SdkClientException"
+                details = TaskFailedEventDetails(
+                    error=name, cause=str(ex), resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type()
+                )
+                return FailureEvent(
+                    env=env,
+                    error_name=CustomErrorName(name),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(taskFailedEventDetails=details),
+                )
+            event = original(self, env, ex)
+            if prefix == "StepFunctions" and isinstance(ex, ClientError):
+                name = sfn_error_name(ex.response["Error"]["Code"])
+                event.error_name = CustomErrorName(name)
+                event.event_details["taskFailedEventDetails"]["error"] = name
+            return event
 
-    StateTaskServiceSfn._from_error = _from_error  # type: ignore[method-assign]
+        cls._from_error = _from_error  # type: ignore[method-assign]
+
+    patch(StateTaskServiceLambda, "Lambda")
+    patch(StateTaskServiceSfn, "StepFunctions")
 
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")

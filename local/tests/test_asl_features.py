@@ -251,3 +251,51 @@ def test_a_throttled_start_execution_task_fails_with_the_sdk_base_exception(stac
     assert failed["status"] == "FAILED", failed
     assert failed["error"] == "StepFunctions.AWSStepFunctionsException", failed
     assert "Error Code: ThrottlingException" in failed["cause"], failed
+
+
+@pytest.mark.parametrize(
+    ("module", "cls", "name"),
+    [
+        ("state_task_service_lambda", "StateTaskServiceLambda", "Lambda.SdkClientException"),
+        ("state_task_service_sfn", "StateTaskServiceSfn", "StepFunctions.SdkClientException"),
+    ],
+)
+def test_a_task_call_that_got_no_answer_is_a_retryable_sdk_client_exception(stack, module, cls, name):
+    """A closed or timed-out connection (the emulator under load) was States.Runtime, which no
+    Retry may match; the state machines retry the SDK client exception."""
+    import importlib
+    from types import SimpleNamespace
+
+    from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError
+
+    task_cls = getattr(importlib.import_module(f"moto.stepfunctions.parser.asl.component.state.exec.state_task.service.{module}"), cls)
+    task = task_cls.__new__(task_cls)
+    task._get_sfn_resource = lambda: "invoke"
+    task._get_sfn_resource_type = lambda: "lambda"
+    env = SimpleNamespace(next_state_name="Enqueue", event_history_context=SimpleNamespace(source_event_id=1))
+    for error in (ConnectionClosedError(endpoint_url="http://localhost:1/"), ConnectTimeoutError(endpoint_url="http://localhost:1/")):
+        event = task._from_error(env, error)
+        assert event.error_name.error_name == name
+        assert event.event_details["taskFailedEventDetails"]["error"] == name
+    retried = {n for f in ("object-changed", "invalidate-batch") for n in _retried_names(f)}
+    assert name in retried
+
+
+def _retried_names(machine: str) -> set[str]:
+    from pathlib import Path
+
+    definition = json.loads((Path(__file__).resolve().parents[2] / "statemachine" / f"{machine}.asl.json").read_text())
+    names: set[str] = set()
+
+    def walk(states: dict) -> None:
+        for state in states.values():
+            for rule in state.get("Retry", []):
+                names.update(rule["ErrorEquals"])
+            for branch in state.get("Branches", []):
+                walk(branch["States"])
+            for key in ("ItemProcessor", "Iterator"):
+                if key in state:
+                    walk(state[key]["States"])
+
+    walk(definition["States"])
+    return names

@@ -78,7 +78,7 @@ pub async fn record<S: OutcomeStore>(
             .await?;
         "event"
     };
-    tracing::info!(kind, status = %change.status, execution = %change.execution_arn, error = ?change.error, "outcome recorded");
+    tracing::info!(kind, status = %change.status, execution = %change.execution_arn, error = change.error.as_deref(), "outcome recorded");
     Ok(Recorded {
         kind,
         status: change.status,
