@@ -55,13 +55,18 @@ def _operation(service: str, action_snake: str) -> Any:
 
 @functools.lru_cache(maxsize=256)
 def _load_operation(service: str, action_snake: str) -> Any:
-    import botocore.session
-
-    model = botocore.session.get_session().get_service_model(service)
+    model = _load_service_model(service)
     for name in model.operation_names:
         if _snake(name) == action_snake:
             return model.operation_model(name)
     return None
+
+
+@functools.lru_cache(maxsize=16)
+def _load_service_model(service: str) -> Any:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model(service)
 
 
 def _snake(name: str) -> str:
@@ -195,9 +200,8 @@ def _share_task_clients() -> None:
 
 def sfn_error_name(code: str) -> str:
     """The error a failed ``states:`` task reports for a Step Functions error ``code``."""
-    import botocore.session
-
-    model = botocore.session.get_session().get_service_model("stepfunctions")
+    with _operation_lock:  # loaded once, not per failed task
+        model = _load_service_model("stepfunctions")
     if model.shape_for_error_code(code) is None:
         return "StepFunctions.AWSStepFunctionsException"
     return f"StepFunctions.{code}" if code.endswith("Exception") else f"StepFunctions.{code}Exception"

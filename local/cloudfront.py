@@ -320,12 +320,7 @@ class CloudFrontModel:
                 return 200, _headers(request_id), self._list_xml(dist, query).encode()
             raise CloudFrontError("InvalidArgument", 400, f"Unsupported {method} on {path}")
         except CloudFrontError as e:
-            xml = (
-                f'<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="{NS}"><Error>'
-                f"<Type>{e.typ}</Type><Code>{e.code}</Code><Message>{escape(e.message)}</Message>"
-                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-            )
-            return e.status, _headers(request_id), xml.encode()
+            return error_answer(e, request_id)
 
     def _list_xml(self, dist: str, query: str) -> str:
         q = parse_qs(query)
@@ -353,6 +348,16 @@ class CloudFrontModel:
             + (f"<Items>{items}</Items>" if page else "")
             + "</InvalidationList>"
         )
+
+
+def error_answer(e: CloudFrontError, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """CloudFront's REST-XML error document, with its status and headers."""
+    xml = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="{NS}"><Error>'
+        f"<Type>{e.typ}</Type><Code>{e.code}</Code><Message>{escape(e.message)}</Message>"
+        f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    return e.status, _headers(request_id), xml.encode()
 
 
 def _headers(request_id: str, extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:

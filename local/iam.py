@@ -22,10 +22,10 @@ _DISTRIBUTION_PATH = re.compile(r"^/20\d\d-\d\d-\d\d/distribution/(?P<id>[^/]+)"
 
 
 @dataclass(frozen=True)
-class Denial:
-    """Why a request was refused, and the HTTP answer its service gives."""
+class Refusal:
+    """An AWS error answer: why a request was refused, and the HTTP status its service gives."""
 
-    code: str  # AccessDeniedException, AccessDenied, SignatureDoesNotMatch, ...
+    code: str  # AccessDeniedException, AccessDenied, SignatureDoesNotMatch, ThrottlingException, ...
     message: str
     status: int
 
@@ -52,7 +52,7 @@ class Iam:
         return assumed.access_key_id, assumed.secret_access_key, assumed.session_token
 
     # ---- judging -------------------------------------------------------------------------
-    def resources(self, service: str, op: str, path: str, body: bytes) -> list[str] | None:
+    def resources(self, service: str, path: str, body: bytes) -> list[str] | None:
         """The ARNs a request acts on (IAM's ``Resource``), or None when the stack cannot tell."""
         region, account = self.region, self.account
         if service == "cloudfront":
@@ -77,7 +77,7 @@ class Iam:
 
     def judge(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, service: str, op: str
-    ) -> Denial | None:
+    ) -> Refusal | None:
         """None if the request may go on; else why not, as AWS words it."""
         from werkzeug.exceptions import HTTPException
         from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
@@ -96,15 +96,15 @@ class Iam:
             )
             request.check_signature()
         except HTTPException as e:  # moto's SignatureDoesNotMatch, InvalidClientTokenId
-            return Denial(getattr(e, "error_type", "AccessDenied"), getattr(e, "message", str(e)), e.code or 403)
+            return Refusal(getattr(e, "error_type", "AccessDenied"), getattr(e, "message", str(e)), e.code or 403)
         except KeyError as e:  # no X-Amz-Security-Token or X-Amz-Date: not a session's request
-            return Denial("InvalidClientTokenId", f"missing {e} for a temporary credential", 403)
+            return Refusal("InvalidClientTokenId", f"missing {e} for a temporary credential", 403)
         who = request._access_key.arn
         if action == "sts:GetCallerIdentity":
             return None
-        resources = self.resources(service, op, path, body)
+        resources = self.resources(service, path, body)
         if resources is None:
-            return Denial(
+            return Refusal(
                 "AccessDenied",
                 f"the local stack cannot tell which resource {action} acts on, so it refuses it "
                 "(local/iam.py, Iam.resources)",
@@ -124,26 +124,20 @@ class Iam:
             else:
                 continue
             message = f"User: {who} is not authorized to perform: {action} on resource: {resource} {reason}"
-            return Denial("AccessDenied" if service == "cloudfront" else "AccessDeniedException", message, 403 if service == "cloudfront" else 400)
+            return Refusal("AccessDenied" if service == "cloudfront" else "AccessDeniedException", message, 403 if service == "cloudfront" else 400)
         return None
 
 
-def error_response(service: str, denial: Denial, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    """The denial in the shape the service's SDK parses: XML for CloudFront (restXml), JSON
-    with ``__type`` for the JSON protocols (DynamoDB, Step Functions, SQS)."""
+def error_response(service: str, refusal: Refusal, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The refusal in the shape the service's SDK parses: CloudFront's XML error document
+    (restXml), JSON with ``__type`` for the JSON protocols (DynamoDB, Step Functions, SQS)."""
     if service == "cloudfront":
-        from xml.sax.saxutils import escape
+        from .cloudfront import CloudFrontError, error_answer
 
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            '<ErrorResponse xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><Error>'
-            f"<Type>Sender</Type><Code>{denial.code}</Code><Message>{escape(denial.message)}</Message>"
-            f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-        ).encode()
-        return denial.status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], body
+        return error_answer(CloudFrontError(refusal.code, refusal.status, refusal.message), request_id)
     prefix = "com.amazonaws.dynamodb.v20120810#" if service == "dynamodb" else ""
-    body = json.dumps({"__type": prefix + denial.code, "message": denial.message, "Message": denial.message}).encode()
-    return denial.status, [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", request_id)], body
+    body = json.dumps({"__type": prefix + refusal.code, "message": refusal.message, "Message": refusal.message}).encode()
+    return refusal.status, [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", request_id)], body
 
 
 def headers_of(environ: dict[str, Any]) -> dict[str, str]:

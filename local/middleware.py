@@ -21,7 +21,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from .iam import error_response, headers_of
+from .iam import Refusal, error_response, headers_of
 
 if TYPE_CHECKING:
     from .stack import Stack
@@ -124,52 +124,33 @@ class Middleware:
         if proc is not None and proc.pool.credentials is not None and service:
             # A deployed function's request: judged against its role first, as AWS does
             # (local/iam.py). Pools without a role (the stack's own tests) are not judged.
-            sent = _read_body(environ)
-            environ["wsgi.input"] = io.BytesIO(sent)
-            environ["CONTENT_LENGTH"] = str(len(sent))
             raw_path = environ.get("RAW_URI", path).split("?", 1)[0]
-            denial = self.stack.iam.judge(
-                environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""), headers_of(environ), sent, service, op or ""
+            refusal = self.stack.iam.judge(
+                environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""), headers_of(environ), _buffered_body(environ), service, op or ""
             )
-            if denial is not None:
-                proc.pool._write_log(f"IAM {denial.code}: {denial.message}")
-                LOG.warning("IAM refused %s: %s", proc.pool.logical_id, denial.message)
-                status, headers, out = error_response(service, denial, str(uuid.uuid4()))
-                start_response(f"{status} {_reason(status)}", headers + [("Content-Length", str(len(out)))])
-                return [out]
+            if refusal is not None:
+                proc.pool._write_log(f"IAM {refusal.code}: {refusal.message}")
+                LOG.warning("IAM refused %s: %s", proc.pool.logical_id, refusal.message)
+                return _answer(start_response, *error_response(service, refusal, str(uuid.uuid4())))
         if service == "states" and op == "StartExecution" and self.stack.faults.start_throttle:
             # Any caller's StartExecution (a Task's states:startExecution, the sweep) draws on the
             # token bucket of a start_throttle fault.
-            sent = _read_body(environ)
-            environ["wsgi.input"] = io.BytesIO(sent)
-            environ["CONTENT_LENGTH"] = str(len(sent))
-            if not self.stack.faults.start_admitted(sent):
-                out = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
-                start_response(
-                    "400 Bad Request",
-                    [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", str(uuid.uuid4())), ("Content-Length", str(len(out)))],
-                )
-                return [out]
+            if not self.stack.faults.start_admitted(_buffered_body(environ)):
+                throttled = Refusal("ThrottlingException", "Rate exceeded", 400)
+                return _answer(start_response, *error_response(service, throttled, str(uuid.uuid4())))
         cf = self.stack.cloudfront
         if cf.matches(path):
-            body = _read_body(environ)
+            body = _buffered_body(environ)
             try:
                 status, headers, out = cf.handle(environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body)
             except Exception:  # noqa: BLE001
                 LOG.exception("CloudFront emulation failed")
                 status, headers, out = 500, [("Content-Type", "text/plain")], traceback.format_exc().encode()
             self._maybe_crash(proc, service, op, status, path, body)
-            start_response(f"{status} {_reason(status)}", headers + [("Content-Length", str(len(out)))])
-            return [out]
+            return _answer(start_response, status, headers, out)
 
-        sent_body: bytes | None = None
-        if proc is not None and self.stack.faults.has_crash_after():
-            # A crash_after fault may look for a string in the body, which moto consumes (and
-            # _read_body does not rewind): read it once, keep it, give moto a fresh stream.
-            sent_body = _read_body(environ)
-            environ["wsgi.input"] = io.BytesIO(sent_body)
-            if environ.get("CONTENT_LENGTH"):
-                environ["CONTENT_LENGTH"] = str(len(sent_body))
+        # A crash_after fault may look for a string in the body.
+        sent_body = _buffered_body(environ) if proc is not None and self.stack.faults.has_crash_after() else None
 
         captured: dict[str, Any] = {}
 
@@ -220,12 +201,27 @@ class Middleware:
         except Exception as e:  # noqa: BLE001
             LOG.exception("control command %s failed", command)
             status, out = 500, {"error": f"{type(e).__name__}: {e}"}
-        data = json.dumps(out, default=str).encode()
-        start_response(
-            f"{status} {_reason(status)}",
-            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
-        )
-        return [data]
+        return _answer(start_response, status, [("Content-Type", "application/json")], json.dumps(out, default=str).encode())
+
+
+_BODY = "local.body"
+
+
+def _buffered_body(environ: dict[str, Any]) -> bytes:
+    """The request body, read once and kept (several layers look into it); moto then reads it
+    from a fresh stream, as ``_read_body`` does not rewind."""
+    body = environ.get(_BODY)
+    if body is None:
+        body = environ[_BODY] = _read_body(environ)
+        if environ.get("CONTENT_LENGTH"):
+            environ["CONTENT_LENGTH"] = str(len(body))
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _answer(start_response: Callable, status: int, headers: list[tuple[str, str]], out: bytes) -> list[bytes]:
+    start_response(f"{status} {_reason(status)}", headers + [("Content-Length", str(len(out)))])
+    return [out]
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

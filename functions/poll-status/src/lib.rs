@@ -147,8 +147,7 @@ mod tests {
     use cfinv_core::memory::{FakeCdn, ManualClock, MemoryStore};
     use cfinv_core::model::BatchStatus;
     use cfinv_core::plan::Plan;
-    use cfinv_core::store::BatchPaths;
-    use cfinv_core::store::{JoinStore, SubmitStore};
+    use cfinv_core::store::{BatchPaths, JoinStore, SubmitStore};
     use time::macros::datetime;
 
     use super::*;

@@ -51,6 +51,21 @@ fn disarm(stack: &Stack, fault: &Value) {
     stack.control("faults/clear", json!({"id": fault["id"]}));
 }
 
+/// The `throttled` counter of each armed fault of `kind`, in the order armed (0 once it is gone).
+fn throttled_counts(stack: &Stack, kind: &str, armed: &[Value]) -> Vec<u64> {
+    let list = stack.control("faults/list", json!({}));
+    armed
+        .iter()
+        .map(|a| {
+            list[kind]
+                .as_array()
+                .and_then(|all| all.iter().find(|f| f["id"] == a["id"]))
+                .and_then(|f| f["throttled"].as_u64())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cloudfront_throttling_half_of_all_calls() {
     let stack = Stack::connect().await;
@@ -297,16 +312,9 @@ async fn lambda_throttled_at_its_concurrency_limit() {
         .collect();
     let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     let throttled = || {
-        let list = stack.control("faults/list", json!({}));
-        list["lambda_throttle"]
-            .as_array()
-            .map(|all| {
-                all.iter()
-                    .filter(|f| armed.iter().any(|a| a["id"] == f["id"]))
-                    .map(|f| f["throttled"].as_u64().unwrap_or(0))
-                    .sum::<u64>()
-            })
-            .unwrap_or(0)
+        throttled_counts(&stack, "lambda_throttle", &armed)
+            .iter()
+            .sum::<u64>()
     };
     let outcome = settle_recovered(
         &stack,
@@ -344,19 +352,7 @@ async fn start_execution_throttled_by_its_token_bucket() {
         ),
     ];
     let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
-    let throttled = || -> Vec<u64> {
-        let list = stack.control("faults/list", json!({}));
-        armed
-            .iter()
-            .map(|a| {
-                list["start_throttle"]
-                    .as_array()
-                    .and_then(|all| all.iter().find(|f| f["id"] == a["id"]))
-                    .and_then(|f| f["throttled"].as_u64())
-                    .unwrap_or(0)
-            })
-            .collect()
-    };
+    let throttled = || throttled_counts(&stack, "start_throttle", &armed);
     settle_recovered(
         &stack,
         &lane,
