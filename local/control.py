@@ -56,6 +56,7 @@ class Control:
             "s3/key-encoding": self.s3_key_encoding,
             "sfn/status-events": lambda b: {"events": list(sfn_ext.status_events)},
             "sfn/running": lambda b: {"running": sfn_ext.running(str(b["contains"]))},
+            "trace": self.trace,
             # AWS requests received, by calling function
             "aws/requests": lambda b: {"requests": self.stack.requests.snapshot(b.get("service"))},
             "aws/reset-requests": lambda b: {"removed": self.stack.requests.reset()},
@@ -171,6 +172,20 @@ class Control:
         if after:
             events = [e for e in events if e["detail"]["object"]["sequencer"] > after]
         return {"events": events}
+
+    def trace(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Where the changes whose event names ``contains`` (e.g. a key) went: their S3 events,
+        those events' deliveries and dead letters, and the executions whose input names it. A
+        test that gives up on a change prints this, so a failure says at which hop it was lost."""
+        marker = str(body["contains"])
+        events = [e for e in list(s3_events.sent) if marker in json.dumps(e["detail"], ensure_ascii=False)]
+        ids = {e["id"] for e in events}
+        return {
+            "events": events,
+            "deliveries": [d for d in list(event_targets.deliveries) if d["event_id"] in ids],
+            "dead_letters": [d for d in list(event_targets.dead_letters) if d["event_id"] in ids],
+            "executions": sfn_ext.executions_with(marker),
+        }
 
     def s3_key_encoding(self, body: dict[str, Any]) -> dict[str, Any]:
         enc = body.get("encoding", "raw")

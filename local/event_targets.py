@@ -60,6 +60,9 @@ _faults: Faults | None = None
 _account = "123456789012"
 _region = "us-east-1"
 _lock = threading.Lock()
+# What the control API shows of recent events: enough for a whole test run (a fault-matrix
+# stack sees thousands of changes), so a test that traces a lost change still finds its hops.
+HISTORY = 20_000
 deliveries: list[dict[str, Any]] = []  # recent deliveries (for the control API)
 dead_letters: list[dict[str, Any]] = []  # events given up on (also sent to the DLQ if any)
 retry_base_seconds = 1.0
@@ -86,7 +89,7 @@ def iso(t: float | str | None) -> str:
 def _record(entry: dict[str, Any], target: list[dict[str, Any]] = deliveries) -> None:
     with _lock:
         target.append(entry)
-        del target[:-2000]
+        del target[:-HISTORY]
 
 
 def _service(arn: str) -> str:

@@ -172,7 +172,7 @@ def _deliver(event: _Event, redelivery: bool = False, reordered: bool = False) -
         entry["reordered"] = True
     with _lock:
         sent.append(entry)
-        del sent[:-2000]
+        del sent[:-event_targets.HISTORY]
 
 
 def _deliver_first(event: _Event, reordered: bool = False, duplicate_now: bool = False) -> None:

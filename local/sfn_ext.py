@@ -237,6 +237,17 @@ def running(contains: str) -> int:
     return sum(1 for e in list(started) if e.status == "RUNNING" and contains in text(e.input_data or ""))
 
 
+def executions_with(contains: str) -> list[dict[str, Any]]:
+    """Every execution with ``contains`` in its input, with its status and, once stopped, its
+    error and cause: where a change went after its event was delivered."""
+    found = []
+    for e in list(started):
+        data = e.input_data or ""
+        if contains in (data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)):
+            found.append({"executionArn": e.execution_arn, "status": e.status, "error": e.error, "cause": e.cause})
+    return found
+
+
 def _status_event(execution: Any, status: str) -> None:
     def js(value: Any) -> str | None:
         if value is None:
@@ -264,7 +275,7 @@ def _status_event(execution: Any, status: str) -> None:
         "redriveStatusReason": reason,
     }
     status_events.append({"status": status, "executionArn": execution.execution_arn, "redriveCount": redrive_count})
-    del status_events[:-2000]
+    del status_events[:-event_targets.HISTORY]
     event_targets.emit(
         "aws.states",
         "Step Functions Execution Status Change",

@@ -697,17 +697,26 @@ impl Stack {
 
     /// Waits until each (path, written-at) is covered by a Completed invalidation created
     /// after the write; returns the lane's invalidations then. Fails only when the stack stops
-    /// making progress, naming the paths still missing and the lane's batches.
+    /// making progress, naming the paths still missing, where the first ones went and the
+    /// lane's batches.
     pub async fn wait_covered(&self, lane: &Lane, writes: &[(String, f64)]) -> Vec<Invalidation> {
-        let what = format!("{} writes to be invalidated", writes.len());
-        self.wait_on(lane, &what, || async {
-            let report = self.coverage_report(lane, writes).await;
-            if report.missing.is_empty() {
-                return Ok(self.invalidations(lane).await);
+        let waited = self
+            .try_wait_on(|| async {
+                let report = self.coverage_report(lane, writes).await;
+                if report.missing.is_empty() {
+                    return Ok(self.invalidations(lane).await);
+                }
+                Err(report.to_string())
+            })
+            .await;
+        match waited {
+            Ok(invalidations) => invalidations,
+            Err(stalled) => {
+                let what = format!("{} writes to be invalidated", writes.len());
+                let missing = self.coverage_report(lane, writes).await.missing;
+                self.give_up(lane, &what, &stalled, &missing).await
             }
-            Err(report.to_string())
-        })
-        .await
+        }
     }
 
     /// How many of `writes` (path, written-at) are covered by a Completed invalidation created
@@ -878,22 +887,61 @@ impl Stack {
 
     /// Waits until every key of `keys` has joined one of the lane's OPEN batches, for as long
     /// as more keys keep joining; returns how many joined.
+    /// The panic names the hop where each of the first missing keys stopped (see
+    /// [`Stack::trace`]).
     pub async fn wait_joined(&self, lane: &Lane, keys: &[String]) -> usize {
-        let what = format!("{} keys to join a batch", keys.len());
-        self.wait_on(lane, &what, || async {
-            let joined = self.joined_keys(lane).await;
-            let missing: Vec<&String> = keys.iter().filter(|k| !joined.contains(*k)).collect();
-            if missing.is_empty() {
-                return Ok(joined.len());
+        let missing = |joined: &BTreeSet<String>| -> Vec<String> {
+            keys.iter()
+                .filter(|k| !joined.contains(*k))
+                .cloned()
+                .collect()
+        };
+        let waited = self
+            .try_wait_on(|| async {
+                let joined = self.joined_keys(lane).await;
+                let missing = missing(&joined);
+                if missing.is_empty() {
+                    return Ok(joined.len());
+                }
+                Err(format!(
+                    "{} of {} keys joined, missing e.g. {:?}",
+                    keys.len() - missing.len(),
+                    keys.len(),
+                    &missing[..missing.len().min(5)]
+                ))
+            })
+            .await;
+        match waited {
+            Ok(n) => n,
+            Err(stalled) => {
+                let what = format!("{} keys to join a batch", keys.len());
+                let missing = missing(&self.joined_keys(lane).await);
+                self.give_up(lane, &what, &stalled, &missing).await
             }
-            let sample: Vec<&&String> = missing.iter().take(5).collect();
-            Err(format!(
-                "{} of {} keys joined, missing e.g. {sample:?}",
-                keys.len() - missing.len(),
-                keys.len()
-            ))
-        })
-        .await
+        }
+    }
+
+    /// Panics for a wait on `lane` that stalled, with the lane's batches and where the first
+    /// few `missing` keys (or paths) went (see [`Stack::trace`]).
+    async fn give_up(&self, lane: &Lane, what: &str, stalled: &str, missing: &[String]) -> ! {
+        let traces: Vec<Value> = missing
+            .iter()
+            .take(3)
+            .map(|k| json!({ "key": k, "trace": self.trace(k.trim_start_matches('/')) }))
+            .collect();
+        panic!(
+            "gave up waiting for {what} on {}: {stalled}; {}; where the first missing went: {}",
+            lane.distribution_id,
+            self.describe_batches(lane).await,
+            Value::from(traces)
+        )
+    }
+
+    /// Where the changes whose S3 event names `marker` went: the events, their deliveries to
+    /// Step Functions (and dead letters) and the executions whose input names it, with status,
+    /// error and cause.
+    pub fn trace(&self, marker: &str) -> Value {
+        self.control("trace", json!({ "contains": marker }))
     }
 
     /// The ARN of the batch machine's execution named `batch_id` (executions are named after
