@@ -450,12 +450,20 @@ class _Handler(BaseHTTPRequestHandler):
         return self._reply(404, _error_body("NotFound", rest))
 
 
+# The listen backlog of the stack's servers (this one and moto's). A busy stack opens
+# connections faster than one accept thread, sharing the GIL with thousands of execution
+# threads, accepts them: with a backlog of 128 (werkzeug's) the kernel dropped connection
+# attempts by the thousand during `make e2e` (ListenOverflows in /proc/net/netstat), and a caller
+# whose retransmitted SYNs were dropped too lost its request: a Rust SDK connect timeout, or a
+# Step Functions task's lost connection. The kernel caps it at net.core.somaxconn (4096 by
+# default since Linux 5.4).
+LISTEN_BACKLOG = 4096
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    # socketserver's default listen backlog is 5; dozens of function processes connect at once
-    # when the stack is busy (werkzeug's server, in front of moto, uses 128).
-    request_queue_size = 128
+    request_queue_size = LISTEN_BACKLOG
     api: "RuntimeApi"
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -73,7 +73,7 @@ class Stack:
 
         from moto.moto_api._internal.models import moto_api_backend
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
+        from werkzeug.serving import ThreadedWSGIServer
 
         from . import asl_fixes, dynamodb_query, event_targets, lambda_patch, s3_events, sfn_ext
         from .cloudfront import CloudFrontModel
@@ -81,7 +81,7 @@ class Stack:
         from .dispatch import CachedDispatcher
         from .faults import Faults
         from .iam import Iam
-        from .lambda_runtime import RuntimeApi
+        from .lambda_runtime import LISTEN_BACKLOG, RuntimeApi
         from .middleware import Middleware, RequestLog
         from .service_time import ServiceTimes, stamp_accepts, timed
 
@@ -97,7 +97,11 @@ class Stack:
         self.service_times = ServiceTimes()
         self.control = Control(self)
         app = timed(Middleware(CachedDispatcher(create_backend_app), self), self.service_times)
-        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+
+        class Server(ThreadedWSGIServer):
+            request_queue_size = LISTEN_BACKLOG  # werkzeug's 128 overflows (local/lambda_runtime.py)
+
+        self._server = Server("127.0.0.1", 0, app, handler=MotoRequestHandler)
         stamp_accepts(self._server, self.service_times)
         self.port = self._server.server_port
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
