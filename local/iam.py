@@ -132,7 +132,8 @@ def error_response(service: str, refusal: Refusal, request_id: str) -> tuple[int
     """The refusal in the shape the service's SDK parses: CloudFront's XML error document
     (restXml), JSON with ``__type`` for the JSON protocols (DynamoDB, Step Functions, SQS)."""
     if service == "cloudfront":
-        from .cloudfront import CloudFrontError, error_answer
+        from .cloudfront.models import CloudFrontError
+        from .cloudfront.responses import error_answer
 
         return error_answer(CloudFrontError(refusal.code, refusal.status, refusal.message), request_id)
     prefix = "com.amazonaws.dynamodb.v20120810#" if service == "dynamodb" else ""

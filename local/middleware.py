@@ -21,6 +21,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import parse_qs
 
+from .cloudfront import urls as cloudfront_urls
 from .iam import Refusal, error_response, headers_of
 
 if TYPE_CHECKING:
@@ -138,11 +139,10 @@ class Middleware:
             if not self.stack.faults.start_admitted(_buffered_body(environ)):
                 throttled = Refusal("ThrottlingException", "Rate exceeded", 400)
                 return _answer(start_response, *error_response(service, throttled, str(uuid.uuid4())))
-        cf = self.stack.cloudfront
-        if cf.matches(path):
+        if cloudfront_urls.match(path):
             body = _buffered_body(environ)
             try:
-                status, headers, out = cf.handle(environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body)
+                status, headers, out = self.stack.cloudfront_responses.handle(environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body)
             except Exception:  # noqa: BLE001
                 LOG.exception("CloudFront emulation failed")
                 status, headers, out = 500, [("Content-Type", "text/plain")], traceback.format_exc().encode()

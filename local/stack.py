@@ -76,7 +76,8 @@ class Stack:
         from werkzeug.serving import ThreadedWSGIServer
 
         from . import asl_fixes, dynamodb_query, event_targets, lambda_patch, s3_events, sfn_ext
-        from .cloudfront import CloudFrontModel
+        from .cloudfront.models import CloudFrontModel
+        from .cloudfront.responses import CloudFrontResponse
         from .control import Control
         from .dispatch import CachedDispatcher
         from .faults import Faults
@@ -93,6 +94,7 @@ class Stack:
             faults=self.faults,
             in_progress_seconds=self.settings.in_progress_seconds,
         )
+        self.cloudfront_responses = CloudFrontResponse(self.cloudfront)
         self.requests = RequestLog()
         self.service_times = ServiceTimes()
         self.control = Control(self)

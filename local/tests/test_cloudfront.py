@@ -174,11 +174,12 @@ def test_access_denied_until_cleared_and_hold_limit(stack, dist):
 
 
 def test_error_xml_shape():
-    from local.cloudfront import CloudFrontModel
+    from local.cloudfront.models import CloudFrontModel
+    from local.cloudfront.responses import CloudFrontResponse
     from local.faults import Faults
 
     model = CloudFrontModel(distribution_exists=lambda d: False, faults=Faults())
-    status, headers, body = model.handle("POST", "/2020-05-31/distribution/E1/invalidation", "", b"<InvalidationBatch/>")
+    status, headers, body = CloudFrontResponse(model).handle("POST", "/2020-05-31/distribution/E1/invalidation", "", b"<InvalidationBatch/>")
     assert status == 404
     text = body.decode()
     assert "<ErrorResponse" in text and "<Error><Type>Sender</Type><Code>NoSuchDistribution</Code><Message>" in text

@@ -1,60 +1,24 @@
-"""CloudFront invalidations modelled on AWS, served in front of moto.
-
-Why: moto completes every invalidation at once (status ``COMPLETED``, AWS says ``Completed``
-after ``InProgress``), makes a new invalidation for a repeated ``CallerReference`` and enforces
-no limits -- so neither idempotency nor back-pressure could be tested. This module answers the
-three invalidation operations itself (REST-XML, API version 2020-05-31), before moto sees them:
-
-* ``CreateInvalidation`` -> 201 + ``Location``; status ``InProgress`` for ``in_progress_seconds``
-  (global default, per-distribution override, both settable at runtime), then ``Completed``.
-* ``CallerReference``: same reference + same paths (as a multiset: order is not compared) on the
-  same distribution -> the existing invalidation, no new one (and nothing billed); same
-  reference + other paths -> ``InvalidationBatchAlreadyExists`` (409).
-* In-progress limits per distribution: 3,000 file paths and 15 wildcard paths (a path ending in
-  ``*``) -> ``TooManyInvalidationsInProgress`` (400). A single request above a limit on its own
-  -> ``BatchTooLarge`` (413).
-* Validation: every path starts with ``/`` and is at most 4,000 characters; a ``*`` anywhere but
-  last is a literal character, as the developer guide says ("Asterisks (*) inserted anywhere
-  else are treated as a literal character match"); a path holding ``~``, literal or ``%7E``, is
-  rejected ("Don't use the ~ character in your path. CloudFront doesn't support this character
-  for invalidations, whether it's URL-encoded or not": the guide does not say whether AWS
-  rejects it or invalidates nothing, so the model takes the strict side and fails loudly) ->
-  ``InvalidArgument`` (400); ``Quantity`` must equal the number of items ->
-  ``InconsistentQuantities`` (400); unknown distribution -> ``NoSuchDistribution`` (404);
-  unknown invalidation -> ``NoSuchInvalidation`` (404).
-* Errors use CloudFront's REST-XML shape
-  ``<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>``, which
-  botocore and the Rust SDK both parse into the error code.
-* Every ``CreateInvalidation`` call, accepted or rejected, is logged (time, distribution,
-  caller reference, paths, outcome, paths billed) for the control API.
-* Faults from :mod:`local.faults` are applied first (Throttling is a rate limit: it comes before
-  any validation).
+"""The invalidation model: every distribution's invalidations and the call log (state only;
+the wire format is :mod:`local.cloudfront.responses`). The rules it enforces are listed in
+:mod:`local.cloudfront`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-import re
 import string
 import threading
 import time
-import uuid
-import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import parse_qs, unquote
-from xml.sax.saxutils import escape
 
-from .faults import Faults
+from ..faults import Faults
 
-NS = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
 MAX_FILE_PATHS_IN_PROGRESS = 3000
 MAX_WILDCARDS_IN_PROGRESS = 15
 MAX_PATH_LENGTH = 4000
-
-_PATH_RE = re.compile(r"^/2020-05-31/distribution/(?P<dist>[^/]+)/invalidation(?:/(?P<inv>[^/]+))?/?$")
 
 
 class CloudFrontError(Exception):
@@ -70,7 +34,7 @@ def _new_id() -> str:
     return "I" + "".join(random.choices(string.ascii_uppercase + string.digits, k=13))
 
 
-def _iso(t: float) -> str:
+def iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -102,16 +66,6 @@ class Invalidation:
 
     def status(self, now: float) -> str:
         return "Completed" if now >= self.completes_at else "InProgress"
-
-    def to_xml(self, now: float) -> str:
-        items = "".join(f"<Path>{escape(p)}</Path>" for p in self.paths)
-        return (
-            f"<Id>{self.id}</Id><Status>{self.status(now)}</Status>"
-            f"<CreateTime>{_iso(self.created)}</CreateTime>"
-            f"<InvalidationBatch><Paths><Quantity>{len(self.paths)}</Quantity>"
-            f"<Items>{items}</Items></Paths>"
-            f"<CallerReference>{escape(self.caller_reference)}</CallerReference></InvalidationBatch>"
-        )
 
 
 @dataclass
@@ -173,7 +127,7 @@ class CloudFrontModel:
                     "caller_reference": inv.caller_reference,
                     "paths": list(inv.paths),
                     "status": inv.status(now),
-                    "create_time": _iso(inv.created),
+                    "create_time": iso(inv.created),
                 }
                 for dist, invs in self.invalidations.items()
                 if distribution_id in (None, dist)
@@ -196,7 +150,7 @@ class CloudFrontModel:
         t = self.clock()
         entry: dict[str, Any] = {
             "time": t,
-            "iso_time": _iso(t),
+            "iso_time": iso(t),
             "distribution_id": dist,
             "caller_reference": caller_reference,
             "paths": list(paths),
@@ -292,99 +246,3 @@ class CloudFrontModel:
         self._check_distribution(dist)
         with self._lock:
             return list(self.invalidations.get(dist, []))
-
-    # ---- HTTP -----------------------------------------------------------------------------------
-    @staticmethod
-    def matches(path: str) -> bool:
-        return bool(_PATH_RE.match(path))
-
-    def handle(self, method: str, path: str, query: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Serve one invalidation request (path already matched by :meth:`matches`)."""
-        m = _PATH_RE.match(path)
-        assert m is not None
-        dist = unquote(m.group("dist"))
-        inv_id = m.group("inv")
-        request_id = str(uuid.uuid4())
-        try:
-            if method == "POST" and inv_id is None:
-                ref, paths, quantity = _parse_batch(body)
-                inv, _ = self.create(dist, ref, paths, quantity)
-                location = f"https://cloudfront.amazonaws.com/2020-05-31/distribution/{dist}/invalidation/{inv.id}"
-                xml = f'<?xml version="1.0" encoding="UTF-8"?>\n<Invalidation xmlns="{NS}">{inv.to_xml(self.clock())}</Invalidation>'
-                return 201, _headers(request_id, [("Location", location)]), xml.encode()
-            if method == "GET" and inv_id is not None:
-                inv = self.get(dist, unquote(inv_id))
-                xml = f'<?xml version="1.0" encoding="UTF-8"?>\n<Invalidation xmlns="{NS}">{inv.to_xml(self.clock())}</Invalidation>'
-                return 200, _headers(request_id), xml.encode()
-            if method == "GET" and inv_id is None:
-                return 200, _headers(request_id), self._list_xml(dist, query).encode()
-            raise CloudFrontError("InvalidArgument", 400, f"Unsupported {method} on {path}")
-        except CloudFrontError as e:
-            return error_answer(e, request_id)
-
-    def _list_xml(self, dist: str, query: str) -> str:
-        q = parse_qs(query)
-        marker = (q.get("Marker") or [""])[0]
-        max_items = int((q.get("MaxItems") or ["100"])[0])
-        invs = self.list(dist)
-        start = 0
-        if marker:
-            ids = [i.id for i in invs]
-            start = ids.index(marker) + 1 if marker in ids else len(invs)
-        page = invs[start : start + max_items]
-        truncated = start + max_items < len(invs)
-        now = self.clock()
-        items = "".join(
-            f"<InvalidationSummary><Id>{i.id}</Id><CreateTime>{_iso(i.created)}</CreateTime>"
-            f"<Status>{i.status(now)}</Status></InvalidationSummary>"
-            for i in page
-        )
-        next_marker = f"<NextMarker>{page[-1].id}</NextMarker>" if truncated and page else ""
-        return (
-            f'<?xml version="1.0" encoding="UTF-8"?>\n<InvalidationList xmlns="{NS}">'
-            f"<Marker>{escape(marker)}</Marker>{next_marker}<MaxItems>{max_items}</MaxItems>"
-            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
-            f"<Quantity>{len(page)}</Quantity>"
-            + (f"<Items>{items}</Items>" if page else "")
-            + "</InvalidationList>"
-        )
-
-
-def error_answer(e: CloudFrontError, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    """CloudFront's REST-XML error document, with its status and headers."""
-    xml = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="{NS}"><Error>'
-        f"<Type>{e.typ}</Type><Code>{e.code}</Code><Message>{escape(e.message)}</Message>"
-        f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-    )
-    return e.status, _headers(request_id), xml.encode()
-
-
-def _headers(request_id: str, extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
-    return [("Content-Type", "text/xml"), ("x-amz-request-id", request_id)] + (extra or [])
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _parse_batch(body: bytes) -> tuple[str | None, list[str], int | None]:
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as e:
-        raise CloudFrontError("MalformedInput", 400, f"Malformed XML: {e}") from e
-    ref: str | None = None
-    paths: list[str] = []
-    quantity: int | None = None
-    for child in root:
-        name = _local(child.tag)
-        if name == "CallerReference":
-            ref = child.text or ""
-        elif name == "Paths":
-            for sub in child:
-                sname = _local(sub.tag)
-                if sname == "Quantity":
-                    quantity = int((sub.text or "0").strip())
-                elif sname == "Items":
-                    paths = [p.text or "" for p in sub if _local(p.tag) == "Path"]
-    return ref, paths, quantity
