@@ -45,13 +45,13 @@ class Control:
             # Lambda
             "lambda/invoke": self.lambda_invoke,
             "lambda/stats": lambda b: {"functions": [p.stats() for p in self.stack.runtime.pools.values()]},
-            "lambda/async-log": lambda b: {"entries": list(lambda_patch.async_log)},
+            "lambda/async-log": lambda b: {"entries": list(self.stack.lambdas.async_log)},
             "sweep": self.sweep,
             "schedule/fire": self.schedule_fire,
             "schedule/enable": self.schedule_enable,
             # events
-            "events/deliveries": lambda b: {"deliveries": list(event_targets.deliveries)},
-            "events/dead-letters": lambda b: {"dead_letters": list(event_targets.dead_letters)},
+            "events/deliveries": lambda b: {"deliveries": list(self.stack.events.deliveries)},
+            "events/dead-letters": lambda b: {"dead_letters": list(self.stack.events.dead_letters)},
             "s3/events": self.s3_events,
             "s3/key-encoding": self.s3_key_encoding,
             "sfn/status-events": lambda b: {"events": list(sfn_ext.status_events)},
@@ -182,8 +182,8 @@ class Control:
         ids = {e["id"] for e in events}
         return {
             "events": events,
-            "deliveries": [d for d in list(event_targets.deliveries) if d["event_id"] in ids],
-            "dead_letters": [d for d in list(event_targets.dead_letters) if d["event_id"] in ids],
+            "deliveries": [d for d in list(self.stack.events.deliveries) if d["event_id"] in ids],
+            "dead_letters": [d for d in list(self.stack.events.dead_letters) if d["event_id"] in ids],
             "executions": sfn_ext.executions_with(marker),
         }
 

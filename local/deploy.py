@@ -276,7 +276,7 @@ def fill_gaps(stack: "Stack", translated: dict[str, Any], dep: Deployment) -> No
             dep.resources[logical] = {"type": rtype, "physical": props["AlarmName"]}
             continue
         if rtype == "AWS::Lambda::EventInvokeConfig":
-            # Applied by the function's pool (lambda_patch.invoke_async).
+            # Applied by the function's pool (LambdaService.invoke_async in local/lambda_patch.py).
             props = clean_json(res.get("Properties", {}), rmap)
             on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
             dep.event_invoke_configs[props["FunctionName"]] = (int(props.get("MaximumRetryAttempts", 2)), on_failure)

@@ -15,7 +15,7 @@ the S3 notification path swallows -- the event is dropped silently. This module 
   ``ERROR_MESSAGE``, ``EXHAUSTED_RETRY_CONDITION``, ``RETRY_ATTEMPTS``); without a DLQ it is
   logged and recorded;
 * targets whose ARN service is ``lambda`` invoke the function asynchronously (pool, retried
-  twice on function errors by :func:`local.lambda_patch.invoke_async`);
+  twice on function errors by :meth:`local.lambda_patch.LambdaService.invoke_async`);
 * other targets are left to moto;
 * rules with ``ScheduleExpression: rate(N unit)`` fire on that period (``Scheduled Event``
   from ``aws.events``); ``cron(...)`` schedules are not run (logged once).
@@ -38,6 +38,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .faults import Faults
+from .lambda_patch import LambdaService
+from .patching import replace
 
 LOG = logging.getLogger("local.events")
 
@@ -54,29 +56,151 @@ NON_RETRYABLE = {
     "StateMachineDeleting",
 }
 
-_executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="eb-target")
-_original_send: Any = None
-_faults: Faults | None = None
-_account = "123456789012"
-_region = "us-east-1"
-_lock = threading.Lock()
 # What the control API shows of recent events: enough for a whole test run (a fault-matrix
 # stack sees thousands of changes), so a test that traces a lost change still finds its hops.
 HISTORY = 20_000
-deliveries: list[dict[str, Any]] = []  # recent deliveries (for the control API)
-dead_letters: list[dict[str, Any]] = []  # events given up on (also sent to the DLQ if any)
-retry_base_seconds = 1.0
-retry_cap_seconds = 30.0
 
 
-def install(faults: Faults, account: str, region: str) -> None:
-    global _original_send, _faults, _account, _region
+class EventTargets:
+    """Delivery to Step Functions and Lambda targets, and the record of it for the control API:
+    ``deliveries`` (recent attempts) and ``dead_letters`` (events given up on, also sent to the
+    target's DLQ if it has one)."""
+
+    def __init__(self, faults: Faults, lambdas: LambdaService) -> None:
+        self.faults = faults
+        self.lambdas = lambdas
+        self.deliveries: list[dict[str, Any]] = []
+        self.dead_letters: list[dict[str, Any]] = []
+        self.retry_base_seconds = 1.0
+        self.retry_cap_seconds = 30.0
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="eb-target")
+
+    def send_to_targets(self, rule: Any, original_event: dict[str, Any], transform_input: bool, moto_send: Any) -> None:
+        """moto's ``Rule.send_to_targets``: our targets here, the others by ``moto_send``."""
+        # A schedule-only rule has no event pattern; moto's empty pattern would match every event.
+        if getattr(rule, "scheduled_expression", None) and not _has_pattern(rule):
+            return
+        if not rule.event_pattern.matches_event(original_event):
+            return
+        mine = [t for t in rule.targets if _service(t["Arn"]) in ("states", "lambda")]
+        others = [t for t in rule.targets if t not in mine]
+        if others:
+            proxy = copy.copy(rule)
+            proxy.targets = others
+            moto_send(proxy, original_event, transform_input)
+        for target in mine:
+            event = copy.deepcopy(original_event)
+            event["time"] = iso(event.get("time"))
+            event.pop("ingestion-time", None)
+            self.submit(rule.arn, target, event)
+
+    def submit(self, rule_arn: str, target: dict[str, Any], event: dict[str, Any]) -> None:
+        """Deliver ``event`` to ``target`` in the background, as EventBridge does."""
+        self._executor.submit(self._deliver, rule_arn, target, event)
+
+    def _record(self, entry: dict[str, Any], into: list[dict[str, Any]]) -> None:
+        with self._lock:
+            into.append(entry)
+            del into[:-HISTORY]
+
+    def _deliver(self, rule_arn: str, target: dict[str, Any], event: dict[str, Any]) -> None:
+        try:
+            arn = target["Arn"]
+            payload = _target_input(target, event)
+            if _service(arn) == "lambda":
+                self._deliver_lambda(rule_arn, target, event, payload)
+            else:
+                self._deliver_states(rule_arn, target, event, payload)
+        except Exception:  # noqa: BLE001 - a background delivery must never die silently
+            LOG.exception("delivery of event %s to %s failed", event.get("id"), target.get("Arn"))
+
+    def _deliver_lambda(self, rule_arn: str, target: dict[str, Any], event: dict[str, Any], payload: str) -> None:
+        pool = self.lambdas.runtime.pool_for(target["Arn"])
+        fault = self.faults.target_failure_for("lambda")
+        if pool is None or fault is not None:
+            code = fault.code if fault else "ResourceNotFoundException"
+            self._record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": False, "error": code}, self.deliveries)
+            self._dead_letter(rule_arn, target, event, code, "no local function" if pool is None else fault.message, 0, "MaximumRetryAttempts")
+            return
+        self.lambdas.invoke_async(pool, payload.encode(), source=f"EventBridge {rule_arn}")
+        self._record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": True}, self.deliveries)
+
+    def _deliver_states(self, rule_arn: str, target: dict[str, Any], event: dict[str, Any], payload: str) -> None:
+        policy = target.get("RetryPolicy") or {}
+        max_attempts = int(policy.get("MaximumRetryAttempts", 185))
+        max_age = float(policy.get("MaximumEventAgeInSeconds", 86400))
+        first = time.time()
+        retries = 0
+        while True:
+            code = message = None
+            retryable = True
+            fault = self.faults.target_failure_for("states")
+            if fault is not None:
+                code, message, retryable = fault.code, fault.message, fault.retryable
+            elif not self.faults.start_admitted(target["Arn"], payload):
+                code, message = "ThrottlingException", "Rate exceeded"  # the StartExecution token bucket
+            else:
+                try:
+                    name = str(uuid.uuid4())
+                    exec_arn = _start_execution(target["Arn"], name, payload)
+                    self._record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": True, "execution_arn": exec_arn, "retries": retries}, self.deliveries)
+                    return
+                except Exception as e:  # noqa: BLE001
+                    code = getattr(e, "error_type", None) or type(e).__name__
+                    message = getattr(e, "message", None) or str(e)
+                    retryable = code not in NON_RETRYABLE
+            self._record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": False, "error": code, "retries": retries}, self.deliveries)
+            LOG.warning("StartExecution for event %s failed: %s %s", event.get("id"), code, message)
+            if not retryable:
+                return self._dead_letter(rule_arn, target, event, code, message, retries, None)
+            if retries >= max_attempts:
+                return self._dead_letter(rule_arn, target, event, code, message, retries, "MaximumRetryAttempts")
+            delay = min(self.retry_cap_seconds, self.retry_base_seconds * (2**retries))
+            if time.time() + delay - first > max_age:
+                return self._dead_letter(rule_arn, target, event, code, message, retries, "MaximumEventAgeInSeconds")
+            time.sleep(delay)
+            retries += 1
+
+    def _dead_letter(
+        self, rule_arn: str, target: dict[str, Any], event: dict[str, Any], code: str | None, message: str | None, retries: int, exhausted: str | None
+    ) -> None:
+        dlq = (target.get("DeadLetterConfig") or {}).get("Arn")
+        entry = {"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "error": code, "message": message, "retries": retries, "dlq": dlq}
+        self._record(entry, self.dead_letters)
+        if not dlq:
+            LOG.error("event %s dropped (no DLQ): %s %s", event.get("id"), code, message)
+            return
+        from moto.sqs.models import sqs_backends
+
+        parts = dlq.split(":")
+        attrs = {
+            "RULE_ARN": rule_arn,
+            "TARGET_ARN": target["Arn"],
+            "ERROR_CODE": code or "Unknown",
+            "ERROR_MESSAGE": (message or "")[:1000] or "-",
+            "RETRY_ATTEMPTS": str(retries),
+        }
+        if exhausted:
+            attrs["EXHAUSTED_RETRY_CONDITION"] = exhausted
+        sqs_backends[parts[4]][parts[3]].send_message(
+            queue_name=parts[5],
+            message_body=json.dumps(event),
+            message_attributes={k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()},
+        )
+
+
+def install(targets: EventTargets) -> None:
+    """Route moto's ``Rule.send_to_targets`` through ``targets``."""
     from moto.events.models import Rule
 
-    _faults, _account, _region = faults, account, region
-    if _original_send is None:
-        _original_send = Rule.send_to_targets
-        Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
+    def wrap(original: Any) -> Any:
+        def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+            targets.send_to_targets(self, original_event, transform_input, original)
+
+        return send_to_targets
+
+    replace(Rule, "send_to_targets", wrap)
 
 
 def iso(t: float | str | None) -> str:
@@ -86,34 +210,9 @@ def iso(t: float | str | None) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _record(entry: dict[str, Any], target: list[dict[str, Any]] = deliveries) -> None:
-    with _lock:
-        target.append(entry)
-        del target[:-HISTORY]
-
-
 def _service(arn: str) -> str:
     parts = arn.split(":")
     return parts[2] if len(parts) > 2 else ""
-
-
-def _send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
-    # A schedule-only rule has no event pattern; moto's empty pattern would match every event.
-    if getattr(self, "scheduled_expression", None) and not _has_pattern(self):
-        return
-    if not self.event_pattern.matches_event(original_event):
-        return
-    mine = [t for t in self.targets if _service(t["Arn"]) in ("states", "lambda")]
-    others = [t for t in self.targets if t not in mine]
-    if others:
-        proxy = copy.copy(self)
-        proxy.targets = others
-        _original_send(proxy, original_event, transform_input)
-    for target in mine:
-        event = copy.deepcopy(original_event)
-        event["time"] = iso(event.get("time"))
-        event.pop("ingestion-time", None)
-        _executor.submit(_deliver, self.arn, target, event)
 
 
 def _has_pattern(rule: Any) -> bool:
@@ -145,32 +244,6 @@ def _target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
     return json.dumps(event)
 
 
-def _deliver(rule_arn: str, target: dict[str, Any], event: dict[str, Any]) -> None:
-    try:
-        arn = target["Arn"]
-        payload = _target_input(target, event)
-        if _service(arn) == "lambda":
-            _deliver_lambda(rule_arn, target, event, payload)
-        else:
-            _deliver_states(rule_arn, target, event, payload)
-    except Exception:  # noqa: BLE001 - a background delivery must never die silently
-        LOG.exception("delivery of event %s to %s failed", event.get("id"), target.get("Arn"))
-
-
-def _deliver_lambda(rule_arn: str, target: dict[str, Any], event: dict[str, Any], payload: str) -> None:
-    from . import lambda_patch
-
-    pool = lambda_patch._runtime.pool_for(target["Arn"]) if lambda_patch._runtime else None
-    fault = _faults.target_failure_for("lambda") if _faults else None
-    if pool is None or fault is not None:
-        code = fault.code if fault else "ResourceNotFoundException"
-        _record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": False, "error": code})
-        _dead_letter(rule_arn, target, event, code, "no local function" if pool is None else fault.message, 0, "MaximumRetryAttempts")
-        return
-    lambda_patch.invoke_async(pool, payload.encode(), source=f"EventBridge {rule_arn}")
-    _record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": True})
-
-
 def _start_execution(arn: str, name: str, payload: str) -> str:
     from moto.stepfunctions.responses import get_backend
 
@@ -180,79 +253,14 @@ def _start_execution(arn: str, name: str, payload: str) -> str:
     return execution.execution_arn
 
 
-def _deliver_states(rule_arn: str, target: dict[str, Any], event: dict[str, Any], payload: str) -> None:
-    policy = target.get("RetryPolicy") or {}
-    max_attempts = int(policy.get("MaximumRetryAttempts", 185))
-    max_age = float(policy.get("MaximumEventAgeInSeconds", 86400))
-    first = time.time()
-    retries = 0
-    while True:
-        code = message = None
-        retryable = True
-        fault = _faults.target_failure_for("states") if _faults else None
-        if fault is not None:
-            code, message, retryable = fault.code, fault.message, fault.retryable
-        elif _faults and not _faults.start_admitted(target["Arn"], payload):
-            code, message = "ThrottlingException", "Rate exceeded"  # the StartExecution token bucket
-        else:
-            try:
-                name = str(uuid.uuid4())
-                exec_arn = _start_execution(target["Arn"], name, payload)
-                _record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": True, "execution_arn": exec_arn, "retries": retries})
-                return
-            except Exception as e:  # noqa: BLE001
-                code = getattr(e, "error_type", None) or type(e).__name__
-                message = getattr(e, "message", None) or str(e)
-                retryable = code not in NON_RETRYABLE
-        _record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": False, "error": code, "retries": retries})
-        LOG.warning("StartExecution for event %s failed: %s %s", event.get("id"), code, message)
-        if not retryable:
-            return _dead_letter(rule_arn, target, event, code, message, retries, None)
-        if retries >= max_attempts:
-            return _dead_letter(rule_arn, target, event, code, message, retries, "MaximumRetryAttempts")
-        delay = min(retry_cap_seconds, retry_base_seconds * (2**retries))
-        if time.time() + delay - first > max_age:
-            return _dead_letter(rule_arn, target, event, code, message, retries, "MaximumEventAgeInSeconds")
-        time.sleep(delay)
-        retries += 1
-
-
-def _dead_letter(
-    rule_arn: str, target: dict[str, Any], event: dict[str, Any], code: str | None, message: str | None, retries: int, exhausted: str | None
-) -> None:
-    dlq = (target.get("DeadLetterConfig") or {}).get("Arn")
-    entry = {"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "error": code, "message": message, "retries": retries, "dlq": dlq}
-    _record(entry, dead_letters)
-    if not dlq:
-        LOG.error("event %s dropped (no DLQ): %s %s", event.get("id"), code, message)
-        return
-    from moto.sqs.models import sqs_backends
-
-    parts = dlq.split(":")
-    attrs = {
-        "RULE_ARN": rule_arn,
-        "TARGET_ARN": target["Arn"],
-        "ERROR_CODE": code or "Unknown",
-        "ERROR_MESSAGE": (message or "")[:1000] or "-",
-        "RETRY_ATTEMPTS": str(retries),
-    }
-    if exhausted:
-        attrs["EXHAUSTED_RETRY_CONDITION"] = exhausted
-    sqs_backends[parts[4]][parts[3]].send_message(
-        queue_name=parts[5],
-        message_body=json.dumps(event),
-        message_attributes={k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()},
-    )
-
-
 # ---- emitting AWS service events --------------------------------------------------------------
 def emit(
     source: str,
     detail_type: str,
     detail: dict[str, Any],
     resources: list[str],
-    region: str | None = None,
-    account: str | None = None,
+    region: str,
+    account: str,
     event_id: str | None = None,
     event_time: float | None = None,
 ) -> str:
@@ -262,8 +270,6 @@ def emit(
     an earlier event delivers that event again, as EventBridge's at-least-once delivery does."""
     from moto.events.models import events_backends
 
-    region = region or _region
-    account = account or _account
     event_id = event_id or str(uuid.uuid4())
     event = {
         "version": "0",
@@ -304,12 +310,11 @@ def schedule_period(expr: str | None) -> float | None:
 class Scheduler:
     """Fires ``rate(...)`` rules of the default bus on their period (first run after one period)."""
 
-    def __init__(self, account: str, region: str, enabled: bool = True, scale: float = 1.0) -> None:
-        self.account, self.region, self.enabled, self.scale = account, region, enabled, scale
+    def __init__(self, targets: EventTargets, account: str, region: str, enabled: bool = True) -> None:
+        self.targets, self.account, self.region, self.enabled = targets, account, region, enabled
         self._stop = threading.Event()
         self._next: dict[str, float] = {}
         self._warned: set[str] = set()
-        self.fired: list[dict[str, Any]] = []
         self._thread = threading.Thread(target=self._loop, daemon=True, name="scheduler")
 
     def start(self) -> None:
@@ -336,12 +341,11 @@ class Scheduler:
             "resources": [rule.arn],
             "detail": {},
         }
-        self.fired.append({"time": time.time(), "rule": rule.name})
         for target in rule.targets:
             if _service(target["Arn"]) in ("states", "lambda"):
                 ev = copy.deepcopy(event)
                 ev["time"] = iso(ev["time"])
-                _executor.submit(_deliver, rule.arn, target, ev)
+                self.targets.submit(rule.arn, target, ev)
 
     def _loop(self) -> None:
         while not self._stop.wait(0.5):
@@ -357,7 +361,7 @@ class Scheduler:
                         self._warned.add(rule.name)
                         LOG.warning("schedule %r of rule %s is not run locally", rule.scheduled_expression, rule.name)
                     continue
-                due = self._next.setdefault(rule.name, now + period * self.scale)
+                due = self._next.setdefault(rule.name, now + period)
                 if now >= due:
-                    self._next[rule.name] = now + period * self.scale
+                    self._next[rule.name] = now + period
                     self.fire(rule)

@@ -89,6 +89,8 @@ class Stack:
         self.faults = Faults()
         self.iam = Iam(self.account, self.region)
         self.runtime = RuntimeApi()
+        self.lambdas = lambda_patch.LambdaService(self.runtime)
+        self.events = event_targets.EventTargets(self.faults, self.lambdas)
         self.cloudfront = CloudFrontModel(
             distribution_exists=self._distribution_exists,
             faults=self.faults,
@@ -111,13 +113,13 @@ class Stack:
 
         # Not "lambda": {"use_docker": False}: that swaps in moto's echo-only backend and bypasses our pools.
         moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
-        lambda_patch.install(self.runtime)
-        event_targets.install(self.faults, self.account, self.region)
+        lambda_patch.install(self.lambdas)
+        event_targets.install(self.events)
         s3_events.install(self.faults)
         sfn_ext.install()
         asl_fixes.install()
         dynamodb_query.install()
-        self.scheduler = event_targets.Scheduler(self.account, self.region, enabled=self.settings.schedules)
+        self.scheduler = event_targets.Scheduler(self.events, self.account, self.region, enabled=self.settings.schedules)
 
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
         self._thread.start()

@@ -101,8 +101,7 @@ def test_step_functions_target_starts_execution_with_the_event(stack, bucket):
 
 
 def test_failed_start_is_retried_then_dead_lettered(stack, bucket):
-    import local.event_targets as et
-
+    et = stack.stack.events
     et.retry_base_seconds = 0.05
     try:
         sm = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
