@@ -168,7 +168,7 @@ class Control:
         """Recent S3 events; with ``after_sequencer`` only the later ones (sequencers are
         fixed-width hex, so string order is event order), so a poller reads each event once."""
         after = body.get("after_sequencer")
-        events = list(s3_events.sent)
+        events = list(self.stack.s3_events.sent)
         if after:
             events = [e for e in events if e["detail"]["object"]["sequencer"] > after]
         return {"events": events}
@@ -178,7 +178,7 @@ class Control:
         those events' deliveries and dead letters, and the executions whose input names it. A
         test that gives up on a change prints this, so a failure says at which hop it was lost."""
         marker = str(body["contains"])
-        events = [e for e in list(s3_events.sent) if marker in json.dumps(e["detail"], ensure_ascii=False)]
+        events = [e for e in list(self.stack.s3_events.sent) if marker in json.dumps(e["detail"], ensure_ascii=False)]
         ids = {e["id"] for e in events}
         return {
             "events": events,
@@ -191,5 +191,5 @@ class Control:
         enc = body.get("encoding", "raw")
         if enc not in ("raw", "form"):
             raise ValueError("encoding must be 'raw' or 'form'")
-        s3_events.key_encoding = enc
+        self.stack.s3_events.key_encoding = enc
         return {"encoding": enc}

@@ -91,6 +91,7 @@ class Stack:
         self.runtime = RuntimeApi()
         self.lambdas = lambda_patch.LambdaService(self.runtime)
         self.events = event_targets.EventTargets(self.faults, self.lambdas)
+        self.s3_events = s3_events.S3Events(self.faults)
         self.cloudfront = CloudFrontModel(
             distribution_exists=self._distribution_exists,
             faults=self.faults,
@@ -115,7 +116,7 @@ class Stack:
         moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
         lambda_patch.install(self.lambdas)
         event_targets.install(self.events)
-        s3_events.install(self.faults)
+        s3_events.install(self.s3_events)
         sfn_ext.install()
         asl_fixes.install()
         dynamodb_query.install()
