@@ -14,7 +14,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import event_targets, lambda_patch, s3_events, sfn_ext
+from . import event_targets, lambda_patch
 
 if TYPE_CHECKING:
     from .stack import Stack
@@ -54,8 +54,8 @@ class Control:
             "events/dead-letters": lambda b: {"dead_letters": list(self.stack.events.dead_letters)},
             "s3/events": self.s3_events,
             "s3/key-encoding": self.s3_key_encoding,
-            "sfn/status-events": lambda b: {"events": list(sfn_ext.status_events)},
-            "sfn/running": lambda b: {"running": sfn_ext.running(str(b["contains"]))},
+            "sfn/status-events": lambda b: {"events": list(self.stack.executions.status_events)},
+            "sfn/running": lambda b: {"running": self.stack.executions.running(str(b["contains"]))},
             "trace": self.trace,
             # AWS requests received, by calling function
             "aws/requests": lambda b: {"requests": self.stack.requests.snapshot(b.get("service"))},
@@ -184,7 +184,7 @@ class Control:
             "events": events,
             "deliveries": [d for d in list(self.stack.events.deliveries) if d["event_id"] in ids],
             "dead_letters": [d for d in list(self.stack.events.dead_letters) if d["event_id"] in ids],
-            "executions": sfn_ext.executions_with(marker),
+            "executions": self.stack.executions.executions_with(marker),
         }
 
     def s3_key_encoding(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -39,16 +39,12 @@ import re
 import threading
 from typing import Any
 
-from . import event_targets
+from .event_targets import HISTORY, emit
+from .patching import replace
 
 LOG = logging.getLogger("local.sfn")
 
-_start_lock = threading.RLock()
-_installed = False
 _NAME_BAD = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
-status_events: list[dict[str, Any]] = []
-# Every execution started (moto keeps them per state machine), for ``running``.
-started: list[Any] = []
 
 
 def _exceptions() -> tuple[type, type]:
@@ -68,11 +64,9 @@ def _exceptions() -> tuple[type, type]:
 ExecutionNotRedrivable, InvalidName = _exceptions()
 
 
-def install() -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
+def install(executions: Executions) -> None:
+    """Patch moto's Step Functions; the patches that start, stop or redrive an execution report
+    to ``executions``."""
     from moto.stepfunctions.models import StateMachine
     from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
     from moto.stepfunctions.parser.backend import execution as execution_mod
@@ -82,57 +76,64 @@ def install() -> None:
 
     StateMachine.create_from_cloudformation_json = classmethod(_create_from_cfn)  # type: ignore[assignment]
 
-    original_start = StepFunctionsParserBackend.start_execution
+    def wrap_start(original_start: Any) -> Any:
+        def start_execution(self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None, trace_header: Any = None) -> Any:
+            if name is not None:
+                validate_name(name)
+            with executions.lock:
+                sm = self.describe_state_machine(state_machine_arn)
+                before = {id(e) for e in sm.executions}
+                execution = original_start(self, state_machine_arn, name, execution_input, trace_header)
+                is_new = id(execution) not in before
+            if is_new:
+                executions.started.append(execution)
+                executions.status_event(execution, "RUNNING")
+            return execution
 
-    def start_execution(self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None, trace_header: Any = None) -> Any:
-        if name is not None:
-            validate_name(name)
-        with _start_lock:
-            sm = self.describe_state_machine(state_machine_arn)
-            before = {id(e) for e in sm.executions}
-            execution = original_start(self, state_machine_arn, name, execution_input, trace_header)
-            is_new = id(execution) not in before
-        if is_new:
-            started.append(execution)
-            _status_event(execution, "RUNNING")
-        return execution
+        return start_execution
 
-    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+    replace(StepFunctionsParserBackend, "start_execution", wrap_start)
+
+    def redrive_execution(self: Any, execution_arn: str) -> Any:
+        return executions.redrive(self, execution_arn)
+
     StepFunctionsParserBackend.redrive_execution = redrive_execution  # type: ignore[attr-defined]
 
     # $$.Execution.RedriveCount = 0 for a fresh execution.
-    original_env = ExecutionWorker._get_evaluation_environment
+    def wrap_env(original_env: Any) -> Any:
+        def _get_evaluation_environment(self: Any) -> Any:
+            env = original_env(self)
+            ex = env.states.context_object.context_object_data["Execution"]
+            ex.setdefault("RedriveCount", 0)
+            return env
 
-    def _get_evaluation_environment(self: Any) -> Any:
-        env = original_env(self)
-        ex = env.states.context_object.context_object_data["Execution"]
-        ex.setdefault("RedriveCount", 0)
-        return env
+        return _get_evaluation_environment
 
-    ExecutionWorker._get_evaluation_environment = _get_evaluation_environment  # type: ignore[method-assign]
+    replace(ExecutionWorker, "_get_evaluation_environment", wrap_env)
 
     # Remember, per execution, the top-level state being run and its input (redrive point).
-    original_body = CommonStateField._eval_body
+    def wrap_body(original_body: Any) -> Any:
+        def _eval_body(self: Any, env: Any) -> None:
+            if not env.is_frame():
+                env._local_redrive_point = (self.name, copy.deepcopy(env.states.get_input()))
+            return original_body(self, env)
 
-    def _eval_body(self: Any, env: Any) -> None:
-        if not env.is_frame():
-            env._local_redrive_point = (self.name, copy.deepcopy(env.states.get_input()))
-        return original_body(self, env)
+        return _eval_body
 
-    CommonStateField._eval_body = _eval_body  # type: ignore[method-assign]
+    replace(CommonStateField, "_eval_body", wrap_body)
 
     # Terminal status change events.
-    comm = execution_mod.BaseExecutionWorkerCommunication
-    original_terminated = comm.terminated
+    def wrap_terminated(original_terminated: Any) -> Any:
+        def terminated(self: Any) -> None:
+            original_terminated(self)
+            try:
+                executions.status_event(self.execution, self.execution.exec_status.value)
+            except Exception:  # noqa: BLE001
+                LOG.exception("status change event failed")
 
-    def terminated(self: Any) -> None:
-        original_terminated(self)
-        try:
-            _status_event(self.execution, self.execution.exec_status.value)
-        except Exception:  # noqa: BLE001
-            LOG.exception("status change event failed")
+        return terminated
 
-    comm.terminated = terminated  # type: ignore[method-assign]
+    replace(execution_mod.BaseExecutionWorkerCommunication, "terminated", wrap_terminated)
 
     # API: RedriveExecution, DescribeExecution with redrive fields.
     def redrive_execution_api(self: Any) -> Any:
@@ -144,28 +145,29 @@ def install() -> None:
 
     StepFunctionResponse.redrive_execution = redrive_execution_api  # type: ignore[attr-defined]
 
-    original_describe = StepFunctionResponse.describe_execution
+    def wrap_describe(original_describe: Any) -> Any:
+        def describe_execution(self: Any) -> Any:
+            result = original_describe(self)
+            try:
+                execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+                body = result.result
+                count = getattr(execution, "_local_redrive_count", 0)
+                body["redriveCount"] = count
+                if count:
+                    body["redriveDate"] = execution._local_redrive_date
+                status, reason = _redrive_status(execution)
+                body["redriveStatus"] = status
+                if reason:
+                    body["redriveStatusReason"] = reason
+                if execution.status == "TIMED_OUT" and execution.stop_date is not None:
+                    body["stopDate"] = execution.stop_date
+            except Exception:  # noqa: BLE001
+                LOG.exception("describe_execution extension failed")
+            return result
 
-    def describe_execution(self: Any) -> Any:
-        result = original_describe(self)
-        try:
-            execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
-            body = result.result
-            count = getattr(execution, "_local_redrive_count", 0)
-            body["redriveCount"] = count
-            if count:
-                body["redriveDate"] = execution._local_redrive_date
-            status, reason = _redrive_status(execution)
-            body["redriveStatus"] = status
-            if reason:
-                body["redriveStatusReason"] = reason
-            if execution.status == "TIMED_OUT" and execution.stop_date is not None:
-                body["stopDate"] = execution.stop_date
-        except Exception:  # noqa: BLE001
-            LOG.exception("describe_execution extension failed")
-        return result
+        return describe_execution
 
-    StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
+    replace(StepFunctionResponse, "describe_execution", wrap_describe)
 
 
 def validate_name(name: str) -> None:
@@ -227,132 +229,142 @@ def _redrive_status(execution: Any) -> tuple[str, str | None]:
     return "REDRIVABLE", None
 
 
-def running(contains: str) -> int:
-    """How many executions are RUNNING with ``contains`` in their input: a test knows its lane
-    is quiet (no event between S3 and its batch, no task retry pending) only when none is."""
+# ---- the stack's record of executions ------------------------------------------------------------
+class Executions:
+    """The executions started (moto keeps them per state machine) and the status change events
+    emitted, for the control API; ``lock`` makes a start's check+create and a redrive atomic."""
 
-    def text(value: Any) -> str:
-        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+        self.status_events: list[dict[str, Any]] = []
+        self.lock = threading.RLock()
 
-    return sum(1 for e in list(started) if e.status == "RUNNING" and contains in text(e.input_data or ""))
+    def running(self, contains: str) -> int:
+        """How many executions are RUNNING with ``contains`` in their input: a test knows its lane
+        is quiet (no event between S3 and its batch, no task retry pending) only when none is."""
 
+        def text(value: Any) -> str:
+            return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
-def executions_with(contains: str) -> list[dict[str, Any]]:
-    """Every execution with ``contains`` in its input, with its status and, once stopped, its
-    error and cause: where a change went after its event was delivered."""
-    found = []
-    for e in list(started):
-        data = e.input_data or ""
-        if contains in (data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)):
-            found.append({"executionArn": e.execution_arn, "status": e.status, "error": e.error, "cause": e.cause})
-    return found
-
-
-def _status_event(execution: Any, status: str) -> None:
-    def js(value: Any) -> str | None:
-        if value is None:
-            return None
-        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-    redrive_count = getattr(execution, "_local_redrive_count", 0)
-    redrive_status, reason = _redrive_status(execution)
-    detail = {
-        "executionArn": execution.execution_arn,
-        "stateMachineArn": execution.state_machine_arn,
-        "name": execution.name,
-        "status": status,
-        "startDate": _millis(execution.start_date),
-        "stopDate": None if status == "RUNNING" else _millis(execution.stop_date),
-        "input": js(execution.input_data),
-        "output": js(execution.output) if status == "SUCCEEDED" else None,
-        "inputDetails": {"included": True},
-        "outputDetails": {"included": True} if status == "SUCCEEDED" else None,
-        "error": execution.error if status != "RUNNING" else None,
-        "cause": execution.cause if status != "RUNNING" else None,
-        "redriveCount": redrive_count,
-        "redriveDate": _millis(getattr(execution, "_local_redrive_date", None)),
-        "redriveStatus": redrive_status,
-        "redriveStatusReason": reason,
-    }
-    status_events.append({"status": status, "executionArn": execution.execution_arn, "redriveCount": redrive_count})
-    del status_events[:-event_targets.HISTORY]
-    event_targets.emit(
-        "aws.states",
-        "Step Functions Execution Status Change",
-        detail,
-        [execution.execution_arn],
-        region=execution.region_name,
-        account=execution.account_id,
-    )
+        return sum(1 for e in list(self.started) if e.status == "RUNNING" and contains in text(e.input_data or ""))
 
 
-# ---- RedriveExecution -----------------------------------------------------------------------------
-def redrive_execution(self: Any, execution_arn: str) -> Any:
-    from moto.stepfunctions.parser.api import (
-        ExecutionRedrivenEventDetails,
-        ExecutionStatus,
-        HistoryEventType,
-    )
-    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
-    from moto.stepfunctions.parser.asl.eval.environment import Environment
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    def executions_with(self, contains: str) -> list[dict[str, Any]]:
+        """Every execution with ``contains`` in its input, with its status and, once stopped, its
+        error and cause: where a change went after its event was delivered."""
+        found = []
+        for e in list(self.started):
+            data = e.input_data or ""
+            if contains in (data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)):
+                found.append({"executionArn": e.execution_arn, "status": e.status, "error": e.error, "cause": e.cause})
+        return found
 
-    with _start_lock:
-        execution = self.describe_execution(execution_arn)
-        status, reason = _redrive_status(execution)
-        if status != "REDRIVABLE":
-            raise ExecutionNotRedrivable(f"Execution {execution_arn} is not redrivable: {reason}")
-        worker = execution.exec_worker
-        old_env = worker.env if worker else None
-        point = getattr(old_env, "_local_redrive_point", None)
-        if old_env is None or point is None:
-            raise ExecutionNotRedrivable(f"Execution {execution_arn} never entered a state")
-        state_name, state_input = point
-        now = dt.datetime.now(tz=dt.timezone.utc)
-        count = getattr(execution, "_local_redrive_count", 0) + 1
 
-        context = copy.deepcopy(old_env.states.context_object.context_object_data)
-        context["Execution"]["RedriveCount"] = count
-        context["Execution"]["RedriveTime"] = now.isoformat()
-        for key in ("State", "Task", "Map"):
-            context.pop(key, None)
-        env = Environment(
-            aws_execution_details=old_env.aws_execution_details,
-            execution_type=old_env.execution_type,
-            context=context,
-            event_history_context=old_env.event_history_context,
-            cloud_watch_logging_session=old_env.cloud_watch_logging_session,
-            activity_store=old_env.activity_store,
-            variable_store=old_env.variable_store,
+    def status_event(self, execution: Any, status: str) -> None:
+        """Record and emit an Execution Status Change event."""
+        def js(value: Any) -> str | None:
+            if value is None:
+                return None
+            return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+        redrive_count = getattr(execution, "_local_redrive_count", 0)
+        redrive_status, reason = _redrive_status(execution)
+        detail = {
+            "executionArn": execution.execution_arn,
+            "stateMachineArn": execution.state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": _millis(execution.start_date),
+            "stopDate": None if status == "RUNNING" else _millis(execution.stop_date),
+            "input": js(execution.input_data),
+            "output": js(execution.output) if status == "SUCCEEDED" else None,
+            "inputDetails": {"included": True},
+            "outputDetails": {"included": True} if status == "SUCCEEDED" else None,
+            "error": execution.error if status != "RUNNING" else None,
+            "cause": execution.cause if status != "RUNNING" else None,
+            "redriveCount": redrive_count,
+            "redriveDate": _millis(getattr(execution, "_local_redrive_date", None)),
+            "redriveStatus": redrive_status,
+            "redriveStatusReason": reason,
+        }
+        self.status_events.append({"status": status, "executionArn": execution.execution_arn, "redriveCount": redrive_count})
+        del self.status_events[:-HISTORY]
+        emit(
+            "aws.states",
+            "Step Functions Execution Status Change",
+            detail,
+            [execution.execution_arn],
+            region=execution.region_name,
+            account=execution.account_id,
         )
-        env.event_manager = old_env.event_manager  # the history continues
-        env.states.reset(input_value=state_input)
-        env.next_state_name = state_name
-        env.event_manager.add_event(
-            context=env.event_history_context,
-            event_type=HistoryEventType.ExecutionRedriven,
-            event_details=EventDetails(executionRedrivenEventDetails=ExecutionRedrivenEventDetails(redriveCount=count)),
+
+    def redrive(self, backend: Any, execution_arn: str) -> Any:
+        """moto's missing ``RedriveExecution`` on ``backend`` (see the module docstring)."""
+        from moto.stepfunctions.parser.api import (
+            ExecutionRedrivenEventDetails,
+            ExecutionStatus,
+            HistoryEventType,
         )
-        worker.env = env
-        execution._local_redrive_count = count
-        execution._local_redrive_date = now
-        execution.exec_status = ExecutionStatus.RUNNING
-        execution.stop_date = None
-        execution.error = None
-        execution.cause = None
-        execution.output = None
-        program = AmazonStateLanguageParser.parse(execution.state_machine.definition)[0]
+        from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+        from moto.stepfunctions.parser.asl.eval.environment import Environment
+        from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    def run() -> None:
-        timeout = program.timeout_seconds.timeout_seconds if program.timeout_seconds else None
-        inner = threading.Thread(target=EvalComponent.eval, args=(program, env), daemon=True)
-        inner.start()
-        inner.join(timeout=timeout)
-        if inner.is_alive():
-            env.set_timed_out()
-        worker._execution_communication.terminated()
+        with self.lock:
+            execution = backend.describe_execution(execution_arn)
+            status, reason = _redrive_status(execution)
+            if status != "REDRIVABLE":
+                raise ExecutionNotRedrivable(f"Execution {execution_arn} is not redrivable: {reason}")
+            worker = execution.exec_worker
+            old_env = worker.env if worker else None
+            point = getattr(old_env, "_local_redrive_point", None)
+            if old_env is None or point is None:
+                raise ExecutionNotRedrivable(f"Execution {execution_arn} never entered a state")
+            state_name, state_input = point
+            now = dt.datetime.now(tz=dt.timezone.utc)
+            count = getattr(execution, "_local_redrive_count", 0) + 1
 
-    _status_event(execution, "RUNNING")
-    threading.Thread(target=run, daemon=True, name=f"redrive-{execution.name}").start()
-    return execution
+            context = copy.deepcopy(old_env.states.context_object.context_object_data)
+            context["Execution"]["RedriveCount"] = count
+            context["Execution"]["RedriveTime"] = now.isoformat()
+            for key in ("State", "Task", "Map"):
+                context.pop(key, None)
+            env = Environment(
+                aws_execution_details=old_env.aws_execution_details,
+                execution_type=old_env.execution_type,
+                context=context,
+                event_history_context=old_env.event_history_context,
+                cloud_watch_logging_session=old_env.cloud_watch_logging_session,
+                activity_store=old_env.activity_store,
+                variable_store=old_env.variable_store,
+            )
+            env.event_manager = old_env.event_manager  # the history continues
+            env.states.reset(input_value=state_input)
+            env.next_state_name = state_name
+            env.event_manager.add_event(
+                context=env.event_history_context,
+                event_type=HistoryEventType.ExecutionRedriven,
+                event_details=EventDetails(executionRedrivenEventDetails=ExecutionRedrivenEventDetails(redriveCount=count)),
+            )
+            worker.env = env
+            execution._local_redrive_count = count
+            execution._local_redrive_date = now
+            execution.exec_status = ExecutionStatus.RUNNING
+            execution.stop_date = None
+            execution.error = None
+            execution.cause = None
+            execution.output = None
+            program = AmazonStateLanguageParser.parse(execution.state_machine.definition)[0]
+
+        def run() -> None:
+            timeout = program.timeout_seconds.timeout_seconds if program.timeout_seconds else None
+            inner = threading.Thread(target=EvalComponent.eval, args=(program, env), daemon=True)
+            inner.start()
+            inner.join(timeout=timeout)
+            if inner.is_alive():
+                env.set_timed_out()
+            worker._execution_communication.terminated()
+
+        self.status_event(execution, "RUNNING")
+        threading.Thread(target=run, daemon=True, name=f"redrive-{execution.name}").start()
+        return execution

@@ -92,6 +92,7 @@ class Stack:
         self.lambdas = lambda_patch.LambdaService(self.runtime)
         self.events = event_targets.EventTargets(self.faults, self.lambdas)
         self.s3_events = s3_events.S3Events(self.faults)
+        self.executions = sfn_ext.Executions()
         self.cloudfront = CloudFrontModel(
             distribution_exists=self._distribution_exists,
             faults=self.faults,
@@ -117,7 +118,7 @@ class Stack:
         lambda_patch.install(self.lambdas)
         event_targets.install(self.events)
         s3_events.install(self.s3_events)
-        sfn_ext.install()
+        sfn_ext.install(self.executions)
         asl_fixes.install()
         dynamodb_query.install()
         self.scheduler = event_targets.Scheduler(self.events, self.account, self.region, enabled=self.settings.schedules)
