@@ -72,7 +72,6 @@ CLOUDFRONT_ERRORS: dict[str, tuple[int, str, str]] = {
     ),
 }
 
-_ids = itertools.count(1)
 KINDS = (
     "cloudfront",
     "lambda_crash",
@@ -95,7 +94,7 @@ class CloudFrontFault:
     until: float | None = None  # epoch seconds (None: until cleared)
     status: int | None = None
     message: str | None = None
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # given by Faults.add
     fired: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -111,7 +110,7 @@ class LambdaCrash:
     contains: str | None = None  # only invocations whose payload contains this string count
     seen: int = 0
     fired: int = 0
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # given by Faults.add
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,7 +122,7 @@ class LambdaHold:
     contains: str | None = None  # only invocations whose payload contains this string are held
     seconds: float | None = None  # release after this long even if not cleared (None: until cleared)
     held: int = 0  # invocations held so far (released ones included)
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # given by Faults.add
     released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -139,7 +138,7 @@ class LambdaThrottle:
     running: int = 0
     admitted: int = 0
     throttled: int = 0
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # given by Faults.add
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,7 +154,7 @@ class StartThrottle:
     contains: str | None = None  # only StartExecution requests whose body contains this string
     admitted: int = 0
     throttled: int = 0
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # given by Faults.add
     tokens: float = field(default=-1.0, repr=False)
     refilled_at: float = field(default_factory=time.monotonic, repr=False)
 
@@ -192,7 +191,7 @@ class CrashAfter:
     times: int = 1
     contains: str | None = None  # only requests whose URL path or body contains this string match
     fired: int = 0
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # given by Faults.add
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,7 +205,7 @@ class TargetFailure:
     count: int | None = 1
     retryable: bool = True
     fired: int = 0
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # given by Faults.add
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,7 +227,7 @@ class S3Delivery:
     reordered: int = 0  # events delivered after their successor
     held: int = 0  # first deliveries owed (reorder: held events)
     pending: int = 0  # second deliveries owed (duplicate)
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = 0  # given by Faults.add
 
     def active(self, now: float) -> bool:
         return (self.until is None or self.until > now) and (self.count is None or self.count > 0)
@@ -284,6 +283,7 @@ class Faults:
     def __init__(self, seed: int | None = None) -> None:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
+        self._ids = itertools.count(1)
         self.cloudfront: list[CloudFrontFault] = []
         self.lambda_crash: list[LambdaCrash] = []
         self.lambda_hold: list[LambdaHold] = []
@@ -343,6 +343,7 @@ class Faults:
                 self.s3_delivery.append(fault)
             else:
                 raise ValueError(f"unknown fault kind {kind!r}")
+            fault.id = next(self._ids)
             return {"kind": kind, **fault.to_json()}
 
     def clear(self, kind: str | None = None, fault_id: int | None = None) -> int:
