@@ -17,51 +17,83 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import event_targets, lambda_patch
 
 if TYPE_CHECKING:
-    from .stack import Stack
+    from .cloudfront.models import CloudFrontModel
+    from .event_targets import EventTargets, Scheduler
+    from .faults import Faults
+    from .lambda_patch import LambdaService
+    from .middleware import RequestLog
+    from .s3_events import S3Events
+    from .service_time import ServiceTimes
+    from .sfn_ext import Executions
 
 
 class Control:
-    def __init__(self, stack: "Stack") -> None:
-        self.stack = stack
+    """The commands, each reading or steering the collaborator it names; ``describe`` and
+    ``is_ready`` are the stack's (stack.json, and whether the deployment is done), ``clients``
+    makes boto3 clients for the stack's endpoint."""
+
+    def __init__(
+        self,
+        *,
+        account: str,
+        region: str,
+        describe: Callable[[], dict[str, Any]],
+        is_ready: Callable[[], bool],
+        clients: Callable[[str], Any],
+        faults: "Faults",
+        cloudfront: "CloudFrontModel",
+        lambdas: "LambdaService",
+        scheduler: "Scheduler",
+        events: "EventTargets",
+        s3_events: "S3Events",
+        executions: "Executions",
+        requests: "RequestLog",
+        service_times: "ServiceTimes",
+    ) -> None:
+        self.account, self.region = account, region
+        self.describe, self.is_ready, self.clients = describe, is_ready, clients
+        self.faults, self.cloudfront, self.lambdas, self.scheduler = faults, cloudfront, lambdas, scheduler
+        self.events, self.s3, self.executions = events, s3_events, executions
+        self.requests, self.service_times = requests, service_times
         self._denials = itertools.count(1)
         self.commands: dict[str, Callable[[dict[str, Any]], Any]] = {
             "health": self.health,
-            "settings": lambda b: self.stack.describe(),
+            "settings": lambda b: self.describe(),
             # CloudFront
             "cloudfront/in-progress-seconds": self.cf_in_progress,
-            "cloudfront/complete": lambda b: {"completed": self.stack.cloudfront.complete_all(b.get("distribution_id"))},
+            "cloudfront/complete": lambda b: {"completed": self.cloudfront.complete_all(b.get("distribution_id"))},
             "cloudfront/calls": self.cf_calls,
-            "cloudfront/reset-calls": lambda b: {"removed": self.stack.cloudfront.reset_calls()},
-            "cloudfront/invalidations": lambda b: {"invalidations": self.stack.cloudfront.snapshot(b.get("distribution_id"))},
+            "cloudfront/reset-calls": lambda b: {"removed": self.cloudfront.reset_calls()},
+            "cloudfront/invalidations": lambda b: {"invalidations": self.cloudfront.snapshot(b.get("distribution_id"))},
             "cloudfront/hold-limit": self.cf_hold_limit,
             # faults
             "faults/set": self.fault_set,
-            "faults/clear": lambda b: {"removed": self.stack.faults.clear(b.get("kind"), b.get("id"))},
-            "faults/list": lambda b: self.stack.faults.list(),
-            "faults/seed": lambda b: (self.stack.faults.seed(b.get("seed")), {"ok": True})[1],
+            "faults/clear": lambda b: {"removed": self.faults.clear(b.get("kind"), b.get("id"))},
+            "faults/list": lambda b: self.faults.list(),
+            "faults/seed": lambda b: (self.faults.seed(b.get("seed")), {"ok": True})[1],
             # IAM: an operator narrowing a function's role (a real inline policy, judged by local/iam.py)
             "iam/deny": self.iam_deny,
             "iam/undo": self.iam_undo,
             # Lambda
             "lambda/invoke": self.lambda_invoke,
-            "lambda/stats": lambda b: {"functions": [p.stats() for p in self.stack.runtime.pools.values()]},
-            "lambda/async-log": lambda b: {"entries": list(self.stack.lambdas.async_log)},
+            "lambda/stats": lambda b: {"functions": [p.stats() for p in self.lambdas.runtime.pools.values()]},
+            "lambda/async-log": lambda b: {"entries": list(self.lambdas.async_log)},
             "sweep": self.sweep,
             "schedule/fire": self.schedule_fire,
             "schedule/enable": self.schedule_enable,
             # events
-            "events/deliveries": lambda b: {"deliveries": list(self.stack.events.deliveries)},
-            "events/dead-letters": lambda b: {"dead_letters": list(self.stack.events.dead_letters)},
+            "events/deliveries": lambda b: {"deliveries": list(self.events.deliveries)},
+            "events/dead-letters": lambda b: {"dead_letters": list(self.events.dead_letters)},
             "s3/events": self.s3_events,
             "s3/key-encoding": self.s3_key_encoding,
-            "sfn/status-events": lambda b: {"events": list(self.stack.executions.status_events)},
-            "sfn/running": lambda b: {"running": self.stack.executions.running(str(b["contains"]))},
+            "sfn/status-events": lambda b: {"events": list(self.executions.status_events)},
+            "sfn/running": lambda b: {"running": self.executions.running(str(b["contains"]))},
             "trace": self.trace,
             # AWS requests received, by calling function
-            "aws/requests": lambda b: {"requests": self.stack.requests.snapshot(b.get("service"))},
-            "aws/reset-requests": lambda b: {"removed": self.stack.requests.reset()},
+            "aws/requests": lambda b: {"requests": self.requests.snapshot(b.get("service"))},
+            "aws/reset-requests": lambda b: {"removed": self.requests.reset()},
             # time the stack spent answering the requests signed with one access key
-            "aws/service-time": lambda b: self.stack.service_times.snapshot(b["access_key"]),
+            "aws/service-time": lambda b: self.service_times.snapshot(b["access_key"]),
         }
 
     def dispatch(self, command: str, body: dict[str, Any]) -> Any:
@@ -72,15 +104,15 @@ class Control:
 
     # ---- handlers ------------------------------------------------------------------------------
     def health(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "pid": os.getpid(), "ready": self.stack.ready, "time": time.time()}
+        return {"ok": True, "pid": os.getpid(), "ready": self.is_ready(), "time": time.time()}
 
     def cf_in_progress(self, body: dict[str, Any]) -> dict[str, Any]:
         seconds = float(body["seconds"])
-        self.stack.cloudfront.set_in_progress_seconds(seconds, body.get("distribution_id"))
+        self.cloudfront.set_in_progress_seconds(seconds, body.get("distribution_id"))
         return {"ok": True, "seconds": seconds, "distribution_id": body.get("distribution_id")}
 
     def cf_calls(self, body: dict[str, Any]) -> dict[str, Any]:
-        calls = self.stack.cloudfront.list_calls(body.get("distribution_id"), int(body.get("since_seq", 0)))
+        calls = self.cloudfront.list_calls(body.get("distribution_id"), int(body.get("since_seq", 0)))
         created = [c for c in calls if c["outcome"] == "created"]
         return {
             "calls": calls,
@@ -97,35 +129,35 @@ class Control:
             "distribution_id": body.get("distribution_id"),
             "seconds": body.get("seconds"),
         }
-        return self.stack.faults.add("cloudfront", spec)
+        return self.faults.add("cloudfront", spec)
 
     def fault_set(self, body: dict[str, Any]) -> dict[str, Any]:
         spec = dict(body)
         kind = spec.pop("kind")
-        return self.stack.faults.add(kind, spec)
+        return self.faults.add(kind, spec)
 
     def iam_deny(self, body: dict[str, Any]) -> dict[str, Any]:
         """Put an inline policy denying ``action`` on ``resource`` on ``function``'s role, through
         the IAM API as an operator would; the function's next such request is refused."""
-        pool = self.stack.runtime.pool_for(body["function"])
+        pool = self.lambdas.runtime.pool_for(body["function"])
         if pool is None:
             raise ValueError(f"no local function {body['function']!r}")
-        role = self.stack.clients("lambda").get_function_configuration(FunctionName=pool.function_name)["Role"]
+        role = self.clients("lambda").get_function_configuration(FunctionName=pool.function_name)["Role"]
         role_name = role.rsplit("/", 1)[-1]
         policy = f"local-deny-{next(self._denials)}"
         document = {
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Deny", "Action": body["action"], "Resource": body["resource"]}],
         }
-        self.stack.clients("iam").put_role_policy(RoleName=role_name, PolicyName=policy, PolicyDocument=json.dumps(document))
+        self.clients("iam").put_role_policy(RoleName=role_name, PolicyName=policy, PolicyDocument=json.dumps(document))
         return {"role": role_name, "policy": policy}
 
     def iam_undo(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.stack.clients("iam").delete_role_policy(RoleName=body["role"], PolicyName=body["policy"])
+        self.clients("iam").delete_role_policy(RoleName=body["role"], PolicyName=body["policy"])
         return {"ok": True}
 
     def lambda_invoke(self, body: dict[str, Any]) -> dict[str, Any]:
-        pool = self.stack.runtime.pool_for(body["function"])
+        pool = self.lambdas.runtime.pool_for(body["function"])
         if pool is None:
             raise ValueError(f"no local function {body['function']!r}")
         payload = body.get("payload", {})
@@ -144,9 +176,9 @@ class Control:
             "id": "local-sweep",
             "detail-type": "Scheduled Event",
             "source": "aws.events",
-            "account": self.stack.account,
+            "account": self.account,
             "time": event_targets.iso(None),
-            "region": self.stack.region,
+            "region": self.region,
             "resources": [],
             "detail": {},
         }
@@ -154,21 +186,21 @@ class Control:
 
     def schedule_fire(self, body: dict[str, Any]) -> dict[str, Any]:
         fired = []
-        for rule in self.stack.scheduler.rules():
+        for rule in self.scheduler.rules():
             if body.get("rule") in (None, rule.name):
-                self.stack.scheduler.fire(rule)
+                self.scheduler.fire(rule)
                 fired.append(rule.name)
         return {"fired": fired}
 
     def schedule_enable(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.stack.scheduler.enabled = bool(body.get("enabled", True))
-        return {"enabled": self.stack.scheduler.enabled}
+        self.scheduler.enabled = bool(body.get("enabled", True))
+        return {"enabled": self.scheduler.enabled}
 
     def s3_events(self, body: dict[str, Any]) -> dict[str, Any]:
         """Recent S3 events; with ``after_sequencer`` only the later ones (sequencers are
         fixed-width hex, so string order is event order), so a poller reads each event once."""
         after = body.get("after_sequencer")
-        events = list(self.stack.s3_events.sent)
+        events = list(self.s3.sent)
         if after:
             events = [e for e in events if e["detail"]["object"]["sequencer"] > after]
         return {"events": events}
@@ -178,18 +210,18 @@ class Control:
         those events' deliveries and dead letters, and the executions whose input names it. A
         test that gives up on a change prints this, so a failure says at which hop it was lost."""
         marker = str(body["contains"])
-        events = [e for e in list(self.stack.s3_events.sent) if marker in json.dumps(e["detail"], ensure_ascii=False)]
+        events = [e for e in list(self.s3.sent) if marker in json.dumps(e["detail"], ensure_ascii=False)]
         ids = {e["id"] for e in events}
         return {
             "events": events,
-            "deliveries": [d for d in list(self.stack.events.deliveries) if d["event_id"] in ids],
-            "dead_letters": [d for d in list(self.stack.events.dead_letters) if d["event_id"] in ids],
-            "executions": self.stack.executions.executions_with(marker),
+            "deliveries": [d for d in list(self.events.deliveries) if d["event_id"] in ids],
+            "dead_letters": [d for d in list(self.events.dead_letters) if d["event_id"] in ids],
+            "executions": self.executions.executions_with(marker),
         }
 
     def s3_key_encoding(self, body: dict[str, Any]) -> dict[str, Any]:
         enc = body.get("encoding", "raw")
         if enc not in ("raw", "form"):
             raise ValueError("encoding must be 'raw' or 'form'")
-        self.stack.s3_events.key_encoding = enc
+        self.s3.key_encoding = enc
         return {"encoding": enc}

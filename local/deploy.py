@@ -23,18 +23,33 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from . import sam
-from .lambda_runtime import FunctionPool
-
-if TYPE_CHECKING:
-    from .stack import Stack
+from .faults import Faults
+from .iam import Iam
+from .lambda_runtime import FunctionPool, RuntimeApi
 
 LOG = logging.getLogger("local.deploy")
 
 STACK_NAME = "cf-invalidator-local"
 CODE_BUCKET = "local-stack-artifacts"
+
+
+class Target(Protocol):
+    """What deploying needs of the running stack it deploys into (``local.stack.Stack``): where
+    it answers, its clients, and the pieces each function's pool is wired to."""
+
+    account: str
+    region: str
+    endpoint_url: str
+    state_dir: Path
+    rust_log: str
+    runtime: RuntimeApi
+    faults: Faults
+    iam: Iam
+
+    def clients(self, service: str) -> Any: ...
 
 
 def routes_for(bucket: str, distribution_ids: list[str]) -> list[dict[str, str]]:
@@ -109,7 +124,7 @@ class Deployment:
 
 
 def deploy(
-    stack: "Stack",
+    stack: Target,
     template_path: Path,
     build_dir: Path,
     *,
@@ -243,7 +258,7 @@ def deploy(
     return dep
 
 
-def fill_gaps(stack: "Stack", translated: dict[str, Any], dep: Deployment) -> None:
+def fill_gaps(stack: Target, translated: dict[str, Any], dep: Deployment) -> None:
     """Create what moto's CloudFormation skipped, resolving intrinsics with moto's own resolver.
 
     * ``AWS::CloudWatch::Alarm`` -> ``PutMetricAlarm`` (moto has no CFN support for alarms);
@@ -287,7 +302,7 @@ def fill_gaps(stack: "Stack", translated: dict[str, Any], dep: Deployment) -> No
         LOG.warning("not created locally: %s", ", ".join(dep.unsupported))
 
 
-def send_to_destination(stack: "Stack", arn: str) -> Callable[[dict[str, Any]], None]:
+def send_to_destination(stack: Target, arn: str) -> Callable[[dict[str, Any]], None]:
     """An on-failure destination: an SQS queue (the only kind the template uses)."""
     if not arn.startswith("arn:aws:sqs:"):
         raise RuntimeError(f"on-failure destination {arn}: only SQS queues are emulated")
@@ -300,7 +315,7 @@ def send_to_destination(stack: "Stack", arn: str) -> Callable[[dict[str, Any]], 
     return send
 
 
-def base_function_env(stack: "Stack", conf: dict[str, Any]) -> dict[str, str]:
+def base_function_env(stack: Target, conf: dict[str, Any]) -> dict[str, str]:
     """The environment of a function process: Lambda's reserved variables + the function's own."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -25,7 +25,10 @@ from .cloudfront import urls as cloudfront_urls
 from .iam import Refusal, error_response, headers_of
 
 if TYPE_CHECKING:
-    from .stack import Stack
+    from .cloudfront.responses import CloudFrontResponse
+    from .faults import Faults
+    from .iam import Iam
+    from .lambda_runtime import RuntimeApi
 
 LOG = logging.getLogger("local.http")
 
@@ -105,9 +108,26 @@ def drain(result: Iterable[bytes]) -> list[bytes]:
 
 
 class Middleware:
-    def __init__(self, app: Callable, stack: "Stack") -> None:
+    """In front of ``app`` (moto): ``control`` answers ``/_local/<command>`` (with the JSON body),
+    ``runtime`` tells which function process signed a request, ``iam`` judges it, ``faults``
+    may throttle or crash it, ``cloudfront`` answers the invalidation operations, ``requests``
+    counts them all."""
+
+    def __init__(
+        self,
+        app: Callable,
+        *,
+        control: Callable[[str, dict[str, Any]], Any],
+        runtime: "RuntimeApi",
+        iam: "Iam",
+        faults: "Faults",
+        cloudfront: "CloudFrontResponse",
+        requests: RequestLog,
+    ) -> None:
         self.app = app
-        self.stack = stack
+        self.control = control
+        self.runtime, self.iam, self.faults = runtime, iam, faults
+        self.cloudfront, self.requests = cloudfront, requests
         # moto's DynamoDB is not thread-safe: a Query iterating a table while another request
         # adds an item fails with "dictionary changed size during iteration", an HTTP 500 that
         # real DynamoDB does not give for it. One DynamoDB request at a time keeps its answers
@@ -119,30 +139,30 @@ class Middleware:
         if path.startswith("/_local/") or path == "/_local":
             return self._control(environ, start_response)
         key, service, op = environ[IDENTITY] = request_identity(environ)
-        proc = self.stack.runtime.process_by_access_key(key) if key else None
+        proc = self.runtime.process_by_access_key(key) if key else None
         if service and op:
-            self.stack.requests.record(proc.pool.logical_id if proc else None, service, op)
+            self.requests.record(proc.pool.logical_id if proc else None, service, op)
         if proc is not None and proc.pool.credentials is not None and service:
             # A deployed function's request: judged against its role first, as AWS does
             # (local/iam.py). Pools without a role (the stack's own tests) are not judged.
             raw_path = environ.get("RAW_URI", path).split("?", 1)[0]
-            refusal = self.stack.iam.judge(
+            refusal = self.iam.judge(
                 environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""), headers_of(environ), _buffered_body(environ), service, op or ""
             )
             if refusal is not None:
                 proc.pool._write_log(f"IAM {refusal.code}: {refusal.message}")
                 LOG.warning("IAM refused %s: %s", proc.pool.logical_id, refusal.message)
                 return _answer(start_response, *error_response(service, refusal, str(uuid.uuid4())))
-        if service == "states" and op == "StartExecution" and self.stack.faults.start_throttle:
+        if service == "states" and op == "StartExecution" and self.faults.start_throttle:
             # Any caller's StartExecution (a Task's states:startExecution, the sweep) draws on the
             # token bucket of a start_throttle fault.
-            if not self.stack.faults.start_admitted(_buffered_body(environ)):
+            if not self.faults.start_admitted(_buffered_body(environ)):
                 throttled = Refusal("ThrottlingException", "Rate exceeded", 400)
                 return _answer(start_response, *error_response(service, throttled, str(uuid.uuid4())))
         if cloudfront_urls.match(path):
             body = _buffered_body(environ)
             try:
-                status, headers, out = self.stack.cloudfront_responses.handle(environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body)
+                status, headers, out = self.cloudfront.handle(environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), body)
             except Exception:  # noqa: BLE001
                 LOG.exception("CloudFront emulation failed")
                 status, headers, out = 500, [("Content-Type", "text/plain")], traceback.format_exc().encode()
@@ -150,7 +170,7 @@ class Middleware:
             return _answer(start_response, status, headers, out)
 
         # A crash_after fault may look for a string in the body.
-        sent_body = _buffered_body(environ) if proc is not None and self.stack.faults.has_crash_after() else None
+        sent_body = _buffered_body(environ) if proc is not None and self.faults.has_crash_after() else None
 
         captured: dict[str, Any] = {}
 
@@ -173,9 +193,9 @@ class Middleware:
         """Kill the calling function process (``proc``, None for other callers) if a crash-after
         fault matches this success (``path`` and ``body`` of the request are what a fault's
         ``contains`` is looked for in)."""
-        if proc is None or not service or not op or status >= 300 or not self.stack.faults.has_crash_after():
+        if proc is None or not service or not op or status >= 300 or not self.faults.has_crash_after():
             return
-        if self.stack.faults.crash_after_matches(proc.pool.names, service, op, path, body):
+        if self.faults.crash_after_matches(proc.pool.names, service, op, path, body):
             proc.pool._write_log(f"FAULT crash process {proc.id} after {service}:{op} succeeded")
             from .lambda_runtime import _kill
 
@@ -193,7 +213,7 @@ class Middleware:
             body = json.loads(raw) if raw.strip() else {}
             if not isinstance(body, dict):
                 raise ValueError("body must be a JSON object")
-            status, out = 200, self.stack.control.dispatch(command, body)
+            status, out = 200, self.control(command, body)
         except KeyError as e:
             status, out = 404, {"error": f"unknown command or missing field: {e}"}
         except (ValueError, TypeError) as e:

@@ -98,11 +98,35 @@ class Stack:
             faults=self.faults,
             in_progress_seconds=self.settings.in_progress_seconds,
         )
-        self.cloudfront_responses = CloudFrontResponse(self.cloudfront)
         self.requests = RequestLog()
         self.service_times = ServiceTimes()
-        self.control = Control(self)
-        app = timed(Middleware(CachedDispatcher(create_backend_app), self), self.service_times)
+        self.scheduler = event_targets.Scheduler(self.events, self.account, self.region, enabled=self.settings.schedules)
+        control = Control(
+            account=self.account,
+            region=self.region,
+            describe=self.describe,
+            is_ready=lambda: self.ready,
+            clients=self.clients,
+            faults=self.faults,
+            cloudfront=self.cloudfront,
+            lambdas=self.lambdas,
+            scheduler=self.scheduler,
+            events=self.events,
+            s3_events=self.s3_events,
+            executions=self.executions,
+            requests=self.requests,
+            service_times=self.service_times,
+        )
+        middleware = Middleware(
+            CachedDispatcher(create_backend_app),
+            control=control.dispatch,
+            runtime=self.runtime,
+            iam=self.iam,
+            faults=self.faults,
+            cloudfront=CloudFrontResponse(self.cloudfront),
+            requests=self.requests,
+        )
+        app = timed(middleware, self.service_times)
 
         class Server(ThreadedWSGIServer):
             request_queue_size = LISTEN_BACKLOG  # werkzeug's 128 overflows (local/lambda_runtime.py)
@@ -121,7 +145,6 @@ class Stack:
         sfn_ext.install(self.executions)
         asl_fixes.install()
         dynamodb_query.install()
-        self.scheduler = event_targets.Scheduler(self.events, self.account, self.region, enabled=self.settings.schedules)
 
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
         self._thread.start()
