@@ -14,51 +14,51 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-_installed = False
-_candidates = threading.local()  # what Table.all_items yields while a Query runs on this thread
+from .patching import replace
 
 
 def install() -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
     from moto.dynamodb.models.table import Table
 
-    original_query = Table.query
-    original_all_items = Table.all_items
+    candidates = threading.local()  # what Table.all_items yields while a Query runs on this thread
 
-    def query(self: Any, hash_key: Any, range_comparison: Any, range_objs: Any, limit: Any, exclusive_start_key: Any,
-              scan_index_forward: Any, projection_expressions: Any, index_name: str | None = None,
-              consistent_read: bool = False, filter_expression: Any = None,
-              hash_key_conditions: list[tuple[str, Any]] | None = None, **kwargs: Any) -> Any:
-        if index_name and hash_key_conditions:
-            _candidates.match = lambda item: all(
-                (found := item.attrs.get(name)) is not None and found == value for name, value in hash_key_conditions
-            )
-            _candidates.partition = None
-        elif not index_name and hash_key is not None:
-            _candidates.match = None
-            _candidates.partition = hash_key
-        try:
-            return original_query(self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
-                                  projection_expressions, index_name, consistent_read, filter_expression,
-                                  hash_key_conditions=hash_key_conditions, **kwargs)
-        finally:
-            _candidates.match = _candidates.partition = None
+    def wrap_query(original_query: Any) -> Any:
+        def query(self: Any, hash_key: Any, range_comparison: Any, range_objs: Any, limit: Any, exclusive_start_key: Any,
+                  scan_index_forward: Any, projection_expressions: Any, index_name: str | None = None,
+                  consistent_read: bool = False, filter_expression: Any = None,
+                  hash_key_conditions: list[tuple[str, Any]] | None = None, **kwargs: Any) -> Any:
+            if index_name and hash_key_conditions:
+                candidates.match = lambda item: all(
+                    (found := item.attrs.get(name)) is not None and found == value for name, value in hash_key_conditions
+                )
+                candidates.partition = None
+            elif not index_name and hash_key is not None:
+                candidates.match = None
+                candidates.partition = hash_key
+            try:
+                return original_query(self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
+                                      projection_expressions, index_name, consistent_read, filter_expression,
+                                      hash_key_conditions=hash_key_conditions, **kwargs)
+            finally:
+                candidates.match = candidates.partition = None
 
-    def all_items(self: Any) -> list[Any]:
-        match = getattr(_candidates, "match", None)
-        partition = getattr(_candidates, "partition", None)
-        if match is None and partition is None:
-            return original_all_items(self)
-        if partition is not None:
-            found = self.items.get(partition)  # .get: self.items is a defaultdict
-            items = [] if found is None else list(found.values()) if self.range_key_attr else [found]
-        else:
-            items = [item for part in self.items.values()
-                     for item in (part.values() if self.range_key_attr else [part]) if match(item)]
-        return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+        return query
 
-    Table.query = query  # type: ignore[method-assign]
-    Table.all_items = all_items  # type: ignore[method-assign]
+    def wrap_all_items(original_all_items: Any) -> Any:
+        def all_items(self: Any) -> list[Any]:
+            match = getattr(candidates, "match", None)
+            partition = getattr(candidates, "partition", None)
+            if match is None and partition is None:
+                return original_all_items(self)
+            if partition is not None:
+                found = self.items.get(partition)  # .get: self.items is a defaultdict
+                items = [] if found is None else list(found.values()) if self.range_key_attr else [found]
+            else:
+                items = [item for part in self.items.values()
+                         for item in (part.values() if self.range_key_attr else [part]) if match(item)]
+            return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+        return all_items
+
+    replace(Table, "query", wrap_query)
+    replace(Table, "all_items", wrap_all_items)
