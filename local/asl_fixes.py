@@ -239,7 +239,7 @@ def _install_sfn_error_names() -> None:
                 # moto made it States.Runtime, which no Retry may match: a lost connection to
                 # the emulator under load failed the execution for good.
                 name = f"{prefix}.SdkClientException"
-                LOG.warning("%s task of %s lost its connection: %s", prefix, env.states.context_object.context_object_data["Execution"]["Id"], ex)
+                LOG.warning("a task calling %s lost its connection: %s", self._get_sfn_resource(), ex)
                 details = TaskFailedEventDetails(
                     error=name, cause=str(ex), resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type()
                 )
