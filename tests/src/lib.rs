@@ -268,18 +268,6 @@ pub fn stack_file() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local/stack.json"))
 }
 
-/// Polls `check` until it yields a value or the deadline passes (then panics with `what`).
-/// For waits on the stack's own pace (not on the pipeline's), e.g. a control call's effect.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    poll_until(timeout, check)
-        .await
-        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
-}
-
 /// No single wait runs longer than this, however much progress it sees (CI's whole run is
 /// bounded at 90 minutes).
 const WAIT_CAP: Duration = Duration::from_secs(40 * 60);
@@ -318,27 +306,6 @@ where
         // reading the whole table, and a dozen lanes polling it every few seconds held the one
         // emulator process back noticeably.
         pause = (pause * 3 / 2).min(Duration::from_secs(10));
-    }
-}
-
-/// Polls `check` until it yields a value (`Some`) or the deadline passes (`None`).
-pub async fn poll_until<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    // Quick at first, then at most every 2 s: many tests poll the one emulator at once.
-    let mut pause = Duration::from_millis(250);
-    loop {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 3 / 2).min(Duration::from_secs(2));
     }
 }
 
