@@ -3,11 +3,11 @@
 //!
 //! Tests share one stack and run in parallel; each test owns one distribution and its key
 //! prefix (`d<i>/`, routed by the stack), so faults and counts never cross tests.
+//!
+//! The modules are private: tests use the items re-exported here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use cfinv_core::path::encode_path;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+mod control;
 pub mod matrix;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,7 +78,7 @@ pub struct Stack {
     /// Invalidations already read with GetInvalidation, by id: their paths, caller reference
     /// and creation time never change, so a poll reads only new ones (ten lanes polling every
     /// invalidation every few seconds were a large share of the one emulator's load).
-    seen_invalidations: std::sync::Mutex<HashMap<String, Invalidation>>,
+    pub(crate) seen_invalidations: std::sync::Mutex<HashMap<String, Invalidation>>,
 }
 
 /// One S3 change a test makes.
@@ -169,11 +170,6 @@ impl Stack {
             .state_machines
             .get(logical_id)
             .unwrap_or_else(|| panic!("stack.json names no state machine {logical_id}"))
-    }
-
-    /// POST `<control_url>/<command>` with a JSON body; the stack answers JSON.
-    pub fn control(&self, command: &str, body: Value) -> Value {
-        control_request(&self.info.control_url, command, &body)
     }
 
     pub async fn put(&self, key: &str, body: &str) {
@@ -274,8 +270,8 @@ const WAIT_CAP: Duration = Duration::from_secs(40 * 60);
 
 /// Polls `check` until it yields `Ok`. `Err` carries what it saw; the wait gives up (with an
 /// `Err` saying how long it ran, how long nothing moved and what it saw last) only when that has
-/// not changed for `quiet` (see [`StackInfo::quiet_window`]), so its deadline follows the work
-/// in flight instead of a guess at this machine's speed.
+/// not changed for `quiet` (see [`StackInfo::quiet_window`](crate::StackInfo::quiet_window)),
+/// so its deadline follows the work in flight instead of a guess at this machine's speed.
 pub async fn poll_progress<T, F, Fut>(quiet: Duration, mut check: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
@@ -325,57 +321,6 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
-}
-
-/// A minimal HTTP/1.1 JSON POST (the control API is on loopback; no client crate needed).
-fn control_request(base: &str, command: &str, body: &Value) -> Value {
-    let rest = base
-        .strip_prefix("http://")
-        .expect("control_url is http://host:port/path");
-    let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
-    let path = format!("/{}/{command}", path.trim_end_matches('/')).replace("//", "/");
-    let payload = body.to_string();
-    let mut stream =
-        TcpStream::connect(host).unwrap_or_else(|e| panic!("control API at {host}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-        payload.len()
-    )
-    .expect("write control request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read control response");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    assert!(
-        head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2"),
-        "control {command}: {head}\n{body}"
-    );
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return serde_json::from_str(&dechunk(body)).unwrap_or(json!(null));
-    }
-    serde_json::from_str(body).unwrap_or(json!(null))
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// Batches in one line: counts by status and the events they planned, then the unfinished ones
@@ -522,15 +467,6 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// Holds the lane's distribution at its in-progress limit (every CreateInvalidation answered
-    /// `TooManyInvalidationsInProgress`) until the returned fault is cleared or `seconds` pass.
-    pub fn hold_limit(&self, lane: &Lane, seconds: u64) -> Value {
-        self.control(
-            "cloudfront/hold-limit",
-            json!({"distribution_id": lane.distribution_id, "seconds": seconds}),
-        )
-    }
-
     /// Waits until the lane's distribution has answered a CreateInvalidation with `outcome`
     /// (`created`, `existing` or an error code), for as long as the stack makes progress.
     pub async fn wait_for_call(&self, lane: &Lane, outcome: &str) {
@@ -598,24 +534,6 @@ impl Stack {
             }
         })
         .await
-    }
-
-    /// Executions still running for the lane: object-changed ones (their input holds the lane's
-    /// keys), where a task retry may still add a path to a batch, and batch ones (their input
-    /// names the distribution), e.g. the flush of a batch whose opener died, not listed until
-    /// it closes.
-    pub fn running_for(&self, lane: &Lane) -> u64 {
-        [
-            format!("\"{}", lane.prefix),
-            format!("\"{}\"", lane.distribution_id),
-        ]
-        .into_iter()
-        .map(|marker| {
-            self.control("sfn/running", json!({ "contains": marker }))["running"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum()
     }
 
     /// Lambda invocations the stack has run so far, all lanes: it grows while anything moves
@@ -819,16 +737,6 @@ impl Stack {
         items.iter().map(text_item).collect()
     }
 
-    /// Holds the lane's flushes: its create-invalidation invocations wait (a `lambda_hold`
-    /// fault), so a batch that opens stays OPEN however slowly this machine carries events to
-    /// it. Returns the fault, for [`Stack::release`].
-    pub fn hold_flushes(&self, lane: &Lane) -> Value {
-        self.control(
-            "faults/set",
-            json!({"kind": "lambda_hold", "function": "CreateInvalidationFunction", "contains": lane.distribution_id}),
-        )
-    }
-
     /// The object-changed execution the stack's S3 rule started for the event with `event_id`
     /// (waits for the delivery, for as long as the stack makes progress).
     pub async fn delivered_execution(&self, lane: &Lane, event_id: &Value) -> String {
@@ -845,11 +753,6 @@ impl Stack {
             },
         )
         .await
-    }
-
-    /// Clears a fault (a hold lets its invocations go on).
-    pub fn release(&self, fault: &Value) {
-        self.control("faults/clear", json!({"id": fault["id"]}));
     }
 
     /// Waits until every key of `keys` has joined one of the lane's OPEN batches, for as long
@@ -902,13 +805,6 @@ impl Stack {
             self.describe_batches(lane).await,
             Value::from(traces)
         )
-    }
-
-    /// Where the changes whose S3 event names `marker` went: the events, their deliveries to
-    /// Step Functions (and dead letters) and the executions whose input names it, with status,
-    /// error and cause.
-    pub fn trace(&self, marker: &str) -> Value {
-        self.control("trace", json!({ "contains": marker }))
     }
 
     /// The ARN of the batch machine's execution named `batch_id` (executions are named after
@@ -982,7 +878,6 @@ impl Stack {
     }
 }
 
-/// An item's attributes as text (strings and numbers as they are, the rest in debug form).
 /// Every item `query` finds, page after page.
 async fn query_all(
     query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
@@ -997,6 +892,7 @@ async fn query_all(
     items
 }
 
+/// An item's attributes as text (strings and numbers as they are, the rest in debug form).
 fn text_item(item: &HashMap<String, AttributeValue>) -> BTreeMap<String, String> {
     item.iter()
         .map(|(k, v)| {
