@@ -2,5 +2,6 @@
 //! one stack `make e2e` starts (each test owns its own distribution, or "lane").
 
 mod audit;
+mod cli;
 mod faults;
 mod pipeline;
