@@ -1,4 +1,5 @@
-"""Small helpers shared by the benchmark's modules: the control API, statistics, tables, waiting."""
+"""Small helpers shared by the benchmark's modules: the control API, statistics, tables, waiting,
+the record of a write."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import statistics
 import time
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, TypeVar
 
 Item = dict[str, Any]
@@ -14,6 +16,15 @@ T = TypeVar("T")
 
 class BenchError(Exception):
     """A failure the benchmark reports in one message (the stack is still stopped)."""
+
+
+@dataclass
+class Write:
+    """One S3 write: the burst's own, or a replayed notification standing for one."""
+
+    key: str
+    started: float  # epoch seconds when the PutObject request was sent
+    ended: float = 0.0  # when S3 answered (the event was emitted in between)
 
 
 def control(control_url: str, command: str, body: Item | None = None, timeout: float = 60.0) -> Any:
