@@ -64,12 +64,14 @@ pub struct PathHistory {
     pub distribution_id: String,
     pub path: String,
     /// Newest first: one entry per batch the path was in.
-    pub history: Vec<PathChange>,
+    pub history: Vec<PathVisit>,
 }
 
+/// One batch a path was in: the stored path item, where its batch got, and the invalidation
+/// that covers it (not `cfinv_core::collect::PathChange`, the change a batch is fed with).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PathChange {
+pub struct PathVisit {
     #[serde(flatten)]
     pub change: PathRecord,
     pub batch_status: Option<String>,

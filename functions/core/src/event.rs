@@ -33,7 +33,7 @@ pub enum ChangeKind {
     Deleted,
 }
 
-/// Where a key came from, which decides how it may be encoded (see [`crate::keys`]).
+/// Where a key came from, which decides how it may be encoded (see [`crate::object_key`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySource {
     /// An EventBridge event: no AWS document says whether the key is encoded.

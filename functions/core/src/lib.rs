@@ -8,10 +8,10 @@ pub mod collect;
 pub mod dynamo;
 pub mod error;
 pub mod event;
-pub mod keys;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod model;
+pub mod object_key;
 pub mod path;
 pub mod plan;
 pub mod routes;
