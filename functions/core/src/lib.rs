@@ -8,6 +8,7 @@ pub mod collect;
 pub mod dynamo;
 pub mod error;
 pub mod event;
+pub mod lifecycle;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod model;
@@ -15,6 +16,7 @@ pub mod object_key;
 pub mod path;
 pub mod plan;
 pub mod routes;
+pub mod schema;
 pub mod setup;
 pub mod store;
 pub mod workflow;

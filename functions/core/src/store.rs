@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::Result;
 use crate::collect::PathChange;
-use crate::model::{Batch, BatchRef, Chunk, OpenPointer};
+use crate::model::{Batch, BatchRef, Chunk, ExecutionStatus, OpenPointer};
 use crate::plan::Plan;
 
 /// What the batch's path items add up to, read after the close.
@@ -24,7 +24,7 @@ pub struct BatchPaths {
 /// How an execution of the batch machine ended, as reported by EventBridge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    pub status: String,
+    pub status: ExecutionStatus,
     pub execution_arn: String,
     pub error: Option<String>,
     pub cause: Option<String>,
