@@ -4,6 +4,9 @@
 //! (`memory.rs`) implement every role; the join and close protocols built on them live in the
 //! functions that own them.
 
+#[cfg(test)]
+pub(crate) mod scenarios;
+
 use std::future::Future;
 
 use time::OffsetDateTime;

@@ -449,4 +449,6 @@ where
 /// Adapter tests: the requests the store sends and how it reads DynamoDB's answers, including
 /// the conditional failures the join and close protocols depend on.
 #[cfg(test)]
+mod scenarios;
+#[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! In-memory store (every role of `store.rs`) and `Cdn` for the functions' unit tests. They
 //! keep the same conditional semantics as the DynamoDB adapter and CloudFront (CallerReference
 //! idempotency), apply status changes as `lifecycle.rs` decides, and let a test run code
-//! between two store calls to stage races.
+//! between two store calls to stage races. The scenarios of `store/scenarios.rs` hold the
+//! two stores to the same behaviour.
 
 mod cdn;
 
