@@ -19,8 +19,6 @@
 //! event twice (once to learn it is one, once as its own detail type), and reject the senders'
 //! differences above. A hand walk over `serde_json::Value` keeps one decision per field.
 
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -35,26 +33,11 @@ pub enum ChangeKind {
     Deleted,
 }
 
-impl ChangeKind {
-    /// Its form in the audit table's path items (`change`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Created => "Created",
-            ChangeKind::Deleted => "Deleted",
-        }
-    }
-}
-
-impl FromStr for ChangeKind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        [ChangeKind::Created, ChangeKind::Deleted]
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| Error::StoreError(format!("unknown change {s:?}")))
-    }
-}
+// Its form in the audit table's path items (`change`).
+string_forms!(ChangeKind, Error::StoreError, "change" {
+    Created => "Created",
+    Deleted => "Deleted",
+});
 
 /// Where a key came from, which decides how it may be encoded (see [`crate::object_key`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

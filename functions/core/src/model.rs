@@ -21,42 +21,14 @@ pub enum BatchStatus {
     Empty,
 }
 
-impl BatchStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BatchStatus::Open => "OPEN",
-            BatchStatus::Closed => "CLOSED",
-            BatchStatus::Submitted => "SUBMITTED",
-            BatchStatus::Completed => "COMPLETED",
-            BatchStatus::Failed => "FAILED",
-            BatchStatus::Empty => "EMPTY",
-        }
-    }
-}
-
-impl std::str::FromStr for BatchStatus {
-    type Err = crate::Error;
-
-    fn from_str(s: &str) -> crate::Result<Self> {
-        [
-            BatchStatus::Open,
-            BatchStatus::Closed,
-            BatchStatus::Submitted,
-            BatchStatus::Completed,
-            BatchStatus::Failed,
-            BatchStatus::Empty,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
-        .ok_or_else(|| crate::Error::StoreError(format!("unknown batch status {s:?}")))
-    }
-}
-
-impl std::fmt::Display for BatchStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+string_forms!(BatchStatus, crate::Error::StoreError, "batch status" {
+    Open => "OPEN",
+    Closed => "CLOSED",
+    Submitted => "SUBMITTED",
+    Completed => "COMPLETED",
+    Failed => "FAILED",
+    Empty => "EMPTY",
+});
 
 /// How a Step Functions execution ended (the `status` of its "Execution Status Change" event).
 /// Only SUCCEEDED is a success: a batch or event whose execution ended any other way failed.
@@ -71,44 +43,18 @@ pub enum ExecutionStatus {
     PendingRedrive,
 }
 
-impl ExecutionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExecutionStatus::Running => "RUNNING",
-            ExecutionStatus::Succeeded => "SUCCEEDED",
-            ExecutionStatus::Failed => "FAILED",
-            ExecutionStatus::TimedOut => "TIMED_OUT",
-            ExecutionStatus::Aborted => "ABORTED",
-            ExecutionStatus::PendingRedrive => "PENDING_REDRIVE",
-        }
-    }
+string_forms!(ExecutionStatus, crate::Error::InvalidEvent, "execution status" {
+    Running => "RUNNING",
+    Succeeded => "SUCCEEDED",
+    Failed => "FAILED",
+    TimedOut => "TIMED_OUT",
+    Aborted => "ABORTED",
+    PendingRedrive => "PENDING_REDRIVE",
+});
 
+impl ExecutionStatus {
     pub fn succeeded(self) -> bool {
         self == ExecutionStatus::Succeeded
-    }
-}
-
-impl std::str::FromStr for ExecutionStatus {
-    type Err = crate::Error;
-
-    fn from_str(s: &str) -> crate::Result<Self> {
-        [
-            ExecutionStatus::Running,
-            ExecutionStatus::Succeeded,
-            ExecutionStatus::Failed,
-            ExecutionStatus::TimedOut,
-            ExecutionStatus::Aborted,
-            ExecutionStatus::PendingRedrive,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
-        .ok_or_else(|| crate::Error::InvalidEvent(format!("unknown execution status {s:?}")))
-    }
-}
-
-impl std::fmt::Display for ExecutionStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

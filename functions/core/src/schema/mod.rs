@@ -118,25 +118,10 @@ pub enum ItemType {
     Event,
 }
 
-impl ItemType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemType::Batch => "batch",
-            ItemType::Event => "event",
-        }
-    }
-}
-
-impl std::str::FromStr for ItemType {
-    type Err = crate::Error;
-
-    fn from_str(s: &str) -> crate::Result<Self> {
-        [ItemType::Batch, ItemType::Event]
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| crate::Error::StoreError(format!("unknown item type {s:?}")))
-    }
-}
+string_forms!(ItemType, crate::Error::StoreError, "item type" {
+    Batch => "batch",
+    Event => "event",
+});
 
 /// A plan chunk's status: planned, then CloudFront's own words for the invalidation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -147,36 +132,11 @@ pub enum ChunkStatus {
     Completed,
 }
 
-impl ChunkStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChunkStatus::Planned => "PLANNED",
-            ChunkStatus::InProgress => "InProgress",
-            ChunkStatus::Completed => "Completed",
-        }
-    }
-}
-
-impl std::str::FromStr for ChunkStatus {
-    type Err = crate::Error;
-
-    fn from_str(s: &str) -> crate::Result<Self> {
-        [
-            ChunkStatus::Planned,
-            ChunkStatus::InProgress,
-            ChunkStatus::Completed,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
-        .ok_or_else(|| crate::Error::StoreError(format!("unknown chunk status {s:?}")))
-    }
-}
-
-impl std::fmt::Display for ChunkStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+string_forms!(ChunkStatus, crate::Error::StoreError, "chunk status" {
+    Planned => "PLANNED",
+    InProgress => "InProgress",
+    Completed => "Completed",
+});
 
 /// Inputs and error texts are kept well below the 400 KB item limit.
 pub const MAX_TEXT: usize = 16 * 1024;
