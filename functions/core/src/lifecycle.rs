@@ -1,5 +1,5 @@
-//! What a batch's status change does to its item, decided once for both stores (`dynamo.rs`
-//! writes it as update expressions, `memory.rs` applies it to its state): whether the batch
+//! What a batch's status change does to its item, decided once for both stores (`dynamo/`
+//! writes it as update expressions, `memory/` applies it to its state): whether the batch
 //! waits in the `byStatus` index, whether it is listed in `byDistribution`, its failure mark,
 //! and what `lastError` says (docs/design.md §4).
 

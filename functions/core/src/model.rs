@@ -1,13 +1,14 @@
 //! The batch and audit data model shared by every function (docs/design.md §4).
 //!
-//! One DynamoDB table, single-table design: its names and keys are in `schema.rs`.
+//! One DynamoDB table, single-table design: its names and keys are in `schema/`.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Lifecycle of a batch. FAILED is set by the outcome recorder (or a failing task) and cleared by a
-/// later success, so it can follow any of the others. EMPTY is final: the batch closed with no
+/// Lifecycle of a batch (what each change does to the item: `lifecycle.rs`). FAILED is set by
+/// the outcome recorder and left when the redriven execution completes the batch, so it can
+/// follow any of the others. EMPTY is final: the batch closed with no
 /// path (its opener died after opening it, and the retried join landed in another batch), so
 /// nothing was planned or billed, and it leaves the distribution's listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

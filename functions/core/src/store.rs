@@ -1,7 +1,7 @@
 //! The table, as each function sees it: one trait per role (dedupe joins, create-invalidation
 //! submits, poll-status polls, record-outcome records, the sweep sweeps), so a function's bound
-//! names only what it may do. The DynamoDB adapter (`dynamo.rs`) and the in-memory store
-//! (`memory.rs`) implement every role; the join and close protocols built on them live in the
+//! names only what it may do. The DynamoDB adapter (`dynamo/`) and the in-memory store
+//! (`memory/`) implement every role; the join and close protocols built on them live in the
 //! functions that own them.
 
 #[cfg(test)]

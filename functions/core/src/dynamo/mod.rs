@@ -1,4 +1,4 @@
-//! The store roles of `store.rs` on DynamoDB: the table of `schema.rs`, written as
+//! The store roles of `store.rs` on DynamoDB: the table of `schema/`, written as
 //! `lifecycle.rs` decides (docs/design.md §4).
 
 mod flush;

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! The test creates its own table, with the keys and indexes `template.yaml` declares (from
-//! `schema.rs`), and deletes it afterwards. Credentials and region are dummies unless
+//! `schema/`), and deletes it afterwards. Credentials and region are dummies unless
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION` are set.
 
 use std::time::Duration;
