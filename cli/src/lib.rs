@@ -20,7 +20,7 @@ use crate::config::Target;
 use crate::queries::AuditTable;
 use crate::report::{
     Answer, BatchDetail, BatchList, DistributionTotals, Failures, InvalidationRef, MonthTotals,
-    PathChange, PathHistory, Stuck, Totals,
+    PathHistory, PathVisit, Stuck, Totals,
 };
 use crate::span::{At, YearMonth};
 
@@ -118,7 +118,7 @@ async fn path_history(target: Target, a: &PathArgs) -> Result<PathHistory> {
     // One item per batch the path was in, so each batch is read once.
     for change in table.path_history(&distribution_id, &path).await? {
         let planned = table.planned(&change.batch_id).await?;
-        history.push(PathChange {
+        history.push(PathVisit {
             invalidation: planned
                 .as_ref()
                 .and_then(|p| InvalidationRef::find(&p.chunks, &change.path)),

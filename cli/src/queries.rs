@@ -1,14 +1,17 @@
 //! The audit's reads: DynamoDB Query on the table and its three indexes (never Scan), every one
-//! paginated. Keys and index names come from `cfinv_core`, so they are the ones the functions
-//! write.
+//! paginated. Names, keys and indexes come from `cfinv_core::schema`, so they are the ones the
+//! functions write.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
-use cfinv_core::dynamo::{INDEX_BY_DISTRIBUTION, INDEX_BY_PATH, INDEX_BY_STATUS};
-use cfinv_core::model::{BatchStatus, keys, timestamp};
+use cfinv_core::model::{BatchStatus, timestamp};
+use cfinv_core::schema::item::{key, s, text};
+use cfinv_core::schema::{
+    BY_DISTRIBUTION, BY_DISTRIBUTION_PK, BY_DISTRIBUTION_SK, BY_PATH, BY_PATH_PK, BY_STATUS,
+    BY_STATUS_PK, BY_STATUS_SK, attr, keys,
+};
 use time::OffsetDateTime;
 
 use crate::config::{self, Target};
@@ -67,11 +70,13 @@ impl AuditTable {
             .client
             .update_item()
             .table_name(&self.target.table)
-            .key("PK", s(keys::batch_pk(batch_id)))
-            .key("SK", s(keys::META))
-            .update_expression("SET replayedBy = :new")
-            .condition_expression("#status = :failed AND attribute_not_exists(replayedBy)")
-            .expression_attribute_names("#status", "status")
+            .set_key(Some(key(keys::batch_pk(batch_id), keys::META)))
+            .update_expression(format!("SET {} = :new", attr::REPLAYED_BY))
+            .condition_expression(format!(
+                "#status = :failed AND attribute_not_exists({})",
+                attr::REPLAYED_BY
+            ))
+            .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_values(":new", s(replay_id))
             .expression_attribute_values(":failed", s(BatchStatus::Failed.as_str()))
             .send()
@@ -93,10 +98,9 @@ impl AuditTable {
         self.client
             .update_item()
             .table_name(&self.target.table)
-            .key("PK", s(keys::batch_pk(replay_id)))
-            .key("SK", s(keys::META))
-            .update_expression("SET replayOf = :old")
-            .condition_expression("attribute_exists(PK)")
+            .set_key(Some(key(keys::batch_pk(replay_id), keys::META)))
+            .update_expression(format!("SET {} = :old", attr::REPLAY_OF))
+            .condition_expression(format!("attribute_exists({})", attr::PK))
             .expression_attribute_values(":old", s(batch_id))
             .send()
             .await
@@ -108,8 +112,8 @@ impl AuditTable {
     pub async fn path_history(&self, distribution_id: &str, path: &str) -> Result<Vec<PathRecord>> {
         let query = self
             .query()
-            .index_name(INDEX_BY_PATH)
-            .key_condition_expression("gsi2pk = :pk")
+            .index_name(BY_PATH)
+            .key_condition_expression(format!("{BY_PATH_PK} = :pk"))
             .expression_attribute_values(":pk", s(keys::path_index_pk(distribution_id, path)))
             .scan_index_forward(false);
         self.all(query)
@@ -126,18 +130,23 @@ impl AuditTable {
         from: OffsetDateTime,
         to: Option<OffsetDateTime>,
     ) -> Result<Vec<BatchRecord>> {
-        // gsi1sk is `<openedAt>#<batchId>`: a bare time sorts before every batch opened then.
+        // The sort key is `<openedAt>#<batchId>`: a bare time sorts before every batch opened
+        // then.
         let query = self
             .query()
-            .index_name(INDEX_BY_DISTRIBUTION)
+            .index_name(BY_DISTRIBUTION)
             .expression_attribute_values(":pk", s(keys::dist_pk(distribution_id)))
             .expression_attribute_values(":from", s(timestamp(from)))
             .scan_index_forward(false);
         let query = match to {
             Some(to) => query
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to")
+                .key_condition_expression(format!(
+                    "{BY_DISTRIBUTION_PK} = :pk AND {BY_DISTRIBUTION_SK} BETWEEN :from AND :to"
+                ))
                 .expression_attribute_values(":to", s(timestamp(to))),
-            None => query.key_condition_expression("gsi1pk = :pk AND gsi1sk >= :from"),
+            None => query.key_condition_expression(format!(
+                "{BY_DISTRIBUTION_PK} = :pk AND {BY_DISTRIBUTION_SK} >= :from"
+            )),
         };
         self.all(query)
             .await?
@@ -150,8 +159,8 @@ impl AuditTable {
     pub async fn knows_distribution(&self, distribution_id: &str) -> Result<bool> {
         let out = self
             .query()
-            .index_name(INDEX_BY_DISTRIBUTION)
-            .key_condition_expression("gsi1pk = :pk")
+            .index_name(BY_DISTRIBUTION)
+            .key_condition_expression(format!("{BY_DISTRIBUTION_PK} = :pk"))
             .expression_attribute_values(":pk", s(keys::dist_pk(distribution_id)))
             .limit(1)
             .send()
@@ -167,14 +176,16 @@ impl AuditTable {
     ) -> Result<(Vec<BatchRecord>, Vec<FailedEvent>)> {
         let query = self
             .query()
-            .index_name(INDEX_BY_STATUS)
+            .index_name(BY_STATUS)
             .expression_attribute_values(":s", s(BatchStatus::Failed.as_str()))
             .scan_index_forward(false);
         let query = match since {
             Some(since) => query
-                .key_condition_expression("statusPk = :s AND statusSk >= :since")
+                .key_condition_expression(format!(
+                    "{BY_STATUS_PK} = :s AND {BY_STATUS_SK} >= :since"
+                ))
                 .expression_attribute_values(":since", s(timestamp(since))),
-            None => query.key_condition_expression("statusPk = :s"),
+            None => query.key_condition_expression(format!("{BY_STATUS_PK} = :s")),
         };
         let (mut batches, mut events) = (Vec::new(), Vec::new());
         for item in self.all(query).await? {
@@ -197,8 +208,10 @@ impl AuditTable {
         ] {
             let query = self
                 .query()
-                .index_name(INDEX_BY_STATUS)
-                .key_condition_expression("statusPk = :s AND statusSk < :before")
+                .index_name(BY_STATUS)
+                .key_condition_expression(format!(
+                    "{BY_STATUS_PK} = :s AND {BY_STATUS_SK} < :before"
+                ))
                 .expression_attribute_values(":s", s(status.as_str()))
                 .expression_attribute_values(":before", s(timestamp(before)));
             for item in self.all(query).await? {
@@ -215,8 +228,7 @@ impl AuditTable {
             .client
             .get_item()
             .table_name(&self.target.table)
-            .key("PK", s(keys::batch_pk(batch_id)))
-            .key("SK", s(keys::META))
+            .set_key(Some(key(keys::batch_pk(batch_id), keys::META)))
             .send()
             .await
             .map_err(|e| self.error(e))?;
@@ -228,7 +240,11 @@ impl AuditTable {
             Some(plan_id) => {
                 let query = self
                     .query()
-                    .key_condition_expression("PK = :pk AND begins_with(SK, :plan)")
+                    .key_condition_expression(format!(
+                        "{} = :pk AND begins_with({}, :plan)",
+                        attr::PK,
+                        attr::SK
+                    ))
                     .expression_attribute_values(":pk", s(keys::batch_pk(batch_id)))
                     .expression_attribute_values(":plan", s(keys::plan_prefix(plan_id)));
                 self.all(query)
@@ -247,11 +263,11 @@ impl AuditTable {
     pub async fn batch_items(&self, batch_id: &str) -> Result<Option<BatchItems>> {
         let query = self
             .query()
-            .key_condition_expression("PK = :pk")
+            .key_condition_expression(format!("{} = :pk", attr::PK))
             .expression_attribute_values(":pk", s(keys::batch_pk(batch_id)));
         let (mut meta, mut paths, mut plan_items) = (None, Vec::new(), Vec::new());
         for item in self.all(query).await? {
-            let sk = item.get("SK").and_then(|v| v.as_s().ok()).cloned();
+            let sk = text(&item, attr::SK).map(str::to_owned);
             match sk {
                 Some(sk) if sk == keys::META => meta = Some(BatchRecord::from_item(&item)?),
                 Some(sk) if sk.starts_with(keys::PATH_PREFIX) => {
@@ -333,8 +349,4 @@ impl AuditTable {
             },
         }
     }
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
 }

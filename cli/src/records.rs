@@ -1,17 +1,19 @@
-//! The audit table's items as the CLI reads them (the writers are in `cfinv_core::dynamo`).
-//! Every attribute but the ids is optional: an item reflects how far its batch got.
+//! The audit table's items as the CLI reads them (the schema is `cfinv_core::schema`, the
+//! writers are in `cfinv_core::dynamo`). Every attribute but the ids and the status is
+//! optional: an item reflects how far its batch got.
 
-use std::collections::HashMap;
+use std::str::FromStr;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use cfinv_core::model::{keys, parse_timestamp};
+use cfinv_core::model::{BatchStatus, ExecutionStatus};
+use cfinv_core::schema::item::{self, string_list, string_set};
+use cfinv_core::schema::{BY_STATUS_SK, ChunkStatus, ItemType, attr, keys};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::span::{At, between};
 use crate::{Error, Result};
 
-pub type Item = HashMap<String, AttributeValue>;
+pub use cfinv_core::schema::item::Item;
 
 /// A batch item (`BATCH#<id>` / `META`).
 #[derive(Debug, Clone, Serialize)]
@@ -19,7 +21,7 @@ pub type Item = HashMap<String, AttributeValue>;
 pub struct BatchRecord {
     pub batch_id: String,
     pub distribution_id: String,
-    pub status: String,
+    pub status: BatchStatus,
     pub opened_at: Option<At>,
     pub closed_at: Option<At>,
     pub planned_at: Option<At>,
@@ -37,7 +39,7 @@ pub struct BatchRecord {
     pub planned_chunks: Option<u64>,
     pub plan_id: Option<String>,
     pub execution_arn: Option<String>,
-    pub execution_status: Option<String>,
+    pub execution_status: Option<ExecutionStatus>,
     pub attempts: Option<u64>,
     pub last_error: Option<String>,
     pub last_error_at: Option<At>,
@@ -51,38 +53,38 @@ pub struct BatchRecord {
 
 impl BatchRecord {
     pub fn from_item(item: &Item) -> Result<Self> {
-        let opened_at = time(item, "openedAt");
-        let completed_at = time(item, "completedAt");
+        let opened_at = time(item, attr::OPENED_AT);
+        let completed_at = time(item, attr::COMPLETED_AT);
         Ok(Self {
-            batch_id: required(item, "batchId")?,
-            distribution_id: required(item, "distributionId")?,
-            status: required(item, "status")?,
+            batch_id: required(item, attr::BATCH_ID)?,
+            distribution_id: required(item, attr::DISTRIBUTION_ID)?,
+            status: parsed(item, attr::STATUS)?,
             opened_at,
-            closed_at: time(item, "closedAt"),
-            planned_at: time(item, "plannedAt"),
-            submitted_at: time(item, "submittedAt"),
+            closed_at: time(item, attr::CLOSED_AT),
+            planned_at: time(item, attr::PLANNED_AT),
+            submitted_at: time(item, attr::SUBMITTED_AT),
             completed_at,
-            failed_at: time(item, "failedAt"),
-            status_since: text(item, "statusSk")
-                .and_then(|sk| sk.split_once('#').and_then(|(t, _)| parse_timestamp(t)))
+            failed_at: time(item, attr::FAILED_AT),
+            status_since: item::text(item, BY_STATUS_SK)
+                .and_then(keys::index_sk_time)
                 .map(At),
-            events_received: count(item, "eventsReceived"),
-            paths_received: count(item, "pathsReceived"),
-            paths_planned: count(item, "pathsPlanned"),
-            paths_billed: count(item, "pathsBilled"),
-            planned_chunks: count(item, "plannedChunks"),
-            plan_id: text(item, "planId"),
-            execution_arn: text(item, "executionArn"),
-            execution_status: text(item, "executionStatus"),
-            attempts: count(item, "attempts"),
-            last_error: text(item, "lastError"),
-            last_error_at: time(item, "lastErrorAt"),
+            events_received: count(item, attr::EVENTS_RECEIVED),
+            paths_received: count(item, attr::PATHS_RECEIVED),
+            paths_planned: count(item, attr::PATHS_PLANNED),
+            paths_billed: count(item, attr::PATHS_BILLED),
+            planned_chunks: count(item, attr::PLANNED_CHUNKS),
+            plan_id: text(item, attr::PLAN_ID),
+            execution_arn: text(item, attr::EXECUTION_ARN),
+            execution_status: optional(item, attr::EXECUTION_STATUS)?,
+            attempts: count(item, attr::ATTEMPTS),
+            last_error: text(item, attr::LAST_ERROR),
+            last_error_at: time(item, attr::LAST_ERROR_AT),
             took_seconds: opened_at
                 .zip(completed_at)
                 .and_then(|(o, c)| between(o.0, c.0))
                 .map(|d| d.as_secs_f64()),
-            replayed_by: text(item, "replayedBy"),
-            replay_of: text(item, "replayOf"),
+            replayed_by: text(item, attr::REPLAYED_BY),
+            replay_of: text(item, attr::REPLAY_OF),
         })
     }
 }
@@ -113,22 +115,19 @@ pub struct PathRecord {
 impl PathRecord {
     pub fn from_item(item: &Item) -> Result<Self> {
         Ok(Self {
-            path: required(item, "path")?,
-            batch_id: required(item, "batchId")?,
-            bucket: text(item, "bucket"),
-            key: text(item, "key"),
-            change: text(item, "change"),
-            version_id: text(item, "versionId"),
-            etag: text(item, "etag"),
-            sequencer: text(item, "sequencer"),
-            event_time: text(item, "eventTime"),
-            event_ids: match item.get("eventIds") {
-                Some(AttributeValue::Ss(ids)) => ids.clone(),
-                _ => Vec::new(),
-            },
-            first_seen_at: time(item, "firstSeenAt"),
-            last_seen_at: time(item, "lastSeenAt"),
-            reason: text(item, "reason"),
+            path: required(item, attr::PATH)?,
+            batch_id: required(item, attr::BATCH_ID)?,
+            bucket: text(item, attr::BUCKET),
+            key: text(item, attr::KEY),
+            change: text(item, attr::CHANGE),
+            version_id: text(item, attr::VERSION_ID),
+            etag: text(item, attr::ETAG),
+            sequencer: text(item, attr::SEQUENCER),
+            event_time: text(item, attr::EVENT_TIME),
+            event_ids: string_set(item, attr::EVENT_IDS).to_vec(),
+            first_seen_at: time(item, attr::FIRST_SEEN_AT),
+            last_seen_at: time(item, attr::LAST_SEEN_AT),
+            reason: text(item, attr::REASON),
         })
     }
 }
@@ -142,33 +141,24 @@ pub struct ChunkRecord {
     pub caller_reference: Option<String>,
     pub invalidation_id: Option<String>,
     /// `PLANNED`, then CloudFront's `InProgress` and `Completed`.
-    pub status: Option<String>,
+    pub status: Option<ChunkStatus>,
     pub created_at: Option<At>,
     pub completed_at: Option<At>,
 }
 
 impl ChunkRecord {
     pub fn from_item(item: &Item) -> Result<Self> {
-        let sk = required(item, "SK")?;
-        let index = sk
-            .strip_prefix(keys::PLAN_PREFIX)
-            .and_then(|rest| rest.rsplit_once('#'))
-            .and_then(|(_, n)| n.parse().ok())
+        let sk = required(item, attr::SK)?;
+        let (_plan_id, index) = keys::parse_plan_sk(&sk)
             .ok_or_else(|| Error::BadItem(format!("plan chunk key {sk} has no index")))?;
         Ok(Self {
             index,
-            paths: match item.get("paths") {
-                Some(AttributeValue::L(paths)) => paths
-                    .iter()
-                    .filter_map(|p| p.as_s().ok().cloned())
-                    .collect(),
-                _ => Vec::new(),
-            },
-            caller_reference: text(item, "callerReference"),
-            invalidation_id: text(item, "invalidationId"),
-            status: text(item, "status"),
-            created_at: time(item, "createdAt"),
-            completed_at: time(item, "completedAt"),
+            paths: string_list(item, attr::PATHS).unwrap_or_default(),
+            caller_reference: text(item, attr::CALLER_REFERENCE),
+            invalidation_id: text(item, attr::INVALIDATION_ID),
+            status: optional(item, attr::STATUS)?,
+            created_at: time(item, attr::CREATED_AT),
+            completed_at: time(item, attr::COMPLETED_AT),
         })
     }
 
@@ -203,14 +193,14 @@ pub struct FailedEvent {
 
 impl FailedEvent {
     pub fn from_item(item: &Item) -> Result<Self> {
-        let pk = required(item, "PK")?;
-        let input =
-            text(item, "input").map(|raw| serde_json::from_str(&raw).unwrap_or(Value::String(raw)));
+        let pk = required(item, attr::PK)?;
+        let input = text(item, attr::INPUT)
+            .map(|raw| serde_json::from_str(&raw).unwrap_or(Value::String(raw)));
         Ok(Self {
-            execution_name: pk.strip_prefix("EXEC#").unwrap_or(&pk).to_owned(),
-            execution_arn: text(item, "executionArn"),
-            failed_at: time(item, "failedAt"),
-            error: text(item, "lastError"),
+            execution_name: keys::exec_name(&pk).to_owned(),
+            execution_arn: text(item, attr::EXECUTION_ARN),
+            failed_at: time(item, attr::FAILED_AT),
+            error: text(item, attr::LAST_ERROR),
             object: input.as_ref().and_then(s3_object),
             input,
         })
@@ -230,39 +220,47 @@ fn s3_object(event: &Value) -> Option<String> {
 }
 
 pub fn is_failed_event(item: &Item) -> bool {
-    text(item, "type").as_deref() == Some("event")
+    item::text(item, attr::TYPE) == Some(ItemType::Event.as_str())
 }
 
 fn text(item: &Item, name: &str) -> Option<String> {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+    item::text(item, name).map(str::to_owned)
 }
 
 fn required(item: &Item, name: &str) -> Result<String> {
-    text(item, name).ok_or_else(|| {
-        let key = |k| text(item, k).unwrap_or_default();
-        Error::BadItem(format!(
-            "item {}/{} has no string attribute {name}",
-            key("PK"),
-            key("SK")
-        ))
-    })
+    text(item, name).ok_or_else(|| bad_item(item, format!("has no string attribute {name}")))
+}
+
+/// An attribute stored in one of the schema's string forms (a status).
+fn optional<T: FromStr>(item: &Item, name: &str) -> Result<Option<T>> {
+    item::text(item, name)
+        .map(|raw| {
+            raw.parse()
+                .map_err(|_| bad_item(item, format!("has {name} {raw:?}, which is unknown")))
+        })
+        .transpose()
+}
+
+fn parsed<T: FromStr>(item: &Item, name: &str) -> Result<T> {
+    optional(item, name)?.ok_or_else(|| bad_item(item, format!("has no string attribute {name}")))
+}
+
+fn bad_item(item: &Item, what: String) -> Error {
+    let key = |k| item::text(item, k).unwrap_or_default();
+    Error::BadItem(format!("item {}/{} {what}", key(attr::PK), key(attr::SK)))
 }
 
 fn count(item: &Item, name: &str) -> Option<u64> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
+    item::number(item, name)
 }
 
 fn time(item: &Item, name: &str) -> Option<At> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .and_then(|t| parse_timestamp(t))
-        .map(At)
+    item::at(item, name).map(At)
 }
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
     use serde_json::json;
 
     use super::*;

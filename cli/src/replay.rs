@@ -64,7 +64,7 @@ pub async fn replay(
             table: table.target().table.clone(),
         })?;
     let batch = items.batch;
-    if batch.status != BatchStatus::Failed.as_str() {
+    if batch.status != BatchStatus::Failed {
         return Err(Error::Usage(format!(
             "batch {batch_id} is {}, not FAILED: only a failed batch is replayed",
             batch.status
@@ -96,8 +96,8 @@ pub async fn replay(
             // execution: resume it (every write below is idempotent), unless it got further.
             Some(claimed) => {
                 let started = table.batch_items(claimed).await?.map(|items| items.batch);
-                if let Some(started) = started.filter(|b| b.status != BatchStatus::Open.as_str()) {
-                    return Err(replayed_already(batch_id, claimed, &started.status));
+                if let Some(started) = started.filter(|b| b.status != BatchStatus::Open) {
+                    return Err(replayed_already(batch_id, claimed, started.status.as_str()));
                 }
                 claimed.clone()
             }
@@ -177,14 +177,13 @@ pub fn state_machine_of(execution_arn: &str) -> Option<String> {
 /// A stored path item as the change it records, for the new batch.
 pub fn change_of(p: &PathRecord, distribution_id: &str) -> Result<PathChange> {
     let change = match p.change.as_deref() {
-        Some("Deleted") => ChangeKind::Deleted,
-        Some("Created") | None => ChangeKind::Created,
-        Some(other) => {
-            return Err(Error::BadItem(format!(
-                "path {} of batch {} has change {other:?}",
+        Some(stored) => stored.parse().map_err(|_| {
+            Error::BadItem(format!(
+                "path {} of batch {} has change {stored:?}",
                 p.path, p.batch_id
-            )));
-        }
+            ))
+        })?,
+        None => ChangeKind::Created,
     };
     Ok(PathChange {
         distribution_id: distribution_id.to_owned(),

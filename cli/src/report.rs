@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use cfinv_core::model::parse_timestamp;
+use cfinv_core::model::{BatchStatus, parse_timestamp};
+use cfinv_core::schema::ChunkStatus;
 
 use crate::records::{BatchRecord, ChunkRecord, FailedEvent, PathRecord};
 use crate::span::{At, YearMonth, between, human};
@@ -64,15 +65,17 @@ pub struct PathHistory {
     pub distribution_id: String,
     pub path: String,
     /// Newest first: one entry per batch the path was in.
-    pub history: Vec<PathChange>,
+    pub history: Vec<PathVisit>,
 }
 
+/// One batch a path was in: the stored path item, where its batch got, and the invalidation
+/// that covers it (not `cfinv_core::collect::PathChange`, the change a batch is fed with).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PathChange {
+pub struct PathVisit {
     #[serde(flatten)]
     pub change: PathRecord,
-    pub batch_status: Option<String>,
+    pub batch_status: Option<BatchStatus>,
     pub invalidation: Option<InvalidationRef>,
 }
 
@@ -83,7 +86,7 @@ pub struct InvalidationRef {
     pub chunk: u32,
     /// `None` until CloudFront accepted the request.
     pub id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<ChunkStatus>,
     /// The plan path that invalidates it: the path itself, or a wildcard above it.
     pub via: String,
     pub created_at: Option<At>,
@@ -97,7 +100,7 @@ impl InvalidationRef {
             c.covering(path).map(|via| Self {
                 chunk: c.index,
                 id: c.invalidation_id.clone(),
-                status: c.status.clone(),
+                status: c.status,
                 via: via.to_owned(),
                 created_at: c.created_at,
                 completed_at: c.completed_at,
@@ -138,8 +141,8 @@ impl Answer for PathHistory {
                 c.batch_id.clone(),
                 or_dash(inv.and_then(|i| i.id.as_deref())),
                 or_dash(
-                    inv.and_then(|i| i.status.as_deref())
-                        .or(h.batch_status.as_deref()),
+                    inv.and_then(|i| i.status.map(ChunkStatus::as_str))
+                        .or(h.batch_status.map(BatchStatus::as_str)),
                 ),
                 or_dash(inv.and_then(|i| i.completed_at)),
                 // Blank when the path was invalidated as itself.
@@ -187,8 +190,8 @@ impl Totals {
     pub fn of(batches: &[BatchRecord]) -> Self {
         batches.iter().fold(Self::default(), |mut t, b| {
             t.batches += 1;
-            t.completed += u64::from(b.status == "COMPLETED");
-            t.failed += u64::from(b.status == "FAILED");
+            t.completed += u64::from(b.status == BatchStatus::Completed);
+            t.failed += u64::from(b.status == BatchStatus::Failed);
             t.events_received += b.events_received.unwrap_or(0);
             t.paths_received += b.paths_received.unwrap_or(0);
             t.paths_planned += b.paths_planned.unwrap_or(0);
@@ -271,7 +274,7 @@ impl Answer for BatchList {
             t.row([
                 or_dash(b.opened_at),
                 b.batch_id.clone(),
-                b.status.clone(),
+                b.status.to_string(),
                 or_dash(b.events_received),
                 or_dash(b.paths_received),
                 or_dash(b.paths_planned),
@@ -479,7 +482,7 @@ impl Answer for Stuck {
                         .and_then(|s| between(s.0, self.as_of.0))
                         .map(human),
                 ),
-                b.status.clone(),
+                b.status.to_string(),
                 b.batch_id.clone(),
                 b.distribution_id.clone(),
                 or_dash(b.attempts),
@@ -568,7 +571,7 @@ pub fn timeline(batch: &BatchRecord, chunks: &[ChunkRecord], paths: &[PathRecord
         batch.failed_at,
         format!(
             "failed: execution {}",
-            or_dash(batch.execution_status.as_deref())
+            or_dash(batch.execution_status.map(|s| s.as_str()))
         ),
     ));
     moments.push((batch.completed_at, "completed".into()));
@@ -648,7 +651,7 @@ impl Answer for BatchDetail {
                     t.row([
                         c.index.to_string(),
                         or_dash(c.invalidation_id.as_deref()),
-                        or_dash(c.status.as_deref()),
+                        or_dash(c.status.map(ChunkStatus::as_str)),
                         or_dash(c.created_at),
                         or_dash(c.completed_at),
                         c.paths.len().to_string(),
@@ -716,7 +719,7 @@ mod tests {
         BatchRecord {
             batch_id: id.into(),
             distribution_id: "E1".into(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             opened_at: Some(At(datetime!(2026-11-25 10:00 UTC))),
             closed_at: None,
             planned_at: None,
@@ -844,7 +847,7 @@ mod tests {
             paths: vec!["/a".into()],
             caller_reference: Some("E1-b#0".into()),
             invalidation_id: Some("I1".into()),
-            status: Some("Completed".into()),
+            status: Some(ChunkStatus::Completed),
             created_at: Some(At(datetime!(2026-11-25 10:00:34 UTC))),
             completed_at: Some(At(datetime!(2026-11-25 10:00:41 UTC))),
         };

@@ -8,7 +8,7 @@
 use std::sync::LazyLock;
 
 use cfinv_core::collect::collect;
-use cfinv_core::keys::{KeyEncoding, MAX_KEY_BYTES};
+use cfinv_core::object_key::{KeyEncoding, MAX_KEY_BYTES};
 use cfinv_core::path::is_valid_path;
 use cfinv_core::routes::{MappingConfig, Route};
 use libfuzzer_sys::fuzz_target;

@@ -12,7 +12,7 @@
 use std::sync::LazyLock;
 
 use cfinv_core::event::KeySource;
-use cfinv_core::keys::{KeyEncoding, MAX_KEY_BYTES, key_readings};
+use cfinv_core::object_key::{KeyEncoding, MAX_KEY_BYTES, key_readings};
 use cfinv_core::path::{encode_path, is_valid_path};
 use cfinv_core::routes::{MappingConfig, Route};
 use libfuzzer_sys::fuzz_target;

@@ -82,7 +82,7 @@ impl Stack {
 
     /// A batch's item (`BATCH#<id>` / `META`), read strongly consistently, as text values.
     pub async fn batch_item(&self, batch_id: &str) -> Option<BTreeMap<String, String>> {
-        use cfinv_core::model::keys;
+        use cfinv_core::schema::keys;
         let out = self
             .ddb
             .get_item()
@@ -110,7 +110,7 @@ impl Stack {
 
     /// A batch's path items (`BATCH#<id>` / `PATH#...`), read strongly consistently, as text.
     pub async fn path_items(&self, batch_id: &str) -> Vec<BTreeMap<String, String>> {
-        use cfinv_core::model::keys;
+        use cfinv_core::schema::keys;
         let query = self
             .ddb
             .query()

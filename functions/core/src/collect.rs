@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{ChangeKind, Ignored, ObjectChange, parse_event};
-use crate::keys::key_readings;
+use crate::object_key::key_readings;
 use crate::path::is_valid_path;
 use crate::routes::MappingConfig;
 use crate::{Error, Result};
@@ -146,7 +146,7 @@ fn wildcard_reason(relative_key: &str, query_strings: bool, path: &str) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeyEncoding;
+    use crate::object_key::KeyEncoding;
     use crate::routes::Route;
     use serde_json::{Value, json};
 

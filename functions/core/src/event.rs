@@ -33,7 +33,13 @@ pub enum ChangeKind {
     Deleted,
 }
 
-/// Where a key came from, which decides how it may be encoded (see [`crate::keys`]).
+// Its form in the audit table's path items (`change`).
+string_forms!(ChangeKind, Error::StoreError, "change" {
+    Created => "Created",
+    Deleted => "Deleted",
+});
+
+/// Where a key came from, which decides how it may be encoded (see [`crate::object_key`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySource {
     /// An EventBridge event: no AWS document says whether the key is encoded.

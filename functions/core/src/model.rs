@@ -1,14 +1,14 @@
 //! The batch and audit data model shared by every function (docs/design.md §4).
 //!
-//! One DynamoDB table, single-table design. Keys are built here and nowhere else.
+//! One DynamoDB table, single-table design: its names and keys are in `schema/`.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Lifecycle of a batch. FAILED is set by the outcome recorder (or a failing task) and cleared by a
-/// later success, so it can follow any of the others. EMPTY is final: the batch closed with no
+/// Lifecycle of a batch (what each change does to the item: `lifecycle.rs`). FAILED is set by
+/// the outcome recorder and left when the redriven execution completes the batch, so it can
+/// follow any of the others. EMPTY is final: the batch closed with no
 /// path (its opener died after opening it, and the retried join landed in another batch), so
 /// nothing was planned or billed, and it leaves the distribution's listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,28 +22,40 @@ pub enum BatchStatus {
     Empty,
 }
 
-impl BatchStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BatchStatus::Open => "OPEN",
-            BatchStatus::Closed => "CLOSED",
-            BatchStatus::Submitted => "SUBMITTED",
-            BatchStatus::Completed => "COMPLETED",
-            BatchStatus::Failed => "FAILED",
-            BatchStatus::Empty => "EMPTY",
-        }
-    }
+string_forms!(BatchStatus, crate::Error::StoreError, "batch status" {
+    Open => "OPEN",
+    Closed => "CLOSED",
+    Submitted => "SUBMITTED",
+    Completed => "COMPLETED",
+    Failed => "FAILED",
+    Empty => "EMPTY",
+});
 
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "OPEN" => BatchStatus::Open,
-            "CLOSED" => BatchStatus::Closed,
-            "SUBMITTED" => BatchStatus::Submitted,
-            "COMPLETED" => BatchStatus::Completed,
-            "FAILED" => BatchStatus::Failed,
-            "EMPTY" => BatchStatus::Empty,
-            _ => return None,
-        })
+/// How a Step Functions execution ended (the `status` of its "Execution Status Change" event).
+/// Only SUCCEEDED is a success: a batch or event whose execution ended any other way failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+    PendingRedrive,
+}
+
+string_forms!(ExecutionStatus, crate::Error::InvalidEvent, "execution status" {
+    Running => "RUNNING",
+    Succeeded => "SUCCEEDED",
+    Failed => "FAILED",
+    TimedOut => "TIMED_OUT",
+    Aborted => "ABORTED",
+    PendingRedrive => "PENDING_REDRIVE",
+});
+
+impl ExecutionStatus {
+    pub fn succeeded(self) -> bool {
+        self == ExecutionStatus::Succeeded
     }
 }
 
@@ -127,6 +139,31 @@ pub struct Batch {
     pub poll_since: Option<OffsetDateTime>,
 }
 
+impl Batch {
+    /// A batch just opened.
+    pub fn opened(batch: &BatchRef, opened_at: OffsetDateTime) -> Self {
+        Batch {
+            batch_id: batch.batch_id.clone(),
+            distribution_id: batch.distribution_id.clone(),
+            status: BatchStatus::Open,
+            opened_at,
+            plan: None,
+            submitted_at: None,
+            poll_epoch: None,
+            poll_since: None,
+        }
+    }
+}
+
+impl From<Batch> for BatchRef {
+    fn from(batch: Batch) -> Self {
+        BatchRef {
+            batch_id: batch.batch_id,
+            distribution_id: batch.distribution_id,
+        }
+    }
+}
+
 /// Which plan of a batch is the committed one. Chunks are keyed by plan id, so an attempt that
 /// lost the commit race can never overwrite the committed plan's chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,48 +211,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
-    }
-}
-
-pub mod keys {
-    //! Table keys. Paths can be 4,000 characters but sort keys only 1,024 bytes, so path items
-    //! are keyed by the SHA-256 of the path.
-    use super::*;
-
-    pub const META: &str = "META";
-    pub const OPEN: &str = "OPEN";
-    pub const PATH_PREFIX: &str = "PATH#";
-    pub const PLAN_PREFIX: &str = "PLAN#";
-
-    pub fn dist_pk(distribution_id: &str) -> String {
-        format!("DIST#{distribution_id}")
-    }
-    pub fn batch_pk(batch_id: &str) -> String {
-        format!("BATCH#{batch_id}")
-    }
-    pub fn path_hash(path: &str) -> String {
-        Sha256::digest(path.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-    pub fn path_sk(path: &str) -> String {
-        format!("{PATH_PREFIX}{}", path_hash(path))
-    }
-    pub fn plan_prefix(plan_id: &str) -> String {
-        format!("{PLAN_PREFIX}{plan_id}#")
-    }
-    pub fn plan_sk(plan_id: &str, index: u32) -> String {
-        format!("{PLAN_PREFIX}{plan_id}#{index:04}")
-    }
-    /// Partition key of the `byPath` index: one partition per (distribution, path).
-    pub fn path_index_pk(distribution_id: &str, path: &str) -> String {
-        format!("PATH#{distribution_id}#{}", path_hash(path))
-    }
-    /// `CallerReference` of chunk `n`: derived from the batch, never from the clock, so every
-    /// retry and redrive of the same chunk names the same invalidation.
-    pub fn caller_reference(batch_id: &str, index: u32) -> String {
-        format!("{batch_id}#{index}")
     }
 }
 
@@ -287,14 +282,6 @@ mod tests {
             Some(datetime!(2026-11-25 03:04:05 UTC))
         );
         assert_eq!(batch_opened_at("E1-not-a-time"), None);
-    }
-
-    #[test]
-    fn path_keys_fit_dynamodb_sort_key_limit_for_the_longest_path() {
-        let long = format!("/{}", "%E2%82%AC".repeat(444));
-        assert!(keys::path_sk(&long).len() < 1024);
-        assert_eq!(keys::path_sk("/a"), keys::path_sk("/a"));
-        assert_ne!(keys::path_sk("/a"), keys::path_sk("/A"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::keys::KeyEncoding;
+use crate::object_key::KeyEncoding;
 use crate::path::encode_path;
 use crate::{Error, Result};
 

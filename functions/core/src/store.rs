@@ -1,8 +1,11 @@
 //! The table, as each function sees it: one trait per role (dedupe joins, create-invalidation
 //! submits, poll-status polls, record-outcome records, the sweep sweeps), so a function's bound
-//! names only what it may do. The DynamoDB adapter (`dynamo.rs`) and the in-memory store
-//! (`memory.rs`) implement every role; the join and close protocols built on them live in the
+//! names only what it may do. The DynamoDB adapter (`dynamo/`) and the in-memory store
+//! (`memory/`) implement every role; the join and close protocols built on them live in the
 //! functions that own them.
+
+#[cfg(test)]
+pub(crate) mod scenarios;
 
 use std::future::Future;
 
@@ -10,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::Result;
 use crate::collect::PathChange;
-use crate::model::{Batch, BatchRef, Chunk, OpenPointer};
+use crate::model::{Batch, BatchRef, Chunk, ExecutionStatus, OpenPointer};
 use crate::plan::Plan;
 
 /// What the batch's path items add up to, read after the close.
@@ -24,7 +27,7 @@ pub struct BatchPaths {
 /// How an execution of the batch machine ended, as reported by EventBridge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    pub status: String,
+    pub status: ExecutionStatus,
     pub execution_arn: String,
     pub error: Option<String>,
     pub cause: Option<String>,

@@ -5,7 +5,7 @@ mod common;
 
 use cfinv_core::collect::{CollectOutput, collect};
 use cfinv_core::event::{ChangeKind, KeySource, ObjectChange, parse_event};
-use cfinv_core::keys::KeyEncoding;
+use cfinv_core::object_key::KeyEncoding;
 use cfinv_core::routes::MappingConfig;
 use common::{eventbridge, fixture, paths, record, routes_for, with};
 use serde_json::{Value, json};

@@ -6,8 +6,9 @@
 //! CloudFront itself returns the existing invalidation when a retry repeats a request.
 
 use cfinv_core::cdn::Cdn;
-use cfinv_core::model::{BatchRef, Clock, keys};
+use cfinv_core::model::{BatchRef, Clock};
 use cfinv_core::plan::{PlanOptions, plan};
+use cfinv_core::schema::keys;
 use cfinv_core::setup::env_number;
 use cfinv_core::store::SubmitStore;
 use cfinv_core::{Error, Result};

@@ -5,7 +5,7 @@
 //! the redriven execution clears it); a failed object-changed execution is recorded on its own,
 //! with the S3 event it carried, so no change disappears before it reached a batch.
 
-use cfinv_core::model::{BatchRef, parse_timestamp};
+use cfinv_core::model::{BatchRef, ExecutionStatus, parse_timestamp};
 use cfinv_core::store::{Outcome, OutcomeStore};
 use cfinv_core::{Error, Result};
 use serde::Deserialize;
@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 struct StatusChange {
     execution_arn: String,
     state_machine_arn: String,
-    status: String,
+    status: ExecutionStatus,
     #[serde(default)]
     input: Option<String>,
     #[serde(default)]
@@ -34,7 +34,7 @@ struct StatusChange {
 #[serde(rename_all = "camelCase")]
 pub struct Recorded {
     pub kind: &'static str,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub execution_arn: String,
 }
 
@@ -59,7 +59,7 @@ pub async fn record<S: OutcomeStore>(
         })
         .unwrap_or_else(OffsetDateTime::now_utc);
     let outcome = Outcome {
-        status: change.status.clone(),
+        status: change.status,
         execution_arn: change.execution_arn.clone(),
         error: change.error.clone(),
         cause: change.cause.clone(),
@@ -125,7 +125,11 @@ mod tests {
         assert_eq!(rec.kind, "batch");
         let batch = store.batch("E1-b").unwrap();
         assert_eq!(batch.batch.status, BatchStatus::Failed);
-        assert_eq!(batch.last_error.as_deref(), Some("NoSuchDistribution"));
+        // Step Functions' error and its cause, as DynamoDB records them (lifecycle.rs).
+        assert_eq!(
+            batch.last_error.as_deref(),
+            Some("NoSuchDistribution: E1 does not exist")
+        );
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use cfinv_core::collect::CollectOutput;
 use cfinv_core::event::parse_event;
-use cfinv_core::keys::key_readings;
+use cfinv_core::object_key::key_readings;
 use cfinv_core::path::is_valid_path;
 use cfinv_core::routes::MappingConfig;
 use serde_json::{Value, json};

@@ -1,14 +1,18 @@
 //! In-memory store (every role of `store.rs`) and `Cdn` for the functions' unit tests. They
 //! keep the same conditional semantics as the DynamoDB adapter and CloudFront (CallerReference
-//! idempotency), and let a test run code between two store calls to stage races.
+//! idempotency), apply status changes as `lifecycle.rs` decides, and let a test run code
+//! between two store calls to stage races. The scenarios of `store/scenarios.rs` hold the
+//! two stores to the same behaviour.
+
+mod cdn;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
-use crate::cdn::{Cdn, InvalidationStatus};
 use crate::collect::PathChange;
+use crate::lifecycle::{self, Listing, Mark, Transition};
 use crate::model::{
     Batch, BatchRef, BatchStatus, Chunk, MAX_EVENT_IDS_PER_PATH, OpenPointer, PlanRef,
 };
@@ -18,7 +22,9 @@ use crate::store::{
     SweepStore,
 };
 use crate::{Error, Result};
+pub use cdn::FakeCdn;
 
+/// A batch item: what DynamoDB would hold, index entries included.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredBatch {
     pub batch: Batch,
@@ -28,29 +34,57 @@ pub struct StoredBatch {
     pub last_error: Option<String>,
     pub attempts: u32,
     pub outcome_at: Option<OffsetDateTime>,
+    /// Its `byStatus` entry: the status it waits in, since when.
+    pub waiting: Option<(BatchStatus, OffsetDateTime)>,
+    /// In the distribution's listing (`byDistribution`).
+    pub listed: bool,
+    pub failed_at: Option<OffsetDateTime>,
 }
 
 impl StoredBatch {
-    fn open(batch: &BatchRef, opened_at: OffsetDateTime) -> Self {
+    fn new(batch: Batch) -> Self {
         StoredBatch {
-            batch: Batch {
-                batch_id: batch.batch_id.clone(),
-                distribution_id: batch.distribution_id.clone(),
-                status: BatchStatus::Open,
-                opened_at,
-                plan: None,
-                submitted_at: None,
-                poll_epoch: None,
-                poll_since: None,
-            },
+            batch,
             closed: false,
             completed: false,
             billed: None,
             last_error: None,
             attempts: 0,
             outcome_at: None,
+            waiting: None,
+            listed: false,
+            failed_at: None,
         }
     }
+
+    /// Applies `t` as `lifecycle.rs` decides, as the DynamoDB adapter writes it.
+    fn apply(&mut self, t: &Transition) {
+        self.batch.status = t.status;
+        match t.waiting_since {
+            Mark::Set(since) => self.waiting = Some((t.status, since)),
+            Mark::Keep => {}
+            Mark::Clear => self.waiting = None,
+        }
+        match t.listing {
+            Listing::Ensure => self.listed = true,
+            Listing::Keep => {}
+            Listing::Leave => self.listed = false,
+        }
+        match t.failed_at {
+            Mark::Set(at) => self.failed_at = Some(at),
+            Mark::Keep => {}
+            Mark::Clear => self.failed_at = None,
+        }
+    }
+}
+
+/// A failed event item (`EXEC#<name>`): its outcome, and whether it is in `byStatus`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub outcome: Outcome,
+    pub last_error: String,
+    /// In the failures index: its execution's latest outcome is a failure.
+    pub failed: bool,
 }
 
 /// A clock the test moves by hand.
@@ -82,7 +116,8 @@ struct State {
     more_events: HashMap<String, usize>,
     /// (batch, plan id) -> chunks
     plans: HashMap<(String, String), Vec<Chunk>>,
-    failed_events: HashMap<String, Outcome>,
+    /// execution name -> failed event
+    events: HashMap<String, StoredEvent>,
     calls: Vec<&'static str>,
 }
 
@@ -157,21 +192,33 @@ impl MemoryStore {
             .unwrap_or_default()
     }
 
+    /// The failed events the failures index holds.
     pub fn failed_events(&self) -> Vec<Outcome> {
         self.state
             .lock()
             .unwrap()
-            .failed_events
+            .events
             .values()
-            .cloned()
+            .filter(|e| e.failed)
+            .map(|e| e.outcome.clone())
             .collect()
     }
 
-    /// Forces a batch into a status (e.g. to stage a close by another process).
+    pub fn event(&self, execution_name: &str) -> Option<StoredEvent> {
+        self.state
+            .lock()
+            .unwrap()
+            .events
+            .get(execution_name)
+            .cloned()
+    }
+
+    /// Forces a batch into a status (e.g. to stage a close by another process), as of its
+    /// opening time.
     pub fn set_status(&self, batch_id: &str, status: BatchStatus) {
         let mut st = self.state.lock().unwrap();
         let b = st.batches.get_mut(batch_id).expect("batch exists");
-        b.batch.status = status;
+        b.apply(&Transition::to(status, b.batch.opened_at));
         b.closed |= matches!(
             status,
             BatchStatus::Closed | BatchStatus::Submitted | BatchStatus::Completed
@@ -232,9 +279,11 @@ impl JoinStore for MemoryStore {
     async fn create_batch(&self, batch: &BatchRef, opened_at: OffsetDateTime) -> Result<()> {
         self.enter("create_batch");
         let mut st = self.state.lock().unwrap();
-        st.batches
-            .entry(batch.batch_id.clone())
-            .or_insert_with(|| StoredBatch::open(batch, opened_at));
+        st.batches.entry(batch.batch_id.clone()).or_insert_with(|| {
+            let mut stored = StoredBatch::new(Batch::opened(batch, opened_at));
+            stored.apply(&Transition::to(BatchStatus::Open, opened_at));
+            stored
+        });
         Ok(())
     }
 
@@ -288,7 +337,7 @@ impl PlanStore for MemoryStore {
         self.enter("record_error");
         let mut st = self.state.lock().unwrap();
         if let Some(b) = st.batches.get_mut(batch_id) {
-            b.last_error = Some(format!("{}: {error}", error.name()));
+            b.last_error = Some(lifecycle::task_error(error));
             b.attempts += 1;
         }
         Ok(())
@@ -304,13 +353,17 @@ impl SubmitStore for MemoryStore {
     ) -> Result<Batch> {
         self.enter("close_batch");
         let mut st = self.state.lock().unwrap();
-        let stored = st
-            .batches
-            .entry(batch.batch_id.clone())
-            .or_insert_with(|| StoredBatch::open(batch, now));
+        // Created if the opener died before writing it, opened when its id says.
+        let stored = st.batches.entry(batch.batch_id.clone()).or_insert_with(|| {
+            let opened = Batch::opened(batch, lifecycle::opened_at_of(&batch.batch_id, now));
+            StoredBatch::new(Batch {
+                status: BatchStatus::Closed,
+                ..opened
+            })
+        });
         if !stored.closed {
             stored.closed = true;
-            stored.batch.status = BatchStatus::Closed;
+            stored.apply(&Transition::to(BatchStatus::Closed, now));
         }
         Ok(stored.batch.clone())
     }
@@ -380,14 +433,14 @@ impl SubmitStore for MemoryStore {
         self.enter("mark_submitted");
         let mut st = self.state.lock().unwrap();
         if let Some(b) = st.batches.get_mut(batch_id).filter(|b| !b.completed) {
-            b.batch.status = BatchStatus::Submitted;
+            b.apply(&Transition::to(BatchStatus::Submitted, now));
             b.batch.submitted_at.get_or_insert(now);
             b.billed = Some(billed);
         }
         Ok(())
     }
 
-    async fn mark_empty(&self, batch_id: &str, _now: OffsetDateTime) -> Result<()> {
+    async fn mark_empty(&self, batch_id: &str, now: OffsetDateTime) -> Result<()> {
         self.enter("mark_empty");
         let mut st = self.state.lock().unwrap();
         if let Some(b) = st
@@ -395,7 +448,7 @@ impl SubmitStore for MemoryStore {
             .get_mut(batch_id)
             .filter(|b| b.batch.plan.is_none())
         {
-            b.batch.status = BatchStatus::Empty;
+            b.apply(&Transition::to(BatchStatus::Empty, now));
         }
         Ok(())
     }
@@ -431,11 +484,11 @@ impl PollStore for MemoryStore {
         self.with_chunk(batch_id, chunk, |c| c.completed = true)
     }
 
-    async fn mark_completed(&self, batch_id: &str, _now: OffsetDateTime) -> Result<()> {
+    async fn mark_completed(&self, batch_id: &str, now: OffsetDateTime) -> Result<()> {
         self.enter("mark_completed");
         let mut st = self.state.lock().unwrap();
         if let Some(b) = st.batches.get_mut(batch_id) {
-            b.batch.status = BatchStatus::Completed;
+            b.apply(&Transition::to(BatchStatus::Completed, now));
             b.completed = true;
         }
         Ok(())
@@ -445,16 +498,21 @@ impl PollStore for MemoryStore {
 impl OutcomeStore for MemoryStore {
     async fn record_outcome(&self, batch: &BatchRef, outcome: &Outcome) -> Result<()> {
         self.enter("record_outcome");
-        self.create_batch(batch, outcome.at).await?;
         let mut st = self.state.lock().unwrap();
-        let b = st.batches.get_mut(&batch.batch_id).expect("just created");
+        // A failure creates the item if its opener never wrote it, as DynamoDB's upsert does.
+        let b = st.batches.entry(batch.batch_id.clone()).or_insert_with(|| {
+            StoredBatch::new(Batch::opened(
+                batch,
+                lifecycle::opened_at_of(&batch.batch_id, outcome.at),
+            ))
+        });
         if b.completed || b.outcome_at.is_some_and(|t| t > outcome.at) {
             return Ok(());
         }
         b.outcome_at = Some(outcome.at);
-        if outcome.status != "SUCCEEDED" {
-            b.batch.status = BatchStatus::Failed;
-            b.last_error = outcome.error.clone();
+        if let Some(error) = lifecycle::execution_error(outcome) {
+            b.apply(&Transition::to(BatchStatus::Failed, outcome.at));
+            b.last_error = Some(error);
         }
         Ok(())
     }
@@ -462,11 +520,34 @@ impl OutcomeStore for MemoryStore {
     async fn record_failed_event(&self, outcome: &Outcome, _input: &str) -> Result<()> {
         self.enter("record_failed_event");
         let mut st = self.state.lock().unwrap();
-        if outcome.status == "SUCCEEDED" {
-            st.failed_events.remove(&outcome.execution_arn);
-        } else {
-            st.failed_events
-                .insert(outcome.execution_arn.clone(), outcome.clone());
+        let name = outcome
+            .execution_arn
+            .rsplit(':')
+            .next()
+            .unwrap_or(&outcome.execution_arn)
+            .to_owned();
+        match lifecycle::execution_error(outcome) {
+            Some(error) => {
+                st.events.insert(
+                    name,
+                    StoredEvent {
+                        outcome: outcome.clone(),
+                        last_error: error,
+                        failed: true,
+                    },
+                );
+            }
+            // A redriven execution that now succeeded leaves the failures index.
+            None => {
+                if let Some(e) = st
+                    .events
+                    .get_mut(&name)
+                    .filter(|e| e.outcome.at <= outcome.at)
+                {
+                    e.outcome = outcome.clone();
+                    e.failed = false;
+                }
+            }
         }
         Ok(())
     }
@@ -482,14 +563,12 @@ impl SweepStore for MemoryStore {
         let mut open: Vec<_> = st
             .batches
             .values()
-            .filter(|b| b.batch.status == BatchStatus::Open && b.batch.opened_at < before)
-            .map(|b| {
-                let r = BatchRef {
-                    batch_id: b.batch.batch_id.clone(),
-                    distribution_id: b.batch.distribution_id.clone(),
-                };
-                (r, b.batch.opened_at)
+            // As DynamoDB's `byStatus` index answers it.
+            .filter(|b| {
+                b.waiting
+                    .is_some_and(|(status, since)| status == BatchStatus::Open && since < before)
             })
+            .map(|b| (b.batch.clone().into(), b.batch.opened_at))
             .collect();
         open.sort_by_key(|(_, t)| *t);
         Ok(open)
@@ -513,104 +592,5 @@ impl MemoryStore {
             .find(|c| c.index == index)
             .ok_or_else(|| Error::StoreError("no chunk".into()))?);
         Ok(())
-    }
-}
-
-/// CloudFront as far as the functions see it: CallerReference idempotency, scripted failures
-/// and statuses.
-#[derive(Default)]
-pub struct FakeCdn {
-    inner: Mutex<FakeCdnState>,
-}
-
-#[derive(Default)]
-struct FakeCdnState {
-    /// (distribution, caller reference) -> (id, paths)
-    by_reference: HashMap<(String, String), (String, Vec<String>)>,
-    completed: HashSet<String>,
-    fail_next: Vec<Error>,
-    lose_next_response: bool,
-    creates: usize,
-}
-
-impl FakeCdn {
-    /// The next create calls fail with these errors, in order.
-    pub fn fail_next(&self, errors: impl IntoIterator<Item = Error>) {
-        let mut st = self.inner.lock().unwrap();
-        st.fail_next = errors.into_iter().collect();
-        st.fail_next.reverse();
-    }
-
-    /// The next create is accepted by CloudFront but its response never arrives (the function
-    /// times out or dies before it can record the invalidation).
-    pub fn lose_next_response(&self) {
-        self.inner.lock().unwrap().lose_next_response = true;
-    }
-
-    pub fn complete_all(&self) {
-        let mut st = self.inner.lock().unwrap();
-        let ids: Vec<String> = st.by_reference.values().map(|(id, _)| id.clone()).collect();
-        st.completed.extend(ids);
-    }
-
-    /// Distinct invalidations created (a repeated CallerReference is not a new one).
-    pub fn invalidations(&self) -> Vec<(String, Vec<String>)> {
-        let st = self.inner.lock().unwrap();
-        let mut all: Vec<_> = st
-            .by_reference
-            .iter()
-            .map(|((_, r), (_, p))| (r.clone(), p.clone()))
-            .collect();
-        all.sort();
-        all
-    }
-
-    /// Create calls that reached CloudFront (accepted or not).
-    pub fn create_calls(&self) -> usize {
-        self.inner.lock().unwrap().creates
-    }
-}
-
-impl Cdn for FakeCdn {
-    async fn create_invalidation(
-        &self,
-        distribution_id: &str,
-        caller_reference: &str,
-        paths: &[String],
-    ) -> Result<String> {
-        let mut st = self.inner.lock().unwrap();
-        st.creates += 1;
-        if let Some(e) = st.fail_next.pop() {
-            return Err(e);
-        }
-        let key = (distribution_id.to_owned(), caller_reference.to_owned());
-        let next_id = format!("I{}", st.by_reference.len() + 1);
-        let (id, existing) = st
-            .by_reference
-            .entry(key)
-            .or_insert_with(|| (next_id, paths.to_vec()));
-        if existing != paths {
-            return Err(Error::InvalidationBatchAlreadyExists(
-                caller_reference.to_owned(),
-            ));
-        }
-        let id = id.clone();
-        if std::mem::take(&mut st.lose_next_response) {
-            return Err(Error::ServiceUnavailable("response lost".into()));
-        }
-        Ok(id)
-    }
-
-    async fn invalidation_status(
-        &self,
-        _distribution_id: &str,
-        invalidation_id: &str,
-    ) -> Result<InvalidationStatus> {
-        let st = self.inner.lock().unwrap();
-        Ok(if st.completed.contains(invalidation_id) {
-            InvalidationStatus::Completed
-        } else {
-            InvalidationStatus::InProgress
-        })
     }
 }
