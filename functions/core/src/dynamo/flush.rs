@@ -12,7 +12,7 @@ use super::{DynamoStore, conditional, store_error};
 use crate::lifecycle::{self, Transition};
 use crate::model::{Batch, BatchRef, BatchStatus, Chunk, PlanRef};
 use crate::plan::Plan;
-use crate::schema::item::{chunk_item, key, n, number, s, string_set, text, time};
+use crate::schema::item::{chunk_item, n, number, s, string_set, text, time};
 use crate::schema::{ChunkStatus, attr, keys};
 use crate::store::{BatchPaths, JoinStore, PlanStore, PollStore, SubmitStore};
 use crate::{Error, Result};
@@ -134,13 +134,7 @@ impl SubmitStore for DynamoStore {
         for chunk in &chunks {
             let mut item = chunk_item(batch_id, chunk);
             item.insert(attr::EXPIRES_AT.to_owned(), self.expires_at(now));
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(store_error)?;
+            self.put(item).await?;
         }
         let update = Update::default()
             .set(attr::PLAN_ID, ":plan", s(&plan_id))
@@ -172,23 +166,11 @@ impl SubmitStore for DynamoStore {
         invalidation_id: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let plan_id = self.committed_plan_id(batch_id).await?;
-        Update::default()
+        let update = Update::default()
             .set(attr::INVALIDATION_ID, ":id", s(invalidation_id))
             .set(attr::STATUS, ":s", s(ChunkStatus::InProgress.as_str()))
-            .set_if_absent(attr::CREATED_AT, ":now", time(now))
-            .on(self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(
-                    keys::batch_pk(batch_id),
-                    keys::plan_sk(&plan_id, chunk),
-                ))))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+            .set_if_absent(attr::CREATED_AT, ":now", time(now));
+        self.update_chunk(batch_id, chunk, update).await
     }
 
     async fn mark_submitted(
@@ -275,22 +257,10 @@ impl PollStore for DynamoStore {
         chunk: u32,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let plan_id = self.committed_plan_id(batch_id).await?;
-        Update::default()
+        let update = Update::default()
             .set(attr::STATUS, ":s", s(ChunkStatus::Completed.as_str()))
-            .set_if_absent(attr::COMPLETED_AT, ":now", time(now))
-            .on(self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(
-                    keys::batch_pk(batch_id),
-                    keys::plan_sk(&plan_id, chunk),
-                ))))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+            .set_if_absent(attr::COMPLETED_AT, ":now", time(now));
+        self.update_chunk(batch_id, chunk, update).await
     }
 
     async fn mark_completed(&self, batch_id: &str, now: OffsetDateTime) -> Result<()> {

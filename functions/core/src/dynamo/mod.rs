@@ -117,6 +117,34 @@ impl DynamoStore {
         }
     }
 
+    /// Writes `item` unconditionally (a chunk, a failed event: each has one writer).
+    async fn put(&self, item: Item) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Applies `update` to chunk `chunk` of the batch's committed plan.
+    async fn update_chunk(&self, batch_id: &str, chunk: u32, update: Update) -> Result<()> {
+        let plan_id = self.committed_plan_id(batch_id).await?;
+        let key = key(keys::batch_pk(batch_id), keys::plan_sk(&plan_id, chunk));
+        update
+            .on(self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn committed_plan_id(&self, batch_id: &str) -> Result<String> {
         self.get_batch(batch_id)
             .await?
@@ -360,14 +388,7 @@ impl OutcomeStore for DynamoStore {
             ]
             .map(|(name, value)| (name.to_owned(), value)),
         );
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.put(item).await
     }
 }
 
