@@ -4,6 +4,7 @@
 //! key it names is in the output, as paths or as an ignored entry.
 //!
 //! The same events seed the fuzz corpus (`fuzz/corpus/event`); see `write_fuzz_seeds`.
+//! One file on purpose: it is a catalogue, read top to bottom, and the seeds come from all of it.
 
 mod common;
 
