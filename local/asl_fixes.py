@@ -238,10 +238,10 @@ def _install_sfn_error_names() -> None:
             if is_transport_error(ex):
                 # moto made it States.Runtime, which no Retry may match: a lost connection to
                 # the emulator under load failed the execution for good.
-                name = f"{prefix}.SdkClientException"
-                LOG.warning("a task calling %s lost its connection: %s", self._get_sfn_resource(), ex)
+                name, resource = f"{prefix}.SdkClientException", self._get_sfn_resource()
+                LOG.warning("a task calling %s lost its connection: %s", resource, ex)
                 details = TaskFailedEventDetails(
-                    error=name, cause=str(ex), resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type()
+                    error=name, cause=str(ex), resource=resource, resourceType=self._get_sfn_resource_type()
                 )
                 return FailureEvent(
                     env=env,

@@ -51,8 +51,8 @@ def request_identity(environ: dict[str, Any]) -> tuple[str | None, str | None, s
     op: str | None = None
     if target:
         op = target.rsplit(".", 1)[-1]
-    elif service == "cloudfront" and "/invalidation" in path:
-        op = "CreateInvalidation" if method == "POST" else ("GetInvalidation" if re.search(r"/invalidation/[^/]+/?$", path) else "ListInvalidations")
+    elif service == "cloudfront":
+        op = cloudfront_urls.operation(method, path)
     elif service == "lambda" and path.endswith("/invocations"):
         op = "Invoke"
     elif service == "s3":

@@ -229,6 +229,13 @@ def _redrive_status(execution: Any) -> tuple[str, str | None]:
     return "REDRIVABLE", None
 
 
+def _input_names(execution: Any, contains: str) -> bool:
+    """Whether ``contains`` (a key, a distribution id) is in the execution's input as JSON text."""
+    data = execution.input_data or ""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return contains in text
+
+
 # ---- the stack's record of executions ------------------------------------------------------------
 class Executions:
     """The executions started (moto keeps them per state machine) and the status change events
@@ -242,23 +249,16 @@ class Executions:
     def running(self, contains: str) -> int:
         """How many executions are RUNNING with ``contains`` in their input: a test knows its lane
         is quiet (no event between S3 and its batch, no task retry pending) only when none is."""
-
-        def text(value: Any) -> str:
-            return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-        return sum(1 for e in list(self.started) if e.status == "RUNNING" and contains in text(e.input_data or ""))
-
+        return sum(1 for e in list(self.started) if e.status == "RUNNING" and _input_names(e, contains))
 
     def executions_with(self, contains: str) -> list[dict[str, Any]]:
         """Every execution with ``contains`` in its input, with its status and, once stopped, its
         error and cause: where a change went after its event was delivered."""
-        found = []
-        for e in list(self.started):
-            data = e.input_data or ""
-            if contains in (data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)):
-                found.append({"executionArn": e.execution_arn, "status": e.status, "error": e.error, "cause": e.cause})
-        return found
-
+        return [
+            {"executionArn": e.execution_arn, "status": e.status, "error": e.error, "cause": e.cause}
+            for e in list(self.started)
+            if _input_names(e, contains)
+        ]
 
     def status_event(self, execution: Any, status: str) -> None:
         """Record and emit an Execution Status Change event."""
