@@ -117,21 +117,6 @@ impl DynamoStore {
         }
     }
 
-    /// The item at (`pk`, `sk`), read strongly consistently (a join must see the latest
-    /// pointer and batch).
-    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(out.item)
-    }
-
     /// Writes `item` unconditionally (a chunk, a failed event: each has one writer).
     async fn put(&self, item: Item) -> Result<()> {
         self.client
@@ -171,8 +156,16 @@ impl DynamoStore {
 
 impl PointerStore for DynamoStore {
     async fn get_pointer(&self, distribution_id: &str) -> Result<Option<OpenPointer>> {
-        let item = self.get(keys::dist_pk(distribution_id), keys::OPEN).await?;
-        item.as_ref().map(OpenPointer::try_from).transpose()
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::dist_pk(distribution_id), keys::OPEN)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.item.as_ref().map(OpenPointer::try_from).transpose()
     }
 
     async fn swap_pointer(
@@ -236,8 +229,16 @@ impl JoinStore for DynamoStore {
     }
 
     async fn get_batch(&self, batch_id: &str) -> Result<Option<Batch>> {
-        let item = self.get(keys::batch_pk(batch_id), keys::META).await?;
-        item.as_ref().map(Batch::try_from).transpose()
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::batch_pk(batch_id), keys::META)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.item.as_ref().map(Batch::try_from).transpose()
     }
 
     async fn put_path(

@@ -21,15 +21,30 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
-use super::DynamoStore;
+use super::{DynamoStore, store_error};
 use crate::Result;
 use crate::model::{Batch, BatchStatus};
-use crate::schema::item::{self, Item};
+use crate::schema::item::{self, Item, key};
 use crate::schema::{
     BY_DISTRIBUTION, BY_DISTRIBUTION_PK, BY_DISTRIBUTION_SK, BY_PATH, BY_PATH_PK, BY_PATH_SK,
     BY_STATUS, BY_STATUS_PK, BY_STATUS_SK, attr, keys,
 };
 use crate::store::scenarios::{Audited, AuditedEvent, Inspect, run};
+
+impl DynamoStore {
+    async fn meta(&self, pk: String) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, keys::META)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item)
+    }
+}
 
 /// The `byStatus` entry of an item.
 fn waiting(item: &Item) -> Option<(BatchStatus, OffsetDateTime)> {
@@ -42,7 +57,7 @@ fn waiting(item: &Item) -> Option<(BatchStatus, OffsetDateTime)> {
 
 impl Inspect for DynamoStore {
     async fn audited(&self, batch_id: &str) -> Result<Option<Audited>> {
-        let Some(item) = self.get(keys::batch_pk(batch_id), keys::META).await? else {
+        let Some(item) = self.meta(keys::batch_pk(batch_id)).await? else {
             return Ok(None);
         };
         let batch = Batch::try_from(&item)?;
@@ -58,7 +73,7 @@ impl Inspect for DynamoStore {
     }
 
     async fn audited_event(&self, execution_name: &str) -> Result<Option<AuditedEvent>> {
-        let Some(item) = self.get(keys::exec_pk(execution_name), keys::META).await? else {
+        let Some(item) = self.meta(keys::exec_pk(execution_name)).await? else {
             return Ok(None);
         };
         Ok(Some(AuditedEvent {
