@@ -1,13 +1,9 @@
-//! The stack's control API (faults, holds, traces, running executions): a minimal HTTP client
-//! for it and the calls the tests make through it.
-
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+//! The stack's control API (faults, holds, traces, running executions) and the calls the
+//! tests make through it.
 
 use serde_json::{Value, json};
 
-use crate::{Lane, Stack};
+use crate::{Lane, Stack, http};
 
 impl Stack {
     /// POST `<control_url>/<command>` with a JSON body; the stack answers JSON.
@@ -65,53 +61,19 @@ impl Stack {
     }
 }
 
-/// A minimal HTTP/1.1 JSON POST (the control API is on loopback; no client crate needed).
+/// A JSON POST to the control API; it answers JSON.
 fn control_request(base: &str, command: &str, body: &Value) -> Value {
-    let rest = base
-        .strip_prefix("http://")
-        .expect("control_url is http://host:port/path");
-    let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
-    let path = format!("/{}/{command}", path.trim_end_matches('/')).replace("//", "/");
-    let payload = body.to_string();
-    let mut stream =
-        TcpStream::connect(host).unwrap_or_else(|e| panic!("control API at {host}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-        payload.len()
-    )
-    .expect("write control request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read control response");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    assert!(
-        head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2"),
-        "control {command}: {head}\n{body}"
+    let answer = http::request(
+        base,
+        "POST",
+        &format!("/{command}"),
+        Some(&body.to_string()),
     );
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return serde_json::from_str(&dechunk(body)).unwrap_or(json!(null));
-    }
-    serde_json::from_str(body).unwrap_or(json!(null))
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
+    assert!(
+        (200..300).contains(&answer.status),
+        "control {command}: HTTP {}\n{}",
+        answer.status,
+        answer.text()
+    );
+    serde_json::from_slice(&answer.body).unwrap_or(json!(null))
 }

@@ -10,6 +10,8 @@
 mod batches;
 mod control;
 mod coverage;
+mod edge;
+mod http;
 pub mod matrix;
 mod stack;
 mod staging;
@@ -17,5 +19,7 @@ mod wait;
 
 pub use batches::describe;
 pub use coverage::{Call, Coverage, Invalidation, covers};
+pub use edge::is_hit;
+pub use http::Response;
 pub use stack::{Change, Lane, Settings, Stack, StackInfo, now_epoch, stack_file};
 pub use wait::poll_progress;

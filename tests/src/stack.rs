@@ -24,6 +24,9 @@ pub struct StackInfo {
     pub logs_dir: PathBuf,
     #[serde(default)]
     pub functions: BTreeMap<String, String>,
+    /// Each distribution's viewer endpoint (`http://127.0.0.1:PORT`), by distribution id.
+    #[serde(default)]
+    pub edges: BTreeMap<String, String>,
     pub settings: Settings,
 }
 

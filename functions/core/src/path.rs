@@ -34,19 +34,27 @@ pub fn encode_path(key: &str) -> String {
         Some((before, _)) => (before, true),
         None => (key, false),
     };
-    let mut path = String::with_capacity(body.len() + 2);
+    let mut path = url_path(body);
+    if wildcard && !path.ends_with('*') {
+        path.push('*');
+    }
+    path
+}
+
+/// The URL path a viewer requests for `key` (origin path stripped): encoded as
+/// [`encode_path`] encodes, but whole: `~` is unreserved in a URL (RFC 3986, section 2.3), so
+/// it stays, where an invalidation path can only stop before it.
+pub fn url_path(key: &str) -> String {
+    let mut path = String::with_capacity(key.len() + 1);
     path.push('/');
-    for &byte in body.as_bytes() {
-        if must_encode(byte) {
+    for &byte in key.as_bytes() {
+        if byte != b'~' && must_encode(byte) {
             path.push('%');
             path.push(char::from(HEX[usize::from(byte >> 4)]));
             path.push(char::from(HEX[usize::from(byte & 0xF)]));
         } else {
             path.push(char::from(byte));
         }
-    }
-    if wildcard && !path.ends_with('*') {
-        path.push('*');
     }
     path
 }
@@ -125,6 +133,13 @@ mod tests {
         assert_eq!(encode_path("a/b~c~d"), "/a/b*");
         assert_eq!(encode_path("a*~"), "/a*", "already a wildcard");
         assert_eq!(encode_path("a*b"), "/a*b", "an inner '*' is literal");
+    }
+
+    #[test]
+    fn a_url_path_is_the_invalidation_path_with_its_tilde_kept() {
+        assert_eq!(url_path("docs/~a b.html"), "/docs/~a%20b.html");
+        assert_eq!(url_path("서"), encode_path("서"));
+        assert_eq!(url_path("a+b?c#d%e"), "/a+b%3Fc%23d%25e");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! End-to-end: the `cfinv audit` CLI against a table filled by real pipeline runs on the local
-//! stack. Lanes 8, 9 and 22 are this file's (`make e2e` starts 24 distributions): lane 8 gets two
+//! stack. Lanes 8, 9 and 22 are this file's (`make e2e` starts 27 distributions): lane 8 gets two
 //! completed batches, lane 9 a failed batch and one left SUBMITTED, lane 22 a failed batch that
 //! is replayed. Keys are under a prefix of their own per run, so the tests also pass again on
 //! the same stack. `cli.rs` runs the binary.

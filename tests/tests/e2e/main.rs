@@ -4,4 +4,5 @@
 mod audit;
 mod cli;
 mod faults;
+mod freshness;
 mod pipeline;
