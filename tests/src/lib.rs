@@ -15,11 +15,13 @@ mod http;
 pub mod matrix;
 mod stack;
 mod staging;
+mod viewers;
 mod wait;
 
 pub use batches::describe;
 pub use coverage::{Call, Coverage, Invalidation, covers};
 pub use edge::is_hit;
 pub use http::Response;
-pub use stack::{Change, Lane, Settings, Stack, StackInfo, now_epoch, stack_file};
+pub use stack::{Change, Lane, Settings, Stack, StackInfo, change_body, now_epoch, stack_file};
+pub use viewers::{Freshness, READ_EVERY, Viewers, percentile};
 pub use wait::poll_progress;

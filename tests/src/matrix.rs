@@ -8,7 +8,7 @@ use std::time::Instant;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::{Change, Lane, Stack, describe};
+use crate::{Change, Freshness, Lane, Stack, describe, percentile};
 
 /// How many changes each fault case makes: `E2E_FAULT_WRITES`, at least 300 (the issue's floor).
 pub fn writes_per_fault() -> usize {
@@ -73,6 +73,13 @@ pub struct Outcome {
     pub rejected_calls: usize,
     /// CreateInvalidation calls answered with the existing invalidation (a replayed request).
     pub replayed_calls: usize,
+    /// Watched keys read through the edge once the lane settled, and the stale ones among them
+    /// (invariant 1 as a viewer sees it: must be 0).
+    pub fresh_reads: usize,
+    pub stale_reads: usize,
+    /// Seconds from a watched change to its first fresh read through the edge: median, p95.
+    pub to_fresh_p50: Option<f64>,
+    pub to_fresh_p95: Option<f64>,
     /// From the first change to the last check.
     pub seconds: f64,
     pub note: String,
@@ -88,6 +95,17 @@ impl Outcome {
             self.note.push_str("; ");
         }
         self.note.push_str(&note);
+    }
+
+    /// What the lane's viewers saw (call it once the lane settled).
+    pub fn add_freshness(&mut self, seen: &Freshness) {
+        self.fresh_reads = seen.reads;
+        self.stale_reads = seen.stale.len();
+        self.to_fresh_p50 = percentile(&seen.to_fresh, 0.5);
+        self.to_fresh_p95 = percentile(&seen.to_fresh, 0.95);
+        if !seen.stale.is_empty() {
+            self.add_note(format!("stale: {}", seen.stale.join(", ")));
+        }
     }
 
     pub fn coverage_percent(&self) -> f64 {
@@ -116,6 +134,10 @@ impl Outcome {
     pub fn assert_recovered(&self) {
         assert_eq!(self.covered, self.writes, "coverage: {self:#?}");
         assert_eq!(self.duplicates, 0, "duplicate invalidations: {self:#?}");
+        assert_eq!(
+            self.stale_reads, 0,
+            "stale reads through the edge: {self:#?}"
+        );
         assert_eq!(self.invalidations, self.planned_chunks, "{self:#?}");
         assert_eq!(
             self.completed, self.batches,
@@ -268,8 +290,8 @@ impl Stack {
 /// The report table (markdown) from the rows `Outcome::record` wrote, in lane order.
 pub fn table(rows: &[Outcome]) -> String {
     let mut out = String::from(
-        "| fault | writes | coverage | batches | invalidations | duplicates | rejected calls | replayed calls | failures visible | time |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| fault | writes | coverage | batches | invalidations | duplicates | rejected calls | replayed calls | failures visible | stale reads | write to fresh read (p50 / p95) | time |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let failures = if r.failed == 0 && r.failed_events == 0 {
@@ -291,8 +313,10 @@ pub fn table(rows: &[Outcome]) -> String {
         } else {
             format!(" ({})", r.note)
         };
+        let seconds = |s: Option<f64>| s.map_or("-".to_owned(), |s| format!("{s:.0} s"));
+        let to_fresh = format!("{} / {}", seconds(r.to_fresh_p50), seconds(r.to_fresh_p95));
         out.push_str(&format!(
-            "| {}{note} | {} | {:.1}% | {} | {} | {} | {} | {} | {failures} | {:.0} s |\n",
+            "| {}{note} | {} | {:.1}% | {} | {} | {} | {} | {} | {failures} | {} of {} | {to_fresh} | {:.0} s |\n",
             r.fault,
             r.writes,
             r.coverage_percent(),
@@ -301,6 +325,8 @@ pub fn table(rows: &[Outcome]) -> String {
             r.duplicates,
             r.rejected_calls,
             r.replayed_calls,
+            r.stale_reads,
+            r.fresh_reads,
             r.seconds,
         ));
     }

@@ -188,8 +188,8 @@ impl Stack {
     }
 
     /// Makes `changes` in order, `parallel` at a time, spreading the waves evenly over `spread`
-    /// (zero: as fast as the stack takes them). Returns (CloudFront path, time the change was
-    /// acknowledged) for each.
+    /// (zero: as fast as the stack takes them); change `i` puts [`change_body`]`(i, key)`.
+    /// Returns (CloudFront path, time the change was acknowledged) for each.
     pub async fn apply(
         &self,
         changes: &[Change],
@@ -205,16 +205,18 @@ impl Stack {
             tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
             let tasks: Vec<_> = wave
                 .iter()
-                .map(|change| {
+                .enumerate()
+                .map(|(i, change)| {
                     let (s3, bucket, change) =
                         (self.s3.clone(), self.info.bucket.clone(), change.clone());
+                    let body = change_body(n * parallel + i, change.key());
                     tokio::spawn(async move {
                         let sent = match &change {
                             Change::Put(key) => s3
                                 .put_object()
                                 .bucket(bucket)
                                 .key(key)
-                                .body(b"v".to_vec().into())
+                                .body(body.into_bytes().into())
                                 .send()
                                 .await
                                 .map(drop)
@@ -249,6 +251,12 @@ impl Stack {
             .await
             .unwrap_or_else(|e| panic!("delete {key}: {e:?}"));
     }
+}
+
+/// What [`Stack::apply`] writes for its `index`-th change: each version of an object differs,
+/// so a viewer can tell a stale copy from a fresh one.
+pub fn change_body(index: usize, key: &str) -> String {
+    format!("change {index} of {key}")
 }
 
 /// The stack file the tests use: `CFINV_STACK`, else `.local/stack.json` at the workspace root.

@@ -8,23 +8,28 @@
 use std::time::{Duration, Instant};
 
 use e2e::matrix::{Outcome, mixed_workload, writes_per_fault};
-use e2e::{Lane, Stack, describe};
+use e2e::{Lane, Stack, Viewers, describe};
 use serde_json::{Value, json};
 
 /// Changes in flight at once per lane.
 const PARALLEL: usize = 8;
 
 /// Drives the lane's workload, `parallel` changes at a time, as fast as the stack takes it (or
-/// spread over `spread`).
+/// spread over `spread`), with viewers reading some of its keys through the edge throughout.
 async fn drive(
     stack: &Stack,
     lane: &Lane,
     parallel: usize,
     spread: Duration,
-) -> (Vec<(String, f64)>, Instant) {
+) -> (Vec<(String, f64)>, Instant, Viewers) {
     let started = Instant::now();
     let changes = mixed_workload(lane, writes_per_fault());
-    (stack.apply(&changes, parallel, spread).await, started)
+    let viewers = stack.watch(lane, &changes);
+    (
+        stack.apply(&changes, parallel, spread).await,
+        started,
+        viewers,
+    )
 }
 
 /// Settles the lane, records its row, then asserts full recovery.
@@ -34,9 +39,11 @@ async fn settle_recovered(
     fault: &str,
     writes: &[(String, f64)],
     started: Instant,
+    viewers: Viewers,
     note: impl FnOnce(&Outcome) -> String,
 ) -> Outcome {
     let mut outcome = stack.settle(lane, fault, writes, started).await;
+    outcome.add_freshness(&viewers.finish(writes));
     outcome.add_note(note(&outcome));
     outcome.record(lane);
     outcome.assert_recovered();
@@ -74,13 +81,14 @@ async fn cloudfront_throttling_half_of_all_calls() {
         &stack,
         json!({"kind": "cloudfront", "code": "Throttling", "operation": "*", "rate": 0.5, "distribution_id": lane.distribution_id}),
     );
-    let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let (writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     let outcome = settle_recovered(
         &stack,
         &lane,
         "CloudFront Throttling on 50% of calls",
         &writes,
         started,
+        viewers,
         |_| String::new(),
     )
     .await;
@@ -97,7 +105,7 @@ async fn cloudfront_service_unavailable_bursts() {
     let burst = |operation: &str| json!({"kind": "cloudfront", "code": "ServiceUnavailable", "operation": operation, "count": 5, "distribution_id": lane.distribution_id});
     arm(&stack, burst("CreateInvalidation"));
     arm(&stack, burst("GetInvalidation"));
-    let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let (writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     // Another burst for the batches after the first invalidation.
     stack.wait_for_call(&lane, "created").await;
     arm(&stack, burst("CreateInvalidation"));
@@ -107,6 +115,7 @@ async fn cloudfront_service_unavailable_bursts() {
         "CloudFront ServiceUnavailable, bursts of 5 calls",
         &writes,
         started,
+        viewers,
         |_| String::new(),
     )
     .await;
@@ -120,7 +129,7 @@ async fn distribution_held_at_its_in_progress_limit() {
     // Held until a submit has met the limit, however long the writes take (the hour is only a
     // backstop should the test die before clearing it).
     let hold = stack.hold_limit(&lane, 3600);
-    let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let (writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     stack
         .wait_for_call(&lane, "TooManyInvalidationsInProgress")
         .await;
@@ -132,6 +141,7 @@ async fn distribution_held_at_its_in_progress_limit() {
         "distribution at its in-progress limit (TooManyInvalidationsInProgress)",
         &writes,
         started,
+        viewers,
         |_| format!("held {} s", held.as_secs()),
     )
     .await;
@@ -149,7 +159,7 @@ async fn every_s3_event_delivered_twice_and_out_of_order() {
         &stack,
         json!({"kind": "s3_delivery", "prefix": lane.prefix, "duplicate": true, "reorder": true}),
     );
-    let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let (writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     let counters = || {
         let armed = stack.control("faults/list", json!({}));
         armed["s3_delivery"]
@@ -164,6 +174,7 @@ async fn every_s3_event_delivered_twice_and_out_of_order() {
         "each S3 event delivered twice, neighbours swapped",
         &writes,
         started,
+        viewers,
         |_| {
             let c = counters();
             format!(
@@ -191,13 +202,14 @@ async fn create_invalidation_killed_after_cloudfront_accepted() {
         &stack,
         json!({"kind": "crash_after", "function": "CreateInvalidationFunction", "service": "cloudfront", "operation": "CreateInvalidation", "contains": lane.distribution_id, "times": 3}),
     );
-    let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let (writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     let outcome = settle_recovered(
         &stack,
         &lane,
         "create-invalidation killed after CloudFront accepted",
         &writes,
         started,
+        viewers,
         |o| format!("{} accepted requests replayed", o.replayed_calls),
     )
     .await;
@@ -222,13 +234,14 @@ async fn dedupe_killed_after_its_writes_succeeded() {
             )
         })
         .collect();
-    let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let (writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     settle_recovered(
         &stack,
         &lane,
         "dedupe killed after DynamoDB wrote (3 openers, 5 joiners)",
         &writes,
         started,
+        viewers,
         |_| String::new(),
     )
     .await;
@@ -249,7 +262,7 @@ async fn an_opener_that_died_before_its_flush_started() {
     let (stale, staged) = stack
         .stage_dead_opener(&lane, "stale/left-behind.html")
         .await;
-    let (mut writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let (mut writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     writes.push(staged);
     settle_recovered(
         &stack,
@@ -257,6 +270,7 @@ async fn an_opener_that_died_before_its_flush_started() {
         "batch opener died before its flush started",
         &writes,
         started,
+        viewers,
         |_| String::new(),
     )
     .await;
@@ -277,13 +291,14 @@ async fn many_joiners_racing_batches_that_close() {
     // Spread over two and a half debounce windows, 16 at a time: joins keep arriving while
     // each batch closes.
     let spread = stack.info.debounce() * 5 / 2;
-    let (writes, started) = drive(&stack, &lane, 16, spread).await;
+    let (writes, started, viewers) = drive(&stack, &lane, 16, spread).await;
     let outcome = settle_recovered(
         &stack,
         &lane,
         "16 concurrent joiners while batches close",
         &writes,
         started,
+        viewers,
         |_| String::new(),
     )
     .await;
@@ -310,7 +325,7 @@ async fn lambda_throttled_at_its_concurrency_limit() {
             )
         })
         .collect();
-    let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let (writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     let throttled = || {
         throttled_counts(&stack, "lambda_throttle", &armed)
             .iter()
@@ -322,6 +337,7 @@ async fn lambda_throttled_at_its_concurrency_limit() {
         "Lambda at its concurrency limit (collect-keys and dedupe: 2 at a time)",
         &writes,
         started,
+        viewers,
         |_| format!("{} invocations throttled", throttled()),
     )
     .await;
@@ -351,7 +367,7 @@ async fn start_execution_throttled_by_its_token_bucket() {
             json!({"kind": "start_throttle", "rate": 1.0, "burst": 2, "contains": lane.distribution_id}),
         ),
     ];
-    let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let (writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     let throttled = || throttled_counts(&stack, "start_throttle", &armed);
     settle_recovered(
         &stack,
@@ -359,6 +375,7 @@ async fn start_execution_throttled_by_its_token_bucket() {
         "StartExecution token bucket (object changes 2/s, batch starts 1/s)",
         &writes,
         started,
+        viewers,
         |_| {
             let refused = throttled();
             format!(
@@ -403,7 +420,7 @@ async fn permanent_error_then_redrive(lane_index: usize, code: &str) {
         );
         ("faults/clear", json!({"id": fault["id"]}))
     };
-    let (writes, started) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let (writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
     let expected_events = writes.len();
     let failed = stack
         .wait_on(
@@ -458,6 +475,7 @@ async fn permanent_error_then_redrive(lane_index: usize, code: &str) {
             started,
         )
         .await;
+    outcome.add_freshness(&viewers.finish(&writes));
     outcome.failed_visible = before.failed_visible;
     outcome.failed = before.failed;
     outcome.add_note(format!(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cfinv_core::path::url_path;
-use e2e::{Lane, Stack, is_hit, now_epoch};
+use e2e::{Lane, Stack, is_hit, now_epoch, percentile};
 
 /// (key under the lane's prefix, deleted instead of overwritten)
 const ROWS: &[(&str, bool)] = &[
@@ -68,12 +68,6 @@ fn body(version: &str, key: &str) -> String {
 fn read(stack: &Stack, lane: &Lane, url: &str) -> (u16, String) {
     let answer = stack.view(lane, url);
     (answer.status, answer.text())
-}
-
-/// The `p` quantile of `sorted` (nearest rank), `None` when empty.
-fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.max(1) - 1).copied()
 }
 
 #[tokio::test(flavor = "multi_thread")]
