@@ -25,6 +25,7 @@ from botocore.config import Config
 
 from .classic import AsyncInvoker, Relay, Replay, load_baseline
 from .common import BenchError, Item, Write, control, wait_until
+from .viewers import Viewers
 
 WRITE_OPS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 READ_OPS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
@@ -45,6 +46,14 @@ class Workload:
     def overwritten_keys(self) -> int:
         return min(100, max(1, self.overwrites // 5), self.writes) if self.overwrites else 0
 
+    def hot_keys(self) -> list[str]:
+        """The keys the overwrites cycle over."""
+        if not self.overwrites:
+            return []
+        keys = self.keys()
+        step = max(1, len(keys) // self.overwritten_keys)
+        return keys[::step][: self.overwritten_keys]
+
     @property
     def events(self) -> int:
         return self.writes + self.overwrites
@@ -54,12 +63,8 @@ class Workload:
 
     def sequence(self) -> list[str]:
         """Every key once, then the overwrites, round-robin over keys spread across the directories."""
-        keys = self.keys()
-        if not self.overwrites:
-            return keys
-        step = max(1, len(keys) // self.overwritten_keys)
-        hot = keys[::step][: self.overwritten_keys]
-        return keys + [hot[j % len(hot)] for j in range(self.overwrites)]
+        hot = self.hot_keys()
+        return self.keys() + [hot[j % len(hot)] for j in range(self.overwrites)]
 
 
 def epoch(iso: str) -> float:
@@ -97,6 +102,12 @@ class Burst:
         self.concurrency = int(info["settings"].get("max_concurrency", 8))
         self.writes: list[Write] = []
         self.hold: Item = {}  # what _hold_until_joined did
+        edges = info.get("edges") or {}
+        if self.ours not in edges or self.theirs not in edges:
+            raise BenchError("the stack has no edges (stack.json `edges`): start it with this repository's local stack")
+        # 20 of the overwritten keys, read through both systems' edges during the burst.
+        self.viewers = Viewers({"ours": edges[self.ours], "baseline": edges[self.theirs]}, workload.hot_keys()[:20])
+        self.freshness: dict[str, Item] = {}
 
     # ---- driving --------------------------------------------------------------------------------
     def _dedupe_invocations(self) -> int:
@@ -175,6 +186,7 @@ class Burst:
         # debounce was long enough, the difference between 1 and N batches when it was not.
         hold = control(self.ctl, "faults/set", {"kind": "lambda_hold", "function": "CreateInvalidationFunction", "contains": self.ours})
         relay.start()
+        self.viewers.start()
         try:
             self.log(f"  writing {w.writes} objects over {w.directories} directories + {w.overwrites} overwrites of "
                      f"{w.overwritten_keys} keys ({self.writers} writers, at most {self.max_in_flight} events in the pipeline) ...")
@@ -213,6 +225,8 @@ class Burst:
                 return len(done) == (3 if self.replay_seconds else 2)
 
             wait_until(settled, self.timeout, "every system to have all its invalidations Completed", interval=1.0)
+            last_write = {x.key: x.ended for x in self.writes}
+            self.freshness = self.viewers.finish(self.s3, self.bucket, last_write)
         finally:
             control(self.ctl, "faults/clear", {"id": hold["id"]})
             relay.close()
@@ -325,6 +339,7 @@ class Burst:
         w = self.workload
         ours = self._system(self.ours, since[self.ours], t0, self.writes)
         base = self._system(self.theirs, since[self.theirs], t0, self.writes)
+        ours["freshness"], base["freshness"] = self.freshness.get("ours"), self.freshness.get("baseline")
         base.update({"lambda_invocations": invoker.invocations, "invocation_errors": dict(invoker.errors),
                      "events_dropped_after_retries": len(invoker.dropped), "plans": []})
         out: Item = {

@@ -82,6 +82,9 @@ def targets(r: Item) -> list[Item]:
     add("requests with collapse off (exact paths)", "<= 2", off["requests"], off["requests"] <= 2,
         f"{off['billedPaths']} exact paths; {off['mode']}")
     add("paths lost", "0", ours["paths_lost"], ours["paths_lost"] == 0, f"of {events} writes")
+    fresh = ours["freshness"]
+    add("stale reads through the edge after Completed", "0", fresh["stale_after_completed"], fresh["stale_after_completed"] == 0,
+        f"{fresh['watched']} overwritten keys read every 2 s during the burst, then once more")
     add("state transitions per event joining an open batch", "<= 6", per["transitions_per_event"],
         per["transitions_per_event"] <= 6, f"median of {per['histories_sampled']} histories (max {per['transitions_per_event_max']})")
     add("Lambda invocations per event joining an open batch", "<= 2", per["lambda_invocations_per_event"],
@@ -110,6 +113,13 @@ def targets(r: Item) -> list[Item]:
     return rows
 
 
+def seconds_pair(f: Item) -> str:
+    """``p50 / p95`` of a freshness record, in seconds."""
+    if not f or f.get("to_fresh_p50_s") is None:
+        return "-"
+    return f"{f['to_fresh_p50_s']:.0f} / {f['to_fresh_p95_s']:.0f} s"
+
+
 def missed_checks(r: Item) -> list[Item]:
     """The checked (deterministic) targets this run missed: what ``--check`` fails on."""
     return [t for t in r["targets"] if t["checked"] and t["ok"] is False]
@@ -135,13 +145,15 @@ def print_report(r: Item) -> None:
             continue
         x = b[key]
         t = x["last_write_to_all_completed_s"]
+        f = x.get("freshness") or {}
+        stale = f"{f['stale_after_completed']} of {f['watched']}" if f else "-"
         rows.append([label, x["create_invalidation_calls"], x["invalidations_created"], x["billed_paths"], x["rejected_calls"],
-                     x["paths_lost"], f"{t:.0f} s" if t is not None else "-"])
+                     x["paths_lost"], f"{t:.0f} s" if t is not None else "-", stale, seconds_pair(f)])
     off = r["collapse_off"]
     rows.append([f"cf-invalidator, collapse off ({off['mode']})", off["requests"], off["requests"], off["billedPaths"], 0,
-                 off.get("paths_lost", 0), off.get("time", "-")])
+                 off.get("paths_lost", 0), off.get("time", "-"), "-", "-"])
     print(render(["system", "CreateInvalidation calls", "invalidations", "billed paths", "rejected", "paths lost",
-                  "last write -> all Completed"], rows))
+                  "last write -> all Completed", "stale reads after", "write -> fresh read p50 / p95"], rows))
     if "baseline_replay" in b:
         rp = b["baseline_replay"]
         print(f"  replay: the same {w['events']:,} notifications fed in {rp['fed_in_s']:.1f} s ({rp['rate_per_s']:.0f}/s) with "
