@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import event_targets, lambda_patch
 
 if TYPE_CHECKING:
+    from .cloudfront.edge import Edges
     from .cloudfront.models import CloudFrontModel
     from .event_targets import EventTargets, Scheduler
     from .faults import Faults
@@ -42,6 +43,7 @@ class Control:
         clients: Callable[[str], Any],
         faults: "Faults",
         cloudfront: "CloudFrontModel",
+        edges: "Edges",
         lambdas: "LambdaService",
         scheduler: "Scheduler",
         events: "EventTargets",
@@ -55,6 +57,7 @@ class Control:
         self.faults, self.cloudfront, self.lambdas, self.scheduler = faults, cloudfront, lambdas, scheduler
         self.events, self.s3, self.executions = events, s3_events, executions
         self.requests, self.service_times = requests, service_times
+        self.edges = edges
         self._denials = itertools.count(1)
         self.commands: dict[str, Callable[[dict[str, Any]], Any]] = {
             "health": self.health,
@@ -66,6 +69,8 @@ class Control:
             "cloudfront/reset-calls": lambda b: {"removed": self.cloudfront.reset_calls()},
             "cloudfront/invalidations": lambda b: {"invalidations": self.cloudfront.snapshot(b.get("distribution_id"))},
             "cloudfront/hold-limit": self.cf_hold_limit,
+            # the viewer-facing edge caches (local/cloudfront/edge.py)
+            "edge/stats": lambda b: {"edges": self.edges.stats(b.get("distribution_id"))},
             # faults
             "faults/set": self.fault_set,
             "faults/clear": lambda b: {"removed": self.faults.clear(b.get("kind"), b.get("id"))},

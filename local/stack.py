@@ -76,6 +76,7 @@ class Stack:
         from werkzeug.serving import ThreadedWSGIServer
 
         from . import asl_fixes, dynamodb_query, event_targets, lambda_patch, s3_events, sfn_ext
+        from .cloudfront.edge import Edges
         from .cloudfront.models import CloudFrontModel
         from .cloudfront.responses import CloudFrontResponse
         from .control import Control
@@ -98,6 +99,7 @@ class Stack:
             faults=self.faults,
             in_progress_seconds=self.settings.in_progress_seconds,
         )
+        self.edges = Edges(self.account, self.cloudfront)
         self.requests = RequestLog()
         self.service_times = ServiceTimes()
         self.scheduler = event_targets.Scheduler(self.events, self.account, self.region, enabled=self.settings.schedules)
@@ -109,6 +111,7 @@ class Stack:
             clients=self.clients,
             faults=self.faults,
             cloudfront=self.cloudfront,
+            edges=self.edges,
             lambdas=self.lambdas,
             scheduler=self.scheduler,
             events=self.events,
@@ -163,6 +166,8 @@ class Stack:
             max_concurrency=self.settings.max_concurrency,
             timeout_scale=self.settings.timeout_scale,
         )
+        for dist in self.deployment.distribution_ids:
+            self.edges.start(dist)
         self.ready = True
 
     def stop(self) -> None:
@@ -173,6 +178,8 @@ class Stack:
             pass
         if getattr(self, "runtime", None) is not None:
             self.runtime.stop()
+        if getattr(self, "edges", None) is not None:
+            self.edges.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -242,6 +249,7 @@ class Stack:
             out.update(
                 bucket=dep.bucket,
                 distribution_ids=dep.distribution_ids,
+                edges=self.edges.urls(),
                 routes=dep.routes,
                 routes_json=json.dumps(dep.routes, separators=(",", ":")),
                 table=_first(dep, "AWS::DynamoDB::Table"),

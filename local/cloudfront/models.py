@@ -241,6 +241,17 @@ class CloudFrontModel:
                     return inv
         raise CloudFrontError("NoSuchInvalidation", 404, "The specified invalidation does not exist.")
 
+    def completed_paths_since(self, dist: str, since: float) -> list[list[str]]:
+        """The paths of each invalidation of ``dist`` created after ``since`` and Completed now
+        (what an edge cache applies to an entry it fetched at ``since``: local/cloudfront/edge.py)."""
+        now = self.clock()
+        with self._lock:
+            return [
+                list(inv.paths)
+                for inv in self.invalidations.get(dist, [])
+                if inv.created > since and inv.status(now) == "Completed"
+            ]
+
     def list(self, dist: str) -> list[Invalidation]:
         self._fault("ListInvalidations", dist)
         self._check_distribution(dist)
