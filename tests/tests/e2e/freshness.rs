@@ -29,35 +29,12 @@ const ROWS: &[(&str, bool)] = &[
     ("k18/gone 😀 #2.html", true),
 ];
 
-/// The URLs a viewer may send for `key`: the encoding the README documents, the same with
-/// lower-case hex, `~` escaped, and with a query string the distribution does not cache on.
+/// The URLs a viewer sends for `key`: the encoding the README documents (the edge compares a
+/// URL with an invalidation path as sent, local/README.md "The edge cache"), bare and with a
+/// query string the distribution does not cache on.
 fn urls(key: &str) -> Vec<String> {
-    let canonical = url_path(key);
-    let mut urls = vec![canonical.clone(), format!("{canonical}?v=1")];
-    if canonical.contains('%') {
-        urls.push(lower_hex(&canonical));
-    }
-    if canonical.contains('~') {
-        urls.push(canonical.replace('~', "%7E"));
-    }
-    urls
-}
-
-fn lower_hex(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    let mut escape = 0;
-    for c in url.chars() {
-        if c == '%' {
-            escape = 2;
-            out.push(c);
-        } else if escape > 0 {
-            escape -= 1;
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    let url = url_path(key);
+    vec![url.clone(), format!("{url}?v=1")]
 }
 
 fn body(version: &str, key: &str) -> String {
