@@ -153,10 +153,10 @@ async fn every_key_is_fresh_through_the_edge_once_its_invalidation_completes() {
     let mut times: Vec<Duration> = fresh_after.values().copied().collect();
     times.sort();
     eprintln!(
-        "freshness: {reads} reads after Completed, {} stale; write -> first fresh read: median {:?}, p95 {:?} ({} keys)",
+        "freshness: {reads} reads after Completed, {} stale; write -> first fresh read: median {}, p95 {} ({} keys)",
         stale.len(),
-        percentile(&times, 0.5),
-        percentile(&times, 0.95),
+        seconds(percentile(&times, 0.5)),
+        seconds(percentile(&times, 0.95)),
         times.len()
     );
     assert!(stale.is_empty(), "stale reads after Completed: {stale:#?}");
@@ -165,6 +165,10 @@ async fn every_key_is_fresh_through_the_edge_once_its_invalidation_completes() {
         keys.len(),
         "every key read fresh while polling"
     );
+}
+
+fn seconds(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.1} s", d.as_secs_f64()))
 }
 
 /// A read is fresh when it has the status and (for a 200) the body of the latest change.
