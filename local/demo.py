@@ -1,9 +1,11 @@
 """``python -m local.demo --state-dir .local``: the main job, end to end, on a running local stack.
 
-Uploads a small site (tricky keys included), a concurrent burst of 300 files, two overwrites and
-a delete to the watched bucket, waits until every batch of the distribution is COMPLETED and
-every invalidation Completed, then prints what was invalidated, the audit trail from the table,
-how the tricky keys were encoded, and the cost against one invalidation per event.
+Uploads a small site (tricky keys included) and reads two of its pages through the
+distribution's edge cache, then a concurrent burst of 300 files, two overwrites and a delete;
+reads the overwritten page again (still the old copy, from the cache), waits until every batch
+of the distribution is COMPLETED and every invalidation Completed, reads the pages again (fresh),
+then prints what was invalidated, the audit trail from the table, how the tricky keys were
+encoded, and the cost: CloudFront's against one invalidation per event, and the pipeline's own.
 Exit 0 on success, 1 on a failed batch or execution, or at the deadline.
 """
 
@@ -13,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -25,12 +28,21 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 PRICE_PER_PATH = 0.005  # USD per path beyond the free 1,000 paths a month
+# The README's cost model (us-east-1 list prices): Step Functions Standard per state transition,
+# an arm64 Lambda invocation of ~20 ms at 128 MB (request + duration), DynamoDB on demand per
+# write and per strongly consistent read request unit.
+PRICE_PER_TRANSITION = 0.025 / 1000
+PRICE_PER_INVOCATION = 0.0000002 + 0.02 * 0.125 * 0.0000133334
+PRICE_PER_WRITE = 0.625 / 1_000_000
+PRICE_PER_READ = 0.125 / 1_000_000
+DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 TRICKY_KEYS = ["blog/hello world.html", "blog/c++ tips.html", "blog/서울.html", "blog/🎉 party.html", "users/~alice/index.html"]
 SITE_KEYS = ["index.html", "about/index.html", "css/site.css", *TRICKY_KEYS]
 BURST_KEYS = [f"img/a/photo-{i:03}.jpg" for i in range(100)] + [f"img/b/thumb-{i:03}.jpg" for i in range(100)] \
     + [f"docs/page-{i:03}.html" for i in range(100)]
 OVERWRITTEN = ["index.html", "css/site.css"]
 DELETED = "css/old.css"
+VIEWED = ["index.html", DELETED]  # read through the edge before and after
 SHOWN_PATHS = 12
 Item = dict[str, Any]
 
@@ -55,6 +67,31 @@ def query_all(table: Any, **kwargs: Any) -> list[Item]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def edge_get(url: str) -> tuple[int, str, str]:
+    """(status, body, X-Cache) of a viewer's GET through the edge."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - loopback
+            return resp.status, resp.read().decode(), resp.headers["X-Cache"]
+    except urllib.error.HTTPError as e:
+        return e.code, "", e.headers["X-Cache"]
+
+
+def event_batches(path_items: dict[str, list[Item]]) -> dict[str, set[str]]:
+    """Event id -> the batches whose path items name it (batch id -> its items)."""
+    seen: dict[str, set[str]] = {}
+    for batch_id, items in path_items.items():
+        for item in items:
+            for event_id in item.get("eventIds", ()):
+                seen.setdefault(event_id, set()).add(batch_id)
+    return seen
+
+
+def pipeline_cost(transitions: int, invocations: int, writes: int, reads: int) -> float:
+    """USD at the README's cost model prices; a write counts twice (the item and its index entry)."""
+    return transitions * PRICE_PER_TRANSITION + invocations * PRICE_PER_INVOCATION + 2 * writes * PRICE_PER_WRITE \
+        + reads * PRICE_PER_READ
 
 
 def parse_time(iso: str | None) -> datetime | None:
@@ -99,6 +136,7 @@ class Demo:
         self.bucket: str = self.info["bucket"]
         self.dist: str = self.info["routes"][0]["distributionId"]
         self.prefix: str = self.info["routes"][0]["keyPrefix"]
+        self.edge: str = self.info["edges"][self.dist]
         self.timeout = timeout
         self.since_seq = 0  # CloudFront call log position when the demo started
 
@@ -119,12 +157,26 @@ class Demo:
         """PutObject in the watched bucket, under the route's key prefix."""
         self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body.encode())
 
+    def view(self, key: str) -> tuple[int, str, str]:
+        """A viewer's GET of ``key`` through the distribution's edge cache."""
+        return edge_get(f"{self.edge}/{urllib.parse.quote(key)}")
+
+    def show_views(self, when: str) -> list[tuple[int, str, str]]:
+        views = [self.view(key) for key in VIEWED]
+        for key, (status, body, cache) in zip(VIEWED, views):
+            print(f"  {when:<28} GET /{key:<12} {status} {cache:<22} {body or '(no body)'}")
+        return views
+
     def upload(self) -> int:
-        """Writes the site, the burst, the overwrites and the delete; returns the number of S3 operations."""
-        print(f"bucket s3://{self.bucket} -> distribution {self.dist} (debounce {self.info['settings']['debounce_seconds']:g} s)")
+        """Writes the site, reads it through the edge, writes the burst, the overwrites and the
+        delete, reads the site again (stale); returns the number of S3 operations."""
+        print(f"bucket s3://{self.bucket} -> distribution {self.dist} (debounce {self.info['settings']['debounce_seconds']:g} s), "
+              f"edge {self.edge}")
         for key in [DELETED, *SITE_KEYS]:
             self.put(key, f"<!-- {key} v1 -->")
         print(f"  put {1 + len(SITE_KEYS)} site files: {', '.join([DELETED, *SITE_KEYS])}")
+        self.show_views("viewer, first read:")
+        self.show_views("viewer, second read:")
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(lambda key: self.put(key, f"burst {key}"), BURST_KEYS))
@@ -133,6 +185,8 @@ class Demo:
             self.put(key, f"<!-- {key} v2 -->")
         self.s3.delete_object(Bucket=self.bucket, Key=self.prefix + DELETED)
         print(f"  overwrote {', '.join(OVERWRITTEN)}; deleted {DELETED}")
+        if any(status != 200 or "v1" not in body for status, body, _ in self.show_views("viewer, after the changes:")):
+            raise DemoError("the edge should still serve the cached v1 copies before any invalidation completes")
         return 1 + len(SITE_KEYS) + len(BURST_KEYS) + len(OVERWRITTEN) + 1
 
     def execution_error(self, arn: str | None) -> str:
@@ -184,6 +238,7 @@ class Demo:
         old = {b["batchId"] for b in self.batches() if b["status"] in ("COMPLETED", "FAILED")}
         old_events = {e["id"] for e in control(self.info, "s3/events")["events"]}
         self.since_seq = control(self.info, "cloudfront/calls", {"distribution_id": self.dist})["last_seq"]
+        usage_before = self.usage()
         t0 = datetime.now(timezone.utc)
         n_events = self.upload()
         events = [e for e in control(self.info, "s3/events")["events"]
@@ -209,12 +264,39 @@ class Demo:
                 raise DemoError(f"timed out after {self.timeout:g} s: {states}; see {self.info['logs_dir']}/*.log")
             time.sleep(0.5)
         done = datetime.now(timezone.utc)
-        self.report(batches, events, t0, done)
+        views = self.show_views("viewer, after Completed:")
+        stale = [key for key, (status, body, _) in zip(VIEWED, views) if (status == 200) != (key in OVERWRITTEN) or "v1" in body]
+        usage = {k: v - usage_before[k] for k, v in self.usage().items()}
+        usage["transitions"] = self.transitions(t0)
+        self.report(batches, events, t0, done, usage)
+        if stale:
+            raise DemoError(f"stale after every invalidation Completed: {', '.join(stale)}")
         return 0
 
-    def report(self, batches: list[Item], events: list[Item], t0: datetime, done: datetime) -> None:
+    def usage(self) -> dict[str, int]:
+        """Lambda invocations and DynamoDB write and read requests the stack has served so far."""
+        invocations = sum(f["invocations"] for f in control(self.info, "lambda/stats")["functions"])
+        requests = control(self.info, "aws/requests", {"service": "dynamodb"})["requests"]
+        writes = sum(r["count"] for r in requests if r["operation"] in DYNAMODB_WRITES)
+        return {"invocations": invocations, "writes": writes, "reads": sum(r["count"] for r in requests) - writes}
+
+    def transitions(self, since: datetime) -> int:
+        """State transitions (states entered) of the executions started since ``since``, from
+        their histories."""
+        n = 0
+        for arn in self.info["state_machines"].values():
+            for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+                for e in page["executions"]:
+                    if e["startDate"] < since:
+                        continue
+                    for history in self.sfn.get_paginator("get_execution_history").paginate(executionArn=e["executionArn"]):
+                        n += sum(1 for h in history["events"] if h["type"].endswith("StateEntered"))
+        return n
+
+    def report(self, batches: list[Item], events: list[Item], t0: datetime, done: datetime, usage: dict[str, int]) -> None:
         """Prints the invalidations, the audit trail, the tricky keys, the cost and the time."""
         chunks = {b["batchId"]: sorted(self.chunks(b), key=lambda c: c["SK"]) for b in batches}
+        path_items = {b["batchId"]: self.children(b["batchId"], "PATH#") for b in batches}
         print("\nWhat was invalidated")
         rows, lists = [], []
         for b in batches:
@@ -238,11 +320,19 @@ class Demo:
                  int(b.get("pathsBilled", 0)), " ".join(c.get("invalidationId", "?") for c in chunks[b["batchId"]])] for b in batches]
         print(render(["BATCH", "STATUS", "OPENED", "CLOSED", "SUBMITTED", "COMPLETED", "EVENTS", "PATHS", "BILLED",
                       "INVALIDATIONS"], rows))
+        in_batches = event_batches(path_items)
+        twice = sum(1 for e in events if len(in_batches.get(e["id"], ())) > 1)
+        total = sum(int(b.get("eventsReceived", 0)) for b in batches)
+        print(f"  {len(events)} S3 events, each in a batch; the EVENTS column sums to {total}"
+              + (f": {twice} events joined a batch as it closed and, by design, the next one too (docs/design.md §4)" if twice else ""))
+        if len(batches) > 1:
+            print(f"  {len(batches)} batches: the events' joins outlasted the {self.info['settings']['debounce_seconds']:g} s debounce "
+                  "(fixed from a batch's opening), so a directory changed in two batches is billed in each")
 
         print("\nTricky keys (path items PATH#<sha256>: key -> path)")
         by_event: dict[str, list[Item]] = {}
-        for b in batches:
-            for item in self.children(b["batchId"], "PATH#"):
+        for items in path_items.values():
+            for item in items:
                 for event_id in item.get("eventIds", ()):
                     by_event.setdefault(event_id, []).append(item)
         for key in TRICKY_KEYS:
@@ -258,6 +348,10 @@ class Demo:
         print(f"\nCost: {n} S3 events -> {m} CreateInvalidation requests{extra}, {billed} paths billed (the classic "
               f"one-Lambda-per-event approach: {n} requests, {n} paths billed); the {n - billed} paths saved are worth "
               f"${(n - billed) * PRICE_PER_PATH:.2f} beyond the free tier (${PRICE_PER_PATH} per path after 1,000 a month)")
+        cost = pipeline_cost(**usage)
+        print(f"      the pipeline itself: {usage['transitions']} Step Functions transitions, {usage['invocations']} Lambda "
+              f"invocations, {usage['writes']} DynamoDB writes and {usage['reads']} reads: ${cost:.4f} (${cost / n:.6f} per "
+              f"event, README cost model prices); saved net of it: ${(n - billed) * PRICE_PER_PATH - cost:.2f}")
         last = max(parse_time(b["completedAt"]) for b in batches)
         print(f"Elapsed: first upload {clock(t0)} -> last batch COMPLETED {clock(last)}: {(last - t0).total_seconds():.1f} s "
               f"(all Completed seen by the demo after {(done - t0).total_seconds():.1f} s)")

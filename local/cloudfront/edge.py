@@ -119,7 +119,8 @@ class Edge:
     invalidated: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _fresh(self, entry: Entry, now: float) -> bool:
+    def _still_cached(self, entry: Entry, now: float) -> bool:
+        """Not expired, and not removed by a Completed invalidation created after its fetch."""
         if now >= entry.expires_at:
             return False
         done = self.cloudfront.completed_paths_since(self.distribution_id, entry.fetched_at)
@@ -133,7 +134,7 @@ class Edge:
         with self._lock:
             now = clock()
             entry = self.entries.get(r.cache_keys[0])
-            if entry is not None and self._fresh(entry, now):
+            if entry is not None and self._still_cached(entry, now):
                 self.hits += 1
                 return entry, True, now
             if entry is not None and now < entry.expires_at:
