@@ -25,6 +25,13 @@ const ROWS: &[(&str, bool)] = &[
     ("k14/CamelCase.PNG", false),
     ("k15/index.html", false),
     ("k16/café crème.css", false),
+    ("k19/trailing space ", false),
+    ("k20/a%20b", false),
+    ("k21/plus+and space", false),
+    ("k22/cafe\u{301}.html", false),
+    ("k23/a//b", false),
+    ("k24/[1]`tick`\ttab.txt", false),
+    ("k25/prefix*", false),
     ("k17/gone.html", true),
     ("k18/gone 😀 #2.html", true),
 ];
