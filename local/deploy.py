@@ -340,3 +340,28 @@ def base_function_env(stack: Target, conf: dict[str, Any]) -> dict[str, str]:
     }
     env.update({k: str(v) for k, v in ((conf.get("Environment") or {}).get("Variables") or {}).items()})
     return env
+
+
+def install_parameter_list() -> None:
+    """DescribeStacks shows a list parameter as CloudFormation does: the comma-joined string.
+
+    Why: moto 5.2.5 resolves a ``CommaDelimitedList`` into a Python list and then prints that
+    list (``['E1', 'E2']``) as the ``ParameterValue``, so a reader of ``DistributionIds``
+    (``cfinv doctor``) would get one bogus id. The CloudFormation user guide (Parameters):
+    "CommaDelimitedList: An array of literal strings that are separated by commas"; the value
+    a stack was given is that string.
+    """
+    from moto.cloudformation.models import Stack as CfnStack
+
+    original = CfnStack.parameter_list
+    if getattr(original.fget, "_local_joined", False):
+        return
+
+    def parameter_list(self: Any) -> list[dict[str, Any]]:
+        return [
+            {**p, "ParameterValue": ",".join(map(str, p["ParameterValue"]))} if isinstance(p["ParameterValue"], list) else p
+            for p in original.fget(self)
+        ]
+
+    parameter_list._local_joined = True  # type: ignore[attr-defined]
+    CfnStack.parameter_list = property(parameter_list)  # type: ignore[method-assign,assignment]

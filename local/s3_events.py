@@ -251,3 +251,38 @@ def install(events: S3Events) -> None:
         return send
 
     replace(notifications, "_send_event_bridge_message", wrap)
+    install_notification_readback()
+
+
+def install_notification_readback() -> None:
+    """GetBucketNotificationConfiguration shows ``EventBridgeConfiguration`` when it is on.
+
+    Why: moto 5.2.5 stores it and sends the events, but leaves it out of the response, so a
+    client checking the wiring (``cfinv doctor``) would read notifications as off. The S3 API
+    reference (NotificationConfiguration): "EventBridgeConfiguration: Enables delivery of events
+    to Amazon EventBridge"; GetBucketNotificationConfiguration: "If notifications are not
+    enabled on the bucket, the action returns an empty NotificationConfiguration element."
+    """
+    from moto.s3.responses import S3Response
+
+    def wrap(original: Any) -> Any:
+        def get_bucket_notification(self: Any) -> Any:
+            conf = self.backend.get_bucket_notification_configuration(self.bucket_name)
+            if conf is None or conf.event_bridge is None:
+                return original(self)
+            serialized = self.serialized
+
+            def with_event_bridge(action_result: Any) -> Any:
+                if isinstance(action_result.result, dict):
+                    action_result.result["EventBridgeConfiguration"] = {}
+                return serialized(action_result)
+
+            self.serialized = with_event_bridge
+            try:
+                return original(self)
+            finally:
+                del self.serialized
+
+        return get_bucket_notification
+
+    replace(S3Response, "get_bucket_notification", wrap)

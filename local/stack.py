@@ -77,6 +77,7 @@ class Stack:
 
         from . import asl_fixes, dynamodb_query, event_targets, lambda_patch, s3_events, sfn_ext
         from .cloudfront.edge import Edges
+        from .deploy import install_parameter_list
         from .cloudfront.models import CloudFrontModel
         from .cloudfront.responses import CloudFrontResponse
         from .control import Control
@@ -148,6 +149,7 @@ class Stack:
         sfn_ext.install(self.executions)
         asl_fixes.install()
         dynamodb_query.install()
+        install_parameter_list()
 
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
         self._thread.start()
@@ -216,6 +218,8 @@ class Stack:
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.ERROR)
 
     def describe(self) -> dict[str, Any]:
+        from . import deploy as deploy_module
+
         dep = self.deployment
         settings = {
             "region": self.region,
@@ -247,6 +251,7 @@ class Stack:
         }
         if dep:
             out.update(
+                stack_name=deploy_module.STACK_NAME,
                 bucket=dep.bucket,
                 distribution_ids=dep.distribution_ids,
                 edges=self.edges.urls(),

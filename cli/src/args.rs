@@ -30,6 +30,48 @@ pub enum Command {
     /// start its execution: for a failure Step Functions can no longer redrive (14 days on).
     /// Needs dynamodb:Query/PutItem/UpdateItem on the table and states:StartExecution.
     Replay(ReplayArgs),
+    /// Check that a deployed stack is wired: bucket notifications and Region, distributions
+    /// and their origins, rules, dead-letter queues, alarm subscription, failed or stale
+    /// batches. One line per check with its fix; exits non-zero when any fails.
+    Doctor(DoctorArgs),
+    /// Prove freshness on a distribution: write tricky keys under a prefix, prime them through
+    /// the distribution, overwrite them, wait for their batch, fetch them again; report each
+    /// key fresh or stale, and how the events encoded keys. Deletes its keys at the end; exits
+    /// non-zero on any stale key.
+    Canary(CanaryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The CloudFormation stack (default: the local stack file's).
+    #[arg(long)]
+    pub stack_name: Option<String>,
+    /// Check only this distribution (repeatable; default: every one of DistributionIds).
+    /// Failed and stale batches are then those of these distributions only.
+    #[arg(long, short, value_name = "ID")]
+    pub distribution: Vec<String>,
+    /// A batch in the same status for longer than this is stale (the stale-batch alarm's).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
+    pub stale_after: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// The CloudFormation stack (default: the local stack file's).
+    #[arg(long)]
+    pub stack_name: Option<String>,
+    /// The distribution to check.
+    #[arg(long, short, value_name = "ID")]
+    pub distribution: String,
+    /// Its domain (default: from GetDistribution; a local stack's edge when it has one).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Where the canary's keys go; the stack's routes must send it to the distribution.
+    #[arg(long, default_value = "_cfinv-canary/")]
+    pub prefix: String,
+    /// Give up after this long: two batches, each debounced and invalidated by CloudFront.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]

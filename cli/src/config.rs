@@ -1,6 +1,7 @@
 //! Which table to read and how to reach it: the flags, else a local stack's `stack.json`, else
 //! the AWS defaults (environment, profile, instance or task role).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use aws_config::{BehaviorVersion, Region};
@@ -22,12 +23,20 @@ pub struct StackFile {
     pub table: String,
     #[serde(default)]
     pub distribution_ids: Vec<String>,
+    /// The CloudFormation stack the local stack deployed (`cfinv doctor`, `cfinv canary`).
+    #[serde(default)]
+    pub stack_name: Option<String>,
+    /// Each distribution's viewer endpoint (plain http), where the local stack has them.
+    #[serde(default)]
+    pub edges: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct LocalStack {
     pub path: PathBuf,
     pub distribution_ids: Vec<String>,
+    pub stack_name: Option<String>,
+    pub edges: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +55,17 @@ impl Target {
         Self::resolve(args, stack)
     }
 
+    /// For a command that reads a deployed stack (doctor, canary): the table is the stack's
+    /// output `TableName`, filled in once the stack is read, unless `--table` names it.
+    pub fn load_for_stack(args: &TargetArgs) -> Result<Self> {
+        let stack = stack_path(args).map(read_stack).transpose()?;
+        let args = TargetArgs {
+            table: Some(args.table.clone().unwrap_or_default()),
+            ..args.clone()
+        };
+        Self::resolve(&args, stack)
+    }
+
     /// Flags win over the stack file, field by field.
     pub fn resolve(args: &TargetArgs, stack: Option<(PathBuf, StackFile)>) -> Result<Self> {
         let (stack, file) = match stack {
@@ -53,6 +73,8 @@ impl Target {
                 Some(LocalStack {
                     path,
                     distribution_ids: file.distribution_ids.clone(),
+                    stack_name: file.stack_name.clone(),
+                    edges: file.edges.clone(),
                 }),
                 Some(file),
             ),
@@ -211,6 +233,8 @@ mod tests {
                 region: "us-east-1".into(),
                 table: "local-Table".into(),
                 distribution_ids: vec!["E0".into(), "E1".into()],
+                stack_name: Some("cf-invalidator-local".into()),
+                edges: BTreeMap::new(),
             },
         )
     }

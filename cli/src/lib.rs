@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod config;
+pub mod ops;
 pub mod queries;
 pub mod records;
 pub mod replay;
@@ -38,6 +39,8 @@ pub enum Error {
     Unreachable { endpoint: String, hint: String },
     #[error("DynamoDB: {0}")]
     Dynamo(String),
+    #[error("{0}")]
+    Http(String),
     #[error("unexpected item: {0}")]
     BadItem(String),
     #[error("no batch {batch_id} in table {table}")]
@@ -69,11 +72,53 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Runs the command; returns what to print.
-pub async fn run(cli: &Cli) -> Result<String> {
+/// What a command prints, and whether it found everything well (the exit status).
+pub struct Outcome {
+    pub text: String,
+    pub success: bool,
+}
+
+/// Runs the command.
+pub async fn run(cli: &Cli) -> Result<Outcome> {
+    let now = OffsetDateTime::now_utc();
+    let json = cli.json;
+    let verdict = |text: String, success: bool| Ok(Outcome { text, success });
+    match &cli.command {
+        Command::Doctor(a) => {
+            let d = ops::Deployment::connect(&cli.target, a.stack_name.as_deref()).await?;
+            let opts = ops::doctor::DoctorOptions {
+                distributions: &a.distribution,
+                stale_after: a.stale_after,
+            };
+            let diagnosis = ops::doctor::run(&d, &opts, now).await?;
+            verdict(output(&diagnosis, json)?, diagnosis.ok)
+        }
+        Command::Canary(a) => {
+            let d = ops::Deployment::connect(&cli.target, a.stack_name.as_deref()).await?;
+            let edge = d
+                .table
+                .target()
+                .stack
+                .as_ref()
+                .and_then(|s| s.edges.get(&a.distribution).cloned());
+            let opts = ops::canary::CanaryOptions {
+                distribution_id: &a.distribution,
+                domain: a.domain.as_deref(),
+                prefix: &a.prefix,
+                timeout: a.timeout,
+                edge: edge.as_deref(),
+            };
+            let report = ops::canary::run(&d, &opts).await?;
+            verdict(output(&report, json)?, report.ok)
+        }
+        _ => verdict(answer(cli, now).await?, true),
+    }
+}
+
+/// The audit questions and replay.
+async fn answer(cli: &Cli, now: OffsetDateTime) -> Result<String> {
     // Each command checks what its arguments and the stack file decide before connecting.
     let target = Target::load(&cli.target)?;
-    let now = OffsetDateTime::now_utc();
     let json = cli.json;
     let question = match &cli.command {
         Command::Audit(question) => question,
@@ -85,6 +130,7 @@ pub async fn run(cli: &Cli) -> Result<String> {
                 json,
             );
         }
+        Command::Doctor(_) | Command::Canary(_) => unreachable!("run answers these"),
     };
     match question {
         Audit::Path(a) => output(&path_history(target, a).await?, json),
@@ -237,7 +283,9 @@ mod tests {
             "--to",
             "2026-11-30T07:00:00Z",
         ]);
-        let err = run(&cli).await.unwrap_err();
+        let Err(err) = run(&cli).await else {
+            panic!("an inverted range must fail")
+        };
         assert!(matches!(err, Error::Usage(_)), "{err}");
         assert!(err.to_string().contains("is before --from"), "{err}");
     }

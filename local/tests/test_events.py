@@ -153,3 +153,13 @@ def test_lambda_target_and_schedule(stack, tmp_path):
     wait_for(lambda: pool.invocations > before, what="scheduled invocation")
     ok = lambda: [e for e in stack.control("lambda/async-log")["entries"] if e["function"] == "EbTarget" and e["ok"]]  # noqa: E731
     wait_for(lambda: len(ok()) >= 2, what="2 successful async invocations in the log")
+
+
+def test_notification_configuration_shows_event_bridge_only_when_on(stack):
+    s3 = stack.client("s3")
+    on, off = f"b-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
+    for name in (on, off):
+        s3.create_bucket(Bucket=name)
+    s3.put_bucket_notification_configuration(Bucket=on, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    assert s3.get_bucket_notification_configuration(Bucket=on).get("EventBridgeConfiguration") == {}
+    assert "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=off)

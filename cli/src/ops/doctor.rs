@@ -1,0 +1,586 @@
+//! `cfinv doctor`: is a deployed stack wired? One check per line, each with its fix. The
+//! decisions are pure functions (tested below); `run` only gathers what they judge.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use cfinv_core::routes::MappingConfig;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::Deployment;
+use crate::report::Answer;
+use crate::{Result, error_chain};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do when the check fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Diagnosis {
+    pub stack: String,
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+impl Answer for Diagnosis {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for c in &self.checks {
+            let _ = write!(
+                out,
+                "{} {}: {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+            if let Some(fix) = &c.fix {
+                let _ = write!(out, "\n     fix: {fix}");
+            }
+            out.push('\n');
+        }
+        let failed = self.checks.iter().filter(|c| !c.ok).count();
+        let _ = writeln!(
+            out,
+            "stack {}: {} checks, {failed} failed",
+            self.stack,
+            self.checks.len()
+        );
+        out
+    }
+}
+
+/// The Region of a bucket from GetBucketLocation. The S3 API reference: "Buckets in Region
+/// us-east-1 have a LocationConstraint of null. Buckets with a LocationConstraint of EU reside
+/// in eu-west-1." An empty constraint (how the XML's empty element may parse) is the null one.
+pub fn bucket_region(location_constraint: Option<&str>) -> &str {
+    match location_constraint {
+        None | Some("") => "us-east-1",
+        Some("EU") => "eu-west-1",
+        Some(region) => region,
+    }
+}
+
+/// Whether an origin's domain is an S3 endpoint of `bucket`: the REST endpoints (global,
+/// regional with `.` or the legacy `-`, dual-stack) and the static website endpoints (`-` and
+/// `.` forms), in the virtual-hosted style CloudFront uses. The Region is not checked: a wrong
+/// one fails at S3, not here.
+pub fn origin_serves_bucket(domain: &str, bucket: &str) -> bool {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let Some(rest) = domain.strip_prefix(&format!("{bucket}.")) else {
+        return false;
+    };
+    let Some(host) = rest
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))
+    else {
+        return false;
+    };
+    host == "s3"
+        || host.starts_with("s3.")
+        || host.starts_with("s3-")
+        || host.starts_with("s3.dualstack.")
+}
+
+/// An origin path in the routes' sense: `/site`, `site` and `/site/` are the same.
+fn origin_dir(origin_path: &str) -> &str {
+    origin_path.trim_matches('/')
+}
+
+/// The origin paths the routes expect `distribution_id` to serve `bucket` under.
+pub fn expected_origin_paths<'m>(
+    mapping: &'m MappingConfig,
+    bucket: &str,
+    distribution_id: &str,
+) -> Vec<&'m str> {
+    let mut paths: Vec<&str> = mapping
+        .routes
+        .iter()
+        .filter(|r| r.bucket == bucket && r.distribution_id == distribution_id)
+        .map(|r| origin_dir(&r.origin_path))
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+}
+
+/// One origin of a distribution: its domain and origin path.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub domain: String,
+    pub path: String,
+}
+
+/// The distribution check from what GetDistribution said (`None`: no such distribution).
+pub fn distribution_check(
+    id: &str,
+    found: Option<(bool, &[Origin])>,
+    bucket: &str,
+    expected_paths: &[&str],
+) -> Check {
+    let name = format!("distribution {id}");
+    let Some((enabled, origins)) = found else {
+        return Check::fail(
+            name,
+            "does not exist",
+            "correct DistributionIds (`aws cloudfront list-distributions`) and redeploy",
+        );
+    };
+    if !enabled {
+        return Check::fail(
+            name,
+            "is disabled: viewers get nothing from it",
+            format!("enable it, or remove {id} from DistributionIds"),
+        );
+    }
+    let serving: Vec<&Origin> = origins
+        .iter()
+        .filter(|o| origin_serves_bucket(&o.domain, bucket))
+        .collect();
+    if serving.is_empty() {
+        let domains: Vec<&str> = origins.iter().map(|o| o.domain.as_str()).collect();
+        return Check::fail(
+            name,
+            format!(
+                "no origin serves bucket {bucket} (origins: {})",
+                domains.join(", ")
+            ),
+            format!(
+                "give it an origin {bucket}.s3.<region>.amazonaws.com, or remove {id} from \
+                 DistributionIds / Routes"
+            ),
+        );
+    }
+    let matching = serving
+        .iter()
+        .find(|o| expected_paths.contains(&origin_dir(&o.path)));
+    match matching {
+        Some(o) => Check::pass(
+            name,
+            format!("enabled, origin {}{} serves the bucket", o.domain, o.path),
+        ),
+        None => Check::fail(
+            name,
+            format!(
+                "its {bucket} origin has origin path {:?}, the routes say {:?}: the paths \
+                 invalidated are not the ones viewers request",
+                serving[0].path,
+                expected_paths
+                    .iter()
+                    .map(|p| if p.is_empty() {
+                        String::new()
+                    } else {
+                        format!("/{p}")
+                    })
+                    .collect::<Vec<_>>()
+            ),
+            "make the Routes parameter's originPath for this distribution match the origin's \
+             Origin path, and redeploy",
+        ),
+    }
+}
+
+/// A subscription is confirmed once it has an ARN. The SNS API reference (Subscribe): the
+/// subscription's ARN "if it is confirmed, or the string \"pending confirmation\" if the
+/// subscription requires confirmation"; ListSubscriptionsByTopic shows `PendingConfirmation`.
+/// Anything but an ARN counts as unconfirmed (the safe side).
+pub fn is_confirmed(subscription_arn: &str) -> bool {
+    subscription_arn.starts_with("arn:")
+}
+
+/// The queue check from its approximate message counts (visible, in flight, delayed).
+pub fn queue_check(logical_id: &str, url: &str, messages: u64) -> Check {
+    let name = format!("queue {logical_id}");
+    if messages == 0 {
+        return Check::pass(name, "empty");
+    }
+    Check::fail(
+        name,
+        format!("{messages} message(s) waiting"),
+        format!(
+            "read them (`aws sqs receive-message --queue-url {url}`), fix their cause, then \
+             replay them and purge the queue"
+        ),
+    )
+}
+
+pub struct DoctorOptions<'a> {
+    /// Only these distributions (default: every one of DistributionIds).
+    pub distributions: &'a [String],
+    pub stale_after: Duration,
+}
+
+pub async fn run(
+    d: &Deployment,
+    opts: &DoctorOptions<'_>,
+    now: OffsetDateTime,
+) -> Result<Diagnosis> {
+    let conf = d.conf();
+    let stack = &d.stack;
+    let bucket = stack.bucket()?;
+    let mapping = stack.mapping()?;
+    let mut checks = Vec::new();
+
+    let s3 = aws_sdk_s3::Client::new(conf);
+    checks.push(
+        match s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(n) if n.event_bridge_configuration().is_some() => Check::pass(
+                "notifications",
+                format!("bucket {bucket} sends its events to EventBridge"),
+            ),
+            Ok(_) => Check::fail(
+                "notifications",
+                format!(
+                    "bucket {bucket} does not send events to EventBridge: nothing is invalidated"
+                ),
+                format!(
+                    "aws s3api put-bucket-notification-configuration --bucket {bucket} \
+                 --notification-configuration '{{\"EventBridgeConfiguration\": {{}}}}' (this \
+                 replaces the configuration: merge any existing one in)"
+                ),
+            ),
+            Err(e) => unreadable("notifications", &e),
+        },
+    );
+    checks.push(match s3.get_bucket_location().bucket(bucket).send().await {
+        Ok(l) => {
+            let region = bucket_region(l.location_constraint().map(|c| c.as_str()));
+            if region == d.region() {
+                Check::pass(
+                    "bucket region",
+                    format!("{bucket} is in {region}, as the stack"),
+                )
+            } else {
+                Check::fail(
+                    "bucket region",
+                    format!(
+                        "{bucket} is in {region}, the stack in {}: its rule never sees the \
+                         bucket's events",
+                        d.region()
+                    ),
+                    format!("deploy the stack in {region}"),
+                )
+            }
+        }
+        Err(e) => unreadable("bucket region", &e),
+    });
+
+    let cloudfront = aws_sdk_cloudfront::Client::new(conf);
+    let ids = if opts.distributions.is_empty() {
+        stack.distribution_ids()
+    } else {
+        opts.distributions.to_vec()
+    };
+    for id in &ids {
+        let expected = expected_origin_paths(&mapping, bucket, id);
+        checks.push(match cloudfront.get_distribution().id(id).send().await {
+            Ok(out) => {
+                let config = out.distribution().and_then(|d| d.distribution_config());
+                let enabled = config.is_some_and(|c| c.enabled());
+                let origins: Vec<Origin> = config
+                    .and_then(|c| c.origins())
+                    .map(|o| o.items())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|o| Origin {
+                        domain: o.domain_name().to_owned(),
+                        path: o.origin_path().unwrap_or_default().to_owned(),
+                    })
+                    .collect();
+                distribution_check(id, Some((enabled, &origins)), bucket, &expected)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_no_such_distribution()) =>
+            {
+                distribution_check(id, None, bucket, &expected)
+            }
+            Err(e) => unreadable(&format!("distribution {id}"), &e),
+        });
+    }
+
+    let events = aws_sdk_eventbridge::Client::new(conf);
+    for (logical, name) in stack.of_type("AWS::Events::Rule") {
+        let check_name = format!("rule {logical}");
+        checks.push(match events.describe_rule().name(name).send().await {
+            Ok(r) if r.state().is_some_and(|s| s.as_str() == "ENABLED") => {
+                Check::pass(check_name, "enabled")
+            }
+            Ok(r) => Check::fail(
+                check_name,
+                format!("is {}", r.state().map_or("in no state", |s| s.as_str())),
+                format!("aws events enable-rule --name {name}"),
+            ),
+            Err(e) => unreadable(&check_name, &e),
+        });
+    }
+
+    let sqs = aws_sdk_sqs::Client::new(conf);
+    for (logical, url) in stack.of_type("AWS::SQS::Queue") {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await;
+        checks.push(match out {
+            Ok(out) => {
+                let messages = out
+                    .attributes()
+                    .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+                    .unwrap_or(0);
+                queue_check(logical, url, messages)
+            }
+            Err(e) => unreadable(&format!("queue {logical}"), &e),
+        });
+    }
+
+    checks.push(alarm_topic(d).await);
+
+    let (failed, failed_events) = d.table.failed(None).await?;
+    let in_scope = |distribution_id: &str| ids.iter().any(|id| id == distribution_id);
+    let failed: Vec<_> = failed
+        .iter()
+        .filter(|b| in_scope(&b.distribution_id))
+        .collect();
+    checks.push(if failed.is_empty() && failed_events.is_empty() {
+        Check::pass("failures", "no FAILED batch, no failed S3 event")
+    } else {
+        Check::fail(
+            "failures",
+            format!(
+                "{} FAILED batch(es), {} failed S3 event(s)",
+                failed.len(),
+                failed_events.len()
+            ),
+            "`cfinv audit failed` lists them with the execution to redrive (or `cfinv replay`)",
+        )
+    });
+    let stuck = d.table.stuck(now - opts.stale_after).await?;
+    let stuck: Vec<_> = stuck
+        .iter()
+        .filter(|b| in_scope(&b.distribution_id))
+        .collect();
+    checks.push(if stuck.is_empty() {
+        Check::pass(
+            "stale batches",
+            format!("none older than {}s", opts.stale_after.as_secs()),
+        )
+    } else {
+        Check::fail(
+            "stale batches",
+            format!(
+                "{} batch(es) OPEN, CLOSED or SUBMITTED for over {}s",
+                stuck.len(),
+                opts.stale_after.as_secs()
+            ),
+            "`cfinv audit stuck` lists them; a SUBMITTED one waits on CloudFront, an OPEN one on \
+             the sweep schedule",
+        )
+    });
+
+    Ok(Diagnosis {
+        stack: stack.name.clone(),
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+    })
+}
+
+async fn alarm_topic(d: &Deployment) -> Check {
+    let name = "alarm topic";
+    let topics: Vec<(&str, &str)> = d.stack.of_type("AWS::SNS::Topic").collect();
+    let Some((_, arn)) = topics.first() else {
+        return Check::fail(
+            name,
+            "the stack has no alarm topic (AlarmEmail is empty): its alarms notify nobody",
+            "redeploy with AlarmEmail=<address> (`sam deploy --parameter-overrides \
+             AlarmEmail=ops@example.com`) and confirm the e-mail AWS sends",
+        );
+    };
+    let sns = aws_sdk_sns::Client::new(d.conf());
+    let mut pages = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(*arn)
+        .into_paginator()
+        .send();
+    let (mut confirmed, mut pending) = (0, 0);
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => return unreadable(name, &e),
+        };
+        for s in page.subscriptions() {
+            if is_confirmed(s.subscription_arn().unwrap_or_default()) {
+                confirmed += 1;
+            } else {
+                pending += 1;
+            }
+        }
+    }
+    if confirmed > 0 {
+        Check::pass(name, format!("{confirmed} confirmed subscription(s)"))
+    } else {
+        Check::fail(
+            name,
+            format!("no confirmed subscription ({pending} pending confirmation)"),
+            "click the link in the \"AWS Notification - Subscription Confirmation\" e-mail, or \
+             subscribe an endpoint: `aws sns subscribe --topic-arn ...`",
+        )
+    }
+}
+
+/// A check whose AWS read failed: failed, with the reason (often a missing permission).
+fn unreadable(name: &str, e: &dyn std::error::Error) -> Check {
+    Check::fail(
+        name,
+        format!("cannot read: {}", error_chain(e)),
+        "grant the read-only permissions README.md lists for `cfinv doctor`",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_or_empty_location_is_us_east_1_and_eu_is_eu_west_1() {
+        assert_eq!(bucket_region(None), "us-east-1");
+        assert_eq!(bucket_region(Some("")), "us-east-1");
+        assert_eq!(bucket_region(Some("EU")), "eu-west-1");
+        assert_eq!(bucket_region(Some("ap-south-1")), "ap-south-1");
+    }
+
+    #[test]
+    fn rest_and_website_endpoints_of_the_bucket_serve_it_and_others_do_not() {
+        for domain in [
+            "site.s3.amazonaws.com",
+            "site.s3.eu-west-1.amazonaws.com",
+            "site.s3-eu-west-1.amazonaws.com",
+            "site.s3.dualstack.eu-west-1.amazonaws.com",
+            "site.s3-website-us-east-1.amazonaws.com",
+            "site.s3-website.eu-central-1.amazonaws.com",
+            "SITE.S3.AMAZONAWS.COM.",
+        ] {
+            assert!(origin_serves_bucket(domain, "site"), "{domain}");
+        }
+        for domain in [
+            "other.s3.amazonaws.com",
+            "mysite.s3.amazonaws.com",
+            "site.example.com",
+            "site.s3.amazonaws.com.evil.net",
+            "site.elb.amazonaws.com",
+        ] {
+            assert!(!origin_serves_bucket(domain, "site"), "{domain}");
+        }
+    }
+
+    fn origin(domain: &str, path: &str) -> Origin {
+        Origin {
+            domain: domain.into(),
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn a_distribution_passes_only_when_it_exists_is_enabled_and_serves_the_routes_origin_path() {
+        let good = [origin("site.s3.amazonaws.com", "/img")];
+        assert!(distribution_check("E1", Some((true, &good)), "site", &["img"]).ok);
+        let missing = distribution_check("E1", None, "site", &[""]);
+        assert!(!missing.ok && missing.detail.contains("does not exist"));
+        let disabled = distribution_check("E1", Some((false, &good)), "site", &["img"]);
+        assert!(!disabled.ok && disabled.detail.contains("disabled"));
+        let elsewhere = [origin("api.example.com", "")];
+        let other = distribution_check("E1", Some((true, &elsewhere)), "site", &[""]);
+        assert!(!other.ok && other.detail.contains("no origin serves"));
+        let wrong_path = distribution_check("E1", Some((true, &good)), "site", &[""]);
+        assert!(!wrong_path.ok && wrong_path.detail.contains("origin path"));
+    }
+
+    #[test]
+    fn routes_give_each_distribution_its_origin_paths() {
+        let mapping = MappingConfig::from_lookup(|name| {
+            match name {
+            "ROUTES" => Some(
+                r#"[{"bucket":"site","keyPrefix":"img/","distributionId":"E1","originPath":"/img/"},
+                    {"bucket":"site","distributionId":"E2"}]"#
+                    .into(),
+            ),
+            _ => None,
+        }
+        })
+        .unwrap();
+        assert_eq!(expected_origin_paths(&mapping, "site", "E1"), ["img"]);
+        assert_eq!(expected_origin_paths(&mapping, "site", "E2"), [""]);
+        assert!(expected_origin_paths(&mapping, "other", "E1").is_empty());
+    }
+
+    #[test]
+    fn only_a_subscription_with_an_arn_is_confirmed() {
+        assert!(is_confirmed("arn:aws:sns:us-east-1:1:t:abc"));
+        assert!(!is_confirmed("PendingConfirmation"));
+        assert!(!is_confirmed("pending confirmation"));
+        assert!(!is_confirmed(""));
+    }
+
+    #[test]
+    fn a_queue_with_messages_fails_with_how_to_read_them() {
+        assert!(queue_check("Dlq", "https://q", 0).ok);
+        let c = queue_check("Dlq", "https://q", 3);
+        assert!(!c.ok && c.detail.contains("3 message"));
+        assert!(
+            c.fix
+                .unwrap()
+                .contains("receive-message --queue-url https://q")
+        );
+    }
+
+    #[test]
+    fn the_text_has_one_line_per_check_and_the_fix_under_a_failure() {
+        let d = Diagnosis {
+            stack: "s".into(),
+            ok: false,
+            checks: vec![
+                Check::pass("a", "fine"),
+                Check::fail("b", "broken", "mend it"),
+            ],
+        };
+        assert_eq!(
+            d.text(),
+            "ok   a: fine\nFAIL b: broken\n     fix: mend it\nstack s: 2 checks, 1 failed\n"
+        );
+    }
+}
