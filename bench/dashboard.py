@@ -55,8 +55,9 @@ def queue_depths(stack_file: Path) -> dict[str, int]:
     depths = {}
     for logical, physical in stack["queues"].items():
         url = physical if physical.startswith("http") else sqs.get_queue_url(QueueName=physical)["QueueUrl"]
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesVisible"])
-        depths[logical] = int(attrs["Attributes"]["ApproximateNumberOfMessagesVisible"])
+        # The queue attribute behind the AWS/SQS metric ApproximateNumberOfMessagesVisible.
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        depths[logical] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
     return depths
 
 

@@ -40,7 +40,6 @@ def body(template: dict[str, Any]) -> dict[str, Any]:
     text, variables = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     stack = variables["Stack"]["Fn::Sub"].replace("${AWS::StackName}", "my-stack")
     text = text.replace("${Dims}", variables["Dims"]).replace("${Stack}", stack)
-    text = re.sub(r"\$\{([\w:]+)\.Arn\}", r"arn:aws:cloudwatch:eu-west-1:1:alarm:\1", text)
     text = re.sub(r"\$\{([\w:.]+)\}", r"\1", text)
     return json.loads(text)
 
