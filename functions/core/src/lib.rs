@@ -42,6 +42,7 @@ pub mod event;
 pub mod lifecycle;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod object_key;
 pub mod path;
