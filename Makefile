@@ -149,8 +149,10 @@ E2E_STATE_B := $(STATE)/e2e-b
 E2E_DISTRIBUTIONS := 27
 E2E_STACK_B_TESTS := faults::access_denied faults::no_such_distribution faults::distribution_held \
   faults::create_invalidation_killed faults::dedupe_killed faults::an_opener
+# AlarmEmail: the alarm topic and its subscription exist, as cfinv doctor's healthy case needs
+# (tests/tests/e2e/ops.rs).
 E2E_UP = $(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=$(E2E_DISTRIBUTIONS) \
-  UP_ARGS="--param GraceSeconds=$(E2E_GRACE_SECONDS) --timeout-scale 4 $(UP_ARGS)"
+  UP_ARGS="--param GraceSeconds=$(E2E_GRACE_SECONDS) --param AlarmEmail=ops@example.com --timeout-scale 4 $(UP_ARGS)"
 e2e: ## End-to-end tests and the fault matrix, on two fresh local stacks (started and stopped here)
 	cargo build -p cfinv -p e2e --locked --bins
 	cargo test -p e2e --locked --no-run

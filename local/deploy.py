@@ -347,9 +347,10 @@ def install_parameter_list() -> None:
 
     Why: moto 5.2.5 resolves a ``CommaDelimitedList`` into a Python list and then prints that
     list (``['E1', 'E2']``) as the ``ParameterValue``, so a reader of ``DistributionIds``
-    (``cfinv doctor``) would get one bogus id. The CloudFormation user guide (Parameters):
-    "CommaDelimitedList: An array of literal strings that are separated by commas"; the value
-    a stack was given is that string.
+    (``cfinv doctor``) would get one bogus id. The CloudFormation API reference (``Parameter``):
+    "ParameterValue: The input value associated with the parameter. Type: String"; the input of
+    a list parameter is the comma-separated string (local/README.md, "AWS behaviours checked
+    against the documentation").
     """
     from moto.cloudformation.models import Stack as CfnStack
 

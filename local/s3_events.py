@@ -254,6 +254,12 @@ def install(events: S3Events) -> None:
     install_notification_readback()
 
 
+EMPTY_NOTIFICATIONS = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
+)
+
+
 def install_notification_readback() -> None:
     """GetBucketNotificationConfiguration shows ``EventBridgeConfiguration`` when it is on.
 
@@ -262,13 +268,18 @@ def install_notification_readback() -> None:
     reference (NotificationConfiguration): "EventBridgeConfiguration: Enables delivery of events
     to Amazon EventBridge"; GetBucketNotificationConfiguration: "If notifications are not
     enabled on the bucket, the action returns an empty NotificationConfiguration element."
+    moto answers a bucket that never had a configuration with an empty
+    ``GetBucketNotificationResponse`` element instead, which boto3 reads as empty but the Rust
+    SDK refuses ("expected NotificationConfiguration"): that case gets the empty element too.
     """
     from moto.s3.responses import S3Response
 
     def wrap(original: Any) -> Any:
         def get_bucket_notification(self: Any) -> Any:
             conf = self.backend.get_bucket_notification_configuration(self.bucket_name)
-            if conf is None or conf.event_bridge is None:
+            if conf is None:
+                return 200, {**self.response_headers, "Content-Type": "application/xml"}, EMPTY_NOTIFICATIONS
+            if conf.event_bridge is None:
                 return original(self)
             serialized = self.serialized
 

@@ -53,6 +53,17 @@ pub enum Error {
         distribution_id: String,
         table: String,
     },
+    #[error(
+        "canary timed out after {seconds}s (--timeout) waiting for the {version} write of {waiting} \
+         key(s) to reach a COMPLETED batch, e.g. {example}: `cfinv audit stuck` shows where \
+         its batch waits"
+    )]
+    CanaryTimeout {
+        seconds: u64,
+        version: &'static str,
+        waiting: usize,
+        example: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 import uuid
+from xml.etree import ElementTree
 
 import pytest
 
@@ -163,3 +165,9 @@ def test_notification_configuration_shows_event_bridge_only_when_on(stack):
     s3.put_bucket_notification_configuration(Bucket=on, NotificationConfiguration={"EventBridgeConfiguration": {}})
     assert s3.get_bucket_notification_configuration(Bucket=on).get("EventBridgeConfiguration") == {}
     assert "EventBridgeConfiguration" not in s3.get_bucket_notification_configuration(Bucket=off)
+    # As S3 answers a bucket without notifications: an empty NotificationConfiguration, the
+    # root element the Rust SDK requires (boto3 would accept any root).
+    with urllib.request.urlopen(f"{stack.endpoint}/{off}?notification", timeout=30) as resp:
+        root = ElementTree.fromstring(resp.read())
+    assert root.tag == "{http://s3.amazonaws.com/doc/2006-03-01/}NotificationConfiguration", root.tag
+    assert len(root) == 0

@@ -65,6 +65,8 @@ impl StackInfo {
 
 pub struct Stack {
     pub info: StackInfo,
+    /// The SDK configuration the clients below share, for a client of another service.
+    pub conf: aws_config::SdkConfig,
     pub s3: aws_sdk_s3::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub cloudfront: aws_sdk_cloudfront::Client,
@@ -140,6 +142,7 @@ impl Stack {
             ddb: aws_sdk_dynamodb::Client::new(&conf),
             cloudfront: aws_sdk_cloudfront::Client::new(&conf),
             sfn: aws_sdk_sfn::Client::new(&conf),
+            conf,
             info,
             seen_invalidations: Default::default(),
         }

@@ -40,7 +40,8 @@ pub struct KeyReport {
     pub fresh: bool,
     /// From the overwrite to the first fresh read (or to the last stale one).
     pub seconds: f64,
-    pub batch_id: Option<String>,
+    /// The COMPLETED batch that invalidated the overwrite.
+    pub batch_id: String,
     /// The keys collect-keys read in the overwrite's event (the audit's path items).
     pub readings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -179,8 +180,11 @@ pub async fn run(d: &Deployment, opts: &CanaryOptions<'_>) -> Result<CanaryRepor
     let mapping = d.stack.mapping()?;
     let run_id = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut probes = Vec::new();
-    for name in NAMES {
-        let key = format!("{}{run_id}/{name}", opts.prefix);
+    // One directory per key: nine keys in one directory reach the planner's CollapseThreshold
+    // (10 paths by default) and are invalidated as `dir/*`, which frees every key whatever its
+    // encoding, and the canary would prove nothing.
+    for (n, name) in NAMES.iter().enumerate() {
+        let key = format!("{}{run_id}/{n}/{name}", opts.prefix);
         let relative = mapping
             .routes
             .iter()
@@ -287,7 +291,7 @@ async fn probe(
     put_all(s3, bucket, probes, "v1").await?;
     // The first version's own invalidation must be done before priming, or it would clear
     // the primed copies and make any mapping look fresh.
-    wait_completed(d, opts.distribution_id, probes, deadline).await?;
+    wait_completed(d, opts, probes, "first", deadline).await?;
     for p in probes.iter() {
         let url = format!("{base_url}{}", p.path);
         for _ in 0..2 {
@@ -296,7 +300,7 @@ async fn probe(
     }
     put_all(s3, bucket, probes, "v2").await?;
     let overwritten = Instant::now();
-    let batches = wait_completed(d, opts.distribution_id, probes, deadline).await?;
+    let batches = wait_completed(d, opts, probes, "second", deadline).await?;
     let mut reports = Vec::new();
     for (p, batch) in probes.iter().zip(batches) {
         let url = format!("{base_url}{}", p.path);
@@ -305,10 +309,7 @@ async fn probe(
             Ok(r) => (r.status == 200 && r.body == p.body.as_bytes(), None),
             Err(e) => (false, Some(e.to_string())),
         };
-        let readings = match &batch {
-            Some(batch_id) => readings(d, batch_id, &p.etag).await?,
-            None => Vec::new(),
-        };
+        let readings = readings(d, &batch, &p.etag).await?;
         reports.push(KeyReport {
             key: p.key.clone(),
             url,
@@ -337,21 +338,23 @@ async fn readings(d: &Deployment, batch_id: &str, etag: &str) -> Result<Vec<Stri
     Ok(keys)
 }
 
-/// Waits until each probe's current write is in a COMPLETED batch; returns the batch ids
-/// (`None` for a key whose write never reached a completed batch by the deadline).
+/// Waits until each probe's current write is in a COMPLETED batch; returns the batch ids. A
+/// write still waiting at the deadline is a timeout, not a stale key: nothing was invalidated
+/// that a fetch could judge.
 async fn wait_completed(
     d: &Deployment,
-    distribution_id: &str,
+    opts: &CanaryOptions<'_>,
     probes: &[Probe],
+    version: &'static str,
     deadline: Instant,
-) -> Result<Vec<Option<String>>> {
+) -> Result<Vec<String>> {
     let mut done: Vec<Option<String>> = vec![None; probes.len()];
     while Instant::now() < deadline {
         for (p, slot) in probes.iter().zip(done.iter_mut()) {
             if slot.is_some() {
                 continue;
             }
-            for visit in d.table.path_history(distribution_id, &p.path).await? {
+            for visit in d.table.path_history(opts.distribution_id, &p.path).await? {
                 if visit.etag.as_deref().map(|e| e.trim_matches('"')) != Some(p.etag.as_str()) {
                     continue;
                 }
@@ -363,11 +366,22 @@ async fn wait_completed(
             }
         }
         if done.iter().all(Option::is_some) {
-            break;
+            return Ok(done.into_iter().flatten().collect());
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    Ok(done)
+    let waiting: Vec<&str> = probes
+        .iter()
+        .zip(&done)
+        .filter(|(_, batch)| batch.is_none())
+        .map(|(p, _)| p.key.as_str())
+        .collect();
+    Err(Error::CanaryTimeout {
+        seconds: opts.timeout.as_secs(),
+        version,
+        waiting: waiting.len(),
+        example: waiting.first().copied().unwrap_or_default().to_owned(),
+    })
 }
 
 #[cfg(test)]

@@ -133,3 +133,138 @@ impl DeployedStack {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudformation::Client;
+    use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+    use aws_sdk_cloudformation::operation::list_stack_resources::ListStackResourcesOutput;
+    use aws_sdk_cloudformation::types::{
+        Output, Parameter, Stack, StackResourceSummary, StackStatus,
+    };
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn resource(logical: &str, kind: &str, physical: Option<&str>) -> StackResourceSummary {
+        StackResourceSummary::builder()
+            .logical_resource_id(logical)
+            .resource_type(kind)
+            .set_physical_resource_id(physical.map(Into::into))
+            .resource_status("CREATE_COMPLETE".into())
+            .last_updated_timestamp(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn reads_parameters_outputs_and_every_page_of_resources() {
+        let describe = mock!(Client::describe_stacks)
+            .match_requests(|r| r.stack_name() == Some("site"))
+            .then_output(|| {
+                let stack = Stack::builder()
+                    .stack_name("site")
+                    .creation_time(aws_smithy_types::DateTime::from_secs(0))
+                    .stack_status(StackStatus::CreateComplete)
+                    .parameters(
+                        Parameter::builder()
+                            .parameter_key("BucketName")
+                            .parameter_value("my-site")
+                            .build(),
+                    )
+                    .parameters(
+                        Parameter::builder()
+                            .parameter_key("DistributionIds")
+                            .parameter_value("E1, E2,")
+                            .build(),
+                    )
+                    .outputs(
+                        Output::builder()
+                            .output_key("TableName")
+                            .output_value("audit")
+                            .build(),
+                    )
+                    .build();
+                DescribeStacksOutput::builder().stacks(stack).build()
+            });
+        let first = mock!(Client::list_stack_resources)
+            .match_requests(|r| r.next_token().is_none())
+            .then_output(|| {
+                ListStackResourcesOutput::builder()
+                    .stack_resource_summaries(resource(
+                        "Dlq",
+                        "AWS::SQS::Queue",
+                        Some("https://q/dlq"),
+                    ))
+                    .next_token("p2")
+                    .build()
+            });
+        let second = mock!(Client::list_stack_resources)
+            .match_requests(|r| r.next_token() == Some("p2"))
+            .then_output(|| {
+                ListStackResourcesOutput::builder()
+                    .stack_resource_summaries(resource(
+                        "Rule",
+                        "AWS::Events::Rule",
+                        Some("site-rule"),
+                    ))
+                    // Being created: no physical id yet.
+                    .stack_resource_summaries(resource("Other", "AWS::Events::Rule", None))
+                    .build()
+            });
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::Sequential,
+            [&describe, &first, &second]
+        );
+        let stack = DeployedStack::read(&client, "site").await.unwrap();
+        assert_eq!(stack.bucket().unwrap(), "my-site");
+        assert_eq!(stack.table().unwrap(), "audit");
+        assert_eq!(stack.distribution_ids(), ["E1", "E2"]);
+        assert_eq!(
+            stack.of_type("AWS::Events::Rule").collect::<Vec<_>>(),
+            [("Rule", "site-rule")]
+        );
+        assert_eq!(
+            stack.of_type("AWS::SQS::Queue").collect::<Vec<_>>(),
+            [("Dlq", "https://q/dlq")]
+        );
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_missing_stack_says_which_name_was_asked_for() {
+        // CloudFormation's answer for a stack that does not exist (DescribeStacks API reference:
+        // "If the stack doesn't exist, a ValidationError is returned").
+        let rule = mock!(Client::describe_stacks).then_http_response(|| {
+            Response::new(
+                StatusCode::try_from(400).unwrap(),
+                SdkBody::from(
+                    r#"<ErrorResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>Stack with id nope does not exist</Message></Error><RequestId>r</RequestId></ErrorResponse>"#,
+                ),
+            )
+        });
+        let client = mock_client!(aws_sdk_cloudformation, [&rule]);
+        let err = DeployedStack::read(&client, "nope").await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("cannot read stack nope from CloudFormation: ")
+                && text.contains("Stack with id nope does not exist")
+                && text.contains("--stack-name"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_stack_without_our_outputs_is_not_ours() {
+        let stack = DeployedStack {
+            name: "other".into(),
+            ..DeployedStack::default()
+        };
+        assert_eq!(
+            stack.table().unwrap_err().to_string(),
+            "stack other is not a cf-invalidator stack: no TableName output"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::Deployment;
+use super::deployed::DeployedStack;
 use crate::report::Answer;
 use crate::{Result, error_chain};
 
@@ -369,7 +370,7 @@ pub async fn run(
         });
     }
 
-    checks.push(alarm_topic(d).await);
+    checks.push(alarm_topic(stack, &aws_sdk_sns::Client::new(conf)).await);
 
     let (failed, failed_events) = d.table.failed(None).await?;
     let in_scope = |distribution_id: &str| ids.iter().any(|id| id == distribution_id);
@@ -420,9 +421,9 @@ pub async fn run(
     })
 }
 
-async fn alarm_topic(d: &Deployment) -> Check {
+async fn alarm_topic(stack: &DeployedStack, sns: &aws_sdk_sns::Client) -> Check {
     let name = "alarm topic";
-    let topics: Vec<(&str, &str)> = d.stack.of_type("AWS::SNS::Topic").collect();
+    let topics: Vec<(&str, &str)> = stack.of_type("AWS::SNS::Topic").collect();
     let Some((_, arn)) = topics.first() else {
         return Check::fail(
             name,
@@ -431,7 +432,6 @@ async fn alarm_topic(d: &Deployment) -> Check {
              AlarmEmail=ops@example.com`) and confirm the e-mail AWS sends",
         );
     };
-    let sns = aws_sdk_sns::Client::new(d.conf());
     let mut pages = sns
         .list_subscriptions_by_topic()
         .topic_arn(*arn)
@@ -554,6 +554,98 @@ mod tests {
         assert!(!is_confirmed("PendingConfirmation"));
         assert!(!is_confirmed("pending confirmation"));
         assert!(!is_confirmed(""));
+    }
+
+    mod adapter {
+        use aws_sdk_sns::Client;
+        use aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput;
+        use aws_sdk_sns::types::Subscription;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        use super::super::{DeployedStack, alarm_topic};
+
+        const TOPIC: &str = "arn:aws:sns:us-east-1:1:alarms";
+
+        fn with_topic() -> DeployedStack {
+            let mut stack = DeployedStack::default();
+            stack.resources.insert(
+                "AlarmTopic".into(),
+                ("AWS::SNS::Topic".into(), TOPIC.into()),
+            );
+            stack
+        }
+
+        fn page(arns: &[&str], next: Option<&str>) -> ListSubscriptionsByTopicOutput {
+            let mut out =
+                ListSubscriptionsByTopicOutput::builder().set_next_token(next.map(Into::into));
+            for arn in arns {
+                out = out.subscriptions(
+                    Subscription::builder()
+                        .topic_arn(TOPIC)
+                        .protocol("email")
+                        .subscription_arn(*arn)
+                        .build(),
+                );
+            }
+            out.build()
+        }
+
+        #[tokio::test]
+        async fn a_topic_with_only_pending_subscriptions_fails_and_every_page_is_read() {
+            let first = mock!(Client::list_subscriptions_by_topic)
+                .match_requests(|r| r.topic_arn() == Some(TOPIC) && r.next_token().is_none())
+                .then_output(|| page(&["PendingConfirmation"], Some("p2")));
+            let second = mock!(Client::list_subscriptions_by_topic)
+                .match_requests(|r| r.next_token() == Some("p2"))
+                .then_output(|| page(&["PendingConfirmation"], None));
+            let client = mock_client!(aws_sdk_sns, RuleMode::Sequential, [&first, &second]);
+            let check = alarm_topic(&with_topic(), &client).await;
+            assert!(!check.ok);
+            assert_eq!(
+                check.detail,
+                "no confirmed subscription (2 pending confirmation)"
+            );
+            assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+        }
+
+        #[tokio::test]
+        async fn one_confirmed_subscription_passes() {
+            let rule = mock!(Client::list_subscriptions_by_topic)
+                .then_output(|| page(&["PendingConfirmation", &format!("{TOPIC}:1b2c")], None));
+            let client = mock_client!(aws_sdk_sns, [&rule]);
+            let check = alarm_topic(&with_topic(), &client).await;
+            assert!(check.ok, "{check:?}");
+            assert_eq!(check.detail, "1 confirmed subscription(s)");
+        }
+
+        #[tokio::test]
+        async fn no_topic_fails_without_asking_sns() {
+            let rule = mock!(Client::list_subscriptions_by_topic).then_output(|| page(&[], None));
+            let client = mock_client!(aws_sdk_sns, [&rule]);
+            let check = alarm_topic(&DeployedStack::default(), &client).await;
+            assert!(!check.ok && check.fix.unwrap().contains("AlarmEmail="));
+            assert_eq!(rule.num_calls(), 0);
+        }
+
+        #[tokio::test]
+        async fn an_unreadable_topic_fails_with_the_reason() {
+            let rule = mock!(Client::list_subscriptions_by_topic).then_error(|| {
+                aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopicError::AuthorizationErrorException(
+                    aws_sdk_sns::types::error::AuthorizationErrorException::builder()
+                        .message("not allowed")
+                        .build(),
+                )
+            });
+            let client = mock_client!(aws_sdk_sns, [&rule]);
+            let check = alarm_topic(&with_topic(), &client).await;
+            assert!(!check.ok);
+            assert!(
+                check.detail.starts_with("cannot read: "),
+                "{}",
+                check.detail
+            );
+            assert!(check.fix.unwrap().contains("read-only permissions"));
+        }
     }
 
     #[test]
