@@ -167,7 +167,7 @@ mod tests {
             chunks: vec![vec!["/a".into()], vec!["/b".into()]],
         };
         let chunks = store
-            .commit_plan("E1-b", &plan, &BatchPaths::default(), clock.now())
+            .commit_plan("E1-b", &plan, &BatchPaths::default(), None, clock.now())
             .await
             .unwrap();
         for c in chunks {
