@@ -30,6 +30,18 @@ pub enum Command {
     /// start its execution: for a failure Step Functions can no longer redrive (14 days on).
     /// Needs dynamodb:Query/PutItem/UpdateItem on the table and states:StartExecution.
     Replay(ReplayArgs),
+    /// List the distributions with an origin serving a bucket (S3 REST or website endpoints,
+    /// with or without OAC/OAI), their origin paths and the behaviors routing to them, and
+    /// print the `DistributionIds` and `Routes` values for `sam deploy --parameter-overrides`.
+    /// Read-only: needs cloudfront:ListDistributions.
+    Discover(DiscoverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// The S3 bucket the stack will watch (its BucketName).
+    #[arg(long)]
+    pub bucket: String,
 }
 
 #[derive(Debug, Args)]

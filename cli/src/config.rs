@@ -46,6 +46,21 @@ impl Target {
         Self::resolve(args, stack)
     }
 
+    /// For a command that reads no table (`discover`): the region, endpoint and stack file only.
+    pub fn load_without_table(args: &TargetArgs) -> Result<Self> {
+        let stack = stack_path(args).map(read_stack).transpose()?;
+        let table = args
+            .table
+            .clone()
+            .or_else(|| stack.as_ref().map(|(_, f)| f.table.clone()))
+            .unwrap_or_default();
+        let args = TargetArgs {
+            table: Some(table),
+            ..args.clone()
+        };
+        Self::resolve(&args, stack)
+    }
+
     /// Flags win over the stack file, field by field.
     pub fn resolve(args: &TargetArgs, stack: Option<(PathBuf, StackFile)>) -> Result<Self> {
         let (stack, file) = match stack {

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod config;
+pub mod discover;
 pub mod queries;
 pub mod records;
 pub mod replay;
@@ -50,6 +51,13 @@ pub enum Error {
         distribution_id: String,
         table: String,
     },
+    #[error(
+        "no distribution has an origin serving bucket {bucket} (its S3 REST or website \
+         endpoint): create one, or check the bucket name and the account"
+    )]
+    NoDistributionServes { bucket: String },
+    #[error("CloudFront: {0}")]
+    CloudFront(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -72,13 +80,16 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 /// Runs the command; returns what to print.
 pub async fn run(cli: &Cli) -> Result<String> {
     // Each command checks what its arguments and the stack file decide before connecting.
-    let target = Target::load(&cli.target)?;
     let now = OffsetDateTime::now_utc();
     let json = cli.json;
     let question = match &cli.command {
         Command::Audit(question) => question,
+        Command::Discover(a) => {
+            let target = Target::load_without_table(&cli.target)?;
+            return output(&discover::discover(target, &a.bucket).await?, json);
+        }
         Command::Replay(a) => {
-            let table = AuditTable::connect(target).await?;
+            let table = AuditTable::connect(Target::load(&cli.target)?).await?;
             let retention = std::time::Duration::from_secs(a.retention_days * 86_400);
             return output(
                 &replay::replay(&table, &a.batch_id, retention, now).await?,
@@ -86,6 +97,7 @@ pub async fn run(cli: &Cli) -> Result<String> {
             );
         }
     };
+    let target = Target::load(&cli.target)?;
     match question {
         Audit::Path(a) => output(&path_history(target, a).await?, json),
         Audit::Batches(a) => output(&batches(target, a, now).await?, json),
