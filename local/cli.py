@@ -85,6 +85,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         schedules=not args.no_schedules,
         rust_log=args.rust_log,
         parameters=params,
+        discover=args.discover,
     )
     stack = Stack(state_dir, settings)
     stop = threading.Event()
@@ -251,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         help="multiply every function's timeout (the emulator answers far slower than AWS under load)",
     )
     up.add_argument("--no-schedules", action="store_true", help="do not fire rate() rules")
+    up.add_argument(
+        "--discover",
+        action="store_true",
+        help="deploy with Routes empty: every distribution plans from its own configuration",
+    )
     up.add_argument("--region", default="us-east-1")
     up.add_argument("--rust-log", default="info", help="RUST_LOG when the function sets none")
     up.add_argument("--param", action="append", type=_param, metavar="KEY=VALUE", help="template parameter override")

@@ -5,7 +5,10 @@ local setting lacks something:
 
 1. create the watched bucket and turn its EventBridge notifications on (the template takes the
    bucket name as a parameter, as in production where the site bucket exists already);
-2. create ``K`` CloudFront distributions (the template takes their ids);
+2. create ``K`` plain CloudFront distributions (lanes ``d<i>/``, routed by ``Routes``) and, after
+   them, one distribution per :data:`PROFILES` entry, configured as its case needs (the template
+   takes all their ids; ``discover=True`` leaves ``Routes`` empty, so plans follow each
+   distribution's configuration);
 3. ``sam build/package`` stand-in (:mod:`local.sam`): artefacts to a moto bucket;
 4. SAM transform (aws-sam-translator);
 5. CloudFormation ``CreateStack`` in moto; read physical ids and outputs; resources moto's
@@ -50,6 +53,80 @@ class Target(Protocol):
     iam: Iam
 
     def clients(self, service: str) -> Any: ...
+
+
+# Distributions whose configuration exercises what create-invalidation reads when Routes is empty
+# (functions/core/src/distribution.rs); each serves its own key space of the bucket, so lanes
+# stay apart. The edge (local/cloudfront/edge.py) serves them as CloudFront would.
+PROFILES: dict[str, dict[str, Any]] = {
+    # The cache key of /qs/* holds query strings; every other path goes to a non-S3 origin, so
+    # a key outside qs/ is not this distribution's to invalidate.
+    "query-strings": {
+        "origin_path": "",
+        "behaviors": [{"PathPattern": "/qs/*", "QueryString": True}],
+        "default_to_app": True,
+    },
+    # The bucket's op/ is the distribution's root.
+    "origin-path": {"origin_path": "/op"},
+    # dro/home.html answers the distribution's root URL.
+    "default-root": {"origin_path": "/dro", "default_root_object": "home.html"},
+}
+
+
+def _forwarded(query_string: bool) -> dict[str, Any]:
+    return {"QueryString": query_string, "Cookies": {"Forward": "none"}}
+
+
+def distribution_config(bucket: str, comment: str, profile: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A distribution serving ``bucket`` (an S3 REST origin, as the console makes it), shaped by
+    a :data:`PROFILES` entry when given."""
+    profile = profile or {}
+    site = {
+        "Id": "site",
+        "DomainName": f"{bucket}.s3.amazonaws.com",
+        "OriginPath": profile.get("origin_path", ""),
+        "S3OriginConfig": {"OriginAccessIdentity": ""},
+    }
+    origins = [site]
+    default_target = "site"
+    if profile.get("default_to_app"):
+        origins.append(
+            {
+                "Id": "app",
+                "DomainName": "app.example.invalid",
+                "CustomOriginConfig": {"HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": "https-only"},
+            }
+        )
+        default_target = "app"
+    behaviors = [
+        {
+            "PathPattern": b["PathPattern"],
+            "TargetOriginId": "site",
+            "ViewerProtocolPolicy": "redirect-to-https",
+            "MinTTL": 0,
+            "ForwardedValues": _forwarded(b["QueryString"]),
+            "TrustedSigners": {"Enabled": False, "Quantity": 0},
+        }
+        for b in profile.get("behaviors", [])
+    ]
+    config: dict[str, Any] = {
+        "CallerReference": f"local-{uuid.uuid4()}",
+        "Comment": comment,
+        "Enabled": True,
+        "Origins": {"Quantity": len(origins), "Items": origins},
+        "DefaultCacheBehavior": {
+            "TargetOriginId": default_target,
+            "ViewerProtocolPolicy": "redirect-to-https",
+            "MinTTL": 0,
+            "ForwardedValues": _forwarded(False),
+            "TrustedSigners": {"Enabled": False, "Quantity": 0},
+        },
+    }
+    if behaviors:
+        config["CacheBehaviors"] = {"Quantity": len(behaviors), "Items": behaviors}
+    if profile.get("default_root_object"):
+        config["DefaultRootObject"] = profile["default_root_object"]
+    return config
 
 
 def routes_for(bucket: str, distribution_ids: list[str]) -> list[dict[str, str]]:
@@ -114,6 +191,7 @@ class Deployment:
     distribution_ids: list[str]
     routes: list[dict[str, str]]
     parameters: dict[str, str]
+    distribution_profiles: dict[str, str] = field(default_factory=dict)  # id -> PROFILES name
     resources: dict[str, dict[str, str]] = field(default_factory=dict)  # logical -> {type, physical}
     outputs: dict[str, str] = field(default_factory=dict)
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -133,6 +211,7 @@ def deploy(
     overrides: dict[str, str],
     max_concurrency: int,
     timeout_scale: float = 1.0,
+    discover: bool = False,
 ) -> Deployment:
     clients = stack.clients
     template = sam.load_template(template_path)
@@ -148,32 +227,22 @@ def deploy(
     cf = clients("cloudfront")
     dist_ids = []
     for i in range(distributions):
-        resp = cf.create_distribution(
-            DistributionConfig={
-                "CallerReference": f"local-{uuid.uuid4()}",
-                "Comment": f"local distribution {i}",
-                "Enabled": True,
-                "Origins": {
-                    "Quantity": 1,
-                    "Items": [{"Id": "site", "DomainName": f"{bucket}.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}],
-                },
-                "DefaultCacheBehavior": {
-                    "TargetOriginId": "site",
-                    "ViewerProtocolPolicy": "redirect-to-https",
-                    "MinTTL": 0,
-                    "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-                    "TrustedSigners": {"Enabled": False, "Quantity": 0},
-                },
-            }
-        )
+        resp = cf.create_distribution(DistributionConfig=distribution_config(bucket, f"local distribution {i}"))
         dist_ids.append(resp["Distribution"]["Id"])
-    routes = routes_for(bucket, dist_ids)
+    # Lanes 0..K-1 only: with Routes, a profiled distribution gets no path (its case needs its
+    # configuration read, which only an empty Routes does).
+    routes = [] if discover else routes_for(bucket, dist_ids)
+    profiles = {}
+    for name, profile in PROFILES.items():
+        resp = cf.create_distribution(DistributionConfig=distribution_config(bucket, f"local profile {name}", profile))
+        profiles[resp["Distribution"]["Id"]] = name
+    dist_ids += list(profiles)
 
     provided = {
         "BucketName": bucket,
         "BucketRegion": stack.region,
         "DistributionIds": ",".join(dist_ids),
-        "Routes": json.dumps(routes, separators=(",", ":")),
+        "Routes": json.dumps(routes, separators=(",", ":")) if routes else "",
     }
     provided.update({k: str(v) for k, v in overrides.items()})
     parameters = {k: v for k, v in provided.items() if k in declared}
@@ -199,7 +268,9 @@ def deploy(
     desc = cfn.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
     if desc["StackStatus"] != "CREATE_COMPLETE":
         raise RuntimeError(f"stack status {desc['StackStatus']}: {desc.get('StackStatusReason')}")
-    dep = Deployment(bucket=bucket, distribution_ids=dist_ids, routes=routes, parameters=parameters)
+    dep = Deployment(
+        bucket=bucket, distribution_ids=dist_ids, routes=routes, parameters=parameters, distribution_profiles=profiles
+    )
     dep.outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
     summaries = []
     paginator = cfn.get_paginator("list_stack_resources")

@@ -34,6 +34,8 @@ class Settings:
     schedules: bool = True
     rust_log: str = "info"
     parameters: dict[str, str] = field(default_factory=dict)  # template parameter overrides
+    # Routes empty: plans follow each distribution's configuration (local/README.md).
+    discover: bool = False
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -167,6 +169,7 @@ class Stack:
             overrides=self.settings.parameters,
             max_concurrency=self.settings.max_concurrency,
             timeout_scale=self.settings.timeout_scale,
+            discover=self.settings.discover,
         )
         for dist in self.deployment.distribution_ids:
             self.edges.start(dist)
@@ -255,6 +258,7 @@ class Stack:
                 bucket=dep.bucket,
                 distribution_ids=dep.distribution_ids,
                 edges=self.edges.urls(),
+                distribution_profiles=dep.distribution_profiles,
                 routes=dep.routes,
                 routes_json=json.dumps(dep.routes, separators=(",", ":")),
                 table=_first(dep, "AWS::DynamoDB::Table"),

@@ -39,6 +39,11 @@ pub enum Command {
     /// key fresh or stale, and how the events encoded keys. Deletes its keys at the end; exits
     /// non-zero on any stale key.
     Canary(CanaryArgs),
+    /// List the distributions with an origin serving a bucket (S3 REST or website endpoints,
+    /// with or without OAC/OAI), their origin paths and the behaviors routing to them, and
+    /// print the `DistributionIds` and `Routes` values for `sam deploy --parameter-overrides`.
+    /// Read-only: needs cloudfront:ListDistributions.
+    Discover(DiscoverArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +77,13 @@ pub struct CanaryArgs {
     /// Give up after this long: two batches, each debounced and invalidated by CloudFront.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// The S3 bucket the stack will watch (its BucketName).
+    #[arg(long)]
+    pub bucket: String,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod config;
+pub mod discover;
 pub mod ops;
 pub mod queries;
 pub mod records;
@@ -64,6 +65,13 @@ pub enum Error {
         waiting: usize,
         example: String,
     },
+    #[error(
+        "no distribution has an origin serving bucket {bucket} (its S3 REST or website \
+         endpoint): create one, or check the bucket name and the account"
+    )]
+    NoDistributionServes { bucket: String },
+    #[error("CloudFront: {0}")]
+    CloudFront(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -129,12 +137,15 @@ pub async fn run(cli: &Cli) -> Result<Outcome> {
 /// The audit questions and replay.
 async fn answer(cli: &Cli, now: OffsetDateTime) -> Result<String> {
     // Each command checks what its arguments and the stack file decide before connecting.
-    let target = Target::load(&cli.target)?;
     let json = cli.json;
     let question = match &cli.command {
         Command::Audit(question) => question,
+        Command::Discover(a) => {
+            let target = Target::load_for_stack(&cli.target)?;
+            return output(&discover::discover(target, &a.bucket).await?, json);
+        }
         Command::Replay(a) => {
-            let table = AuditTable::connect(target).await?;
+            let table = AuditTable::connect(Target::load(&cli.target)?).await?;
             let retention = std::time::Duration::from_secs(a.retention_days * 86_400);
             return output(
                 &replay::replay(&table, &a.batch_id, retention, now).await?,
@@ -143,6 +154,7 @@ async fn answer(cli: &Cli, now: OffsetDateTime) -> Result<String> {
         }
         Command::Doctor(_) | Command::Canary(_) => unreachable!("run answers these"),
     };
+    let target = Target::load(&cli.target)?;
     match question {
         Audit::Path(a) => output(&path_history(target, a).await?, json),
         Audit::Batches(a) => output(&batches(target, a, now).await?, json),

@@ -7,6 +7,9 @@ from __future__ import annotations
 import re
 
 INVALIDATION_PATH = re.compile(r"^/2020-05-31/distribution/(?P<dist>[^/]+)/invalidation(?:/(?P<inv>[^/]+))?/?$")
+# Answered by moto; named here so that IAM judges it (create-invalidation reads it when Routes is
+# empty, functions/core/src/distribution.rs).
+DISTRIBUTION_CONFIG_PATH = re.compile(r"^/2020-05-31/distribution/[^/]+/config/?$")
 
 
 def match(path: str) -> re.Match[str] | None:
@@ -16,7 +19,10 @@ def match(path: str) -> re.Match[str] | None:
 
 
 def operation(method: str, path: str) -> str | None:
-    """The invalidation operation a request is (the name IAM judges), or None if it is none."""
+    """The operation a request is (the name IAM judges): an invalidation operation or
+    ``GetDistributionConfig``; None for any other."""
+    if method == "GET" and DISTRIBUTION_CONFIG_PATH.match(path):
+        return "GetDistributionConfig"
     m = match(path)
     if m is None:
         return None

@@ -18,6 +18,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from local.deploy import PROFILES
+
 from .conftest import HERE, make_fake_binary, wait_for
 
 
@@ -50,7 +52,9 @@ def test_stack_json_shape(up):
     assert info["pid"] == proc.pid == int((state / "stack.pid").read_text())
     for key in ("endpoint_url", "control_url", "region", "bucket", "distribution_ids", "routes", "table", "state_machines", "functions", "dlq_url", "settings"):
         assert key in info, key
-    assert len(info["distribution_ids"]) == 2
+    # The plain lanes first, then one distribution per profile, which no route names.
+    assert len(info["distribution_ids"]) == 2 + len(PROFILES)
+    assert info["distribution_profiles"] == dict(zip(info["distribution_ids"][2:], PROFILES))
     assert [r["keyPrefix"] for r in info["routes"]] == ["d0/", "d1/"]
     assert set(info["state_machines"]) == {"MainStateMachine", "ChildStateMachine"}
     assert set(info["functions"]) == {"EchoFunction", "FailFunction", "RecordFunction"}

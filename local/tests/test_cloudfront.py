@@ -184,3 +184,16 @@ def test_error_xml_shape():
     text = body.decode()
     assert "<ErrorResponse" in text and "<Error><Type>Sender</Type><Code>NoSuchDistribution</Code><Message>" in text
     assert "<RequestId>" in text and dict(headers)["x-amz-request-id"]
+
+
+def test_requests_are_named_as_iam_judges_them():
+    # A request without an operation name is refused by local/iam.py ("cloudfront:"), so a
+    # function reading a distribution's configuration needs it named.
+    from local.cloudfront.urls import operation
+
+    base = "/2020-05-31/distribution/E1"
+    assert operation("GET", f"{base}/config") == "GetDistributionConfig"
+    assert operation("POST", f"{base}/invalidation") == "CreateInvalidation"
+    assert operation("GET", f"{base}/invalidation/I1") == "GetInvalidation"
+    assert operation("GET", f"{base}/invalidation") == "ListInvalidations"
+    assert operation("PUT", f"{base}/config") is None

@@ -31,6 +31,8 @@ EXPECTED = {
         "dynamodb:DeleteItem",
         "dynamodb:Query",
         "cloudfront:CreateInvalidation",
+        # Only with Routes empty (routes by discovery): see test_reading_configurations_*.
+        "cloudfront:GetDistributionConfig",
     },
     "PollStatusFunctionRole": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "cloudfront:GetInvalidation"},
     "RecordOutcomeFunctionRole": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
@@ -66,12 +68,21 @@ def translated() -> dict[str, Any]:
     return sam.translate(packaged, params, "us-east-1")
 
 
-def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+def statements(role: dict[str, Any], by_discovery: bool = True) -> list[dict[str, Any]]:
+    """The role's statements with the template's one statement condition decided: Routes empty
+    (``by_discovery``) or not."""
     out = []
     for policy in role["Properties"].get("Policies", []):
         doc = policy["PolicyDocument"]
         stmts = doc["Statement"]
-        out.extend(stmts if isinstance(stmts, list) else [stmts])
+        for stmt in stmts if isinstance(stmts, list) else [stmts]:
+            if "Fn::If" in stmt:
+                condition, when_true, when_false = stmt["Fn::If"]
+                assert condition == "RoutesByDiscovery", condition
+                stmt = when_true if by_discovery else when_false
+                if stmt == {"Ref": "AWS::NoValue"}:
+                    continue
+            out.append(stmt)
     return out
 
 
@@ -165,7 +176,21 @@ def test_cloudfront_grants_exactly_the_configured_distributions(translated: dict
                 granted = resolve(stmt["Resource"], {"DistributionIds": ids})
                 assert granted == [f"arn:*:cloudfront::*:distribution/{d}" for d in ids]
                 seen += 1
-    assert seen == 2, "CreateInvalidation and GetInvalidation grants"
+    assert seen == 3, "CreateInvalidation, GetInvalidation and GetDistributionConfig grants"
+
+
+@pytest.mark.parametrize("by_discovery", [True, False])
+def test_reading_configurations_is_granted_only_when_routes_are_discovered(
+    translated: dict[str, Any], by_discovery: bool
+) -> None:
+    # Hand-written Routes say everything; an empty Routes plans from each distribution's
+    # configuration, read by create-invalidation alone.
+    for role_id, role in roles(translated).items():
+        granted = {a for s in statements(role, by_discovery) for a in actions(s)}
+        expected = by_discovery and role_id == "CreateInvalidationFunctionRole"
+        assert ("cloudfront:GetDistributionConfig" in granted) == expected, role_id
+    env = translated["Resources"]["CreateInvalidationFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["DISCOVERY_BUCKET"] == {"Fn::If": ["RoutesByDiscovery", {"Ref": "BucketName"}, ""]}
 
 
 def test_the_alarm_topic_is_one_cloudwatch_can_publish_to(translated: dict[str, Any]) -> None:

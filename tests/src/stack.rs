@@ -27,6 +27,12 @@ pub struct StackInfo {
     /// Each distribution's viewer endpoint (`http://127.0.0.1:PORT`), by distribution id.
     #[serde(default)]
     pub edges: BTreeMap<String, String>,
+    /// The distributions configured for one case each (local/deploy.py `PROFILES`), by id.
+    #[serde(default)]
+    pub distribution_profiles: BTreeMap<String, String>,
+    /// The stack's `Routes`; empty when it routes by discovery (`local up --discover`).
+    #[serde(default)]
+    pub routes: Vec<serde_json::Value>,
     pub settings: Settings,
 }
 
@@ -159,6 +165,29 @@ impl Stack {
             index,
             distribution_id,
             prefix: format!("d{index}/"),
+        }
+    }
+
+    /// The distribution of a profile (local/deploy.py `PROFILES`) as a lane whose keys start
+    /// with `prefix`; its case needs a stack that routes by discovery.
+    pub fn profile(&self, name: &str, prefix: &str) -> Lane {
+        assert!(
+            self.info.routes.is_empty(),
+            "profile {name} needs a stack routing by discovery: start it with `local up --discover`"
+        );
+        let (index, distribution_id) = self
+            .info
+            .distribution_ids
+            .iter()
+            .enumerate()
+            .find(|(_, id)| {
+                self.info.distribution_profiles.get(*id).map(String::as_str) == Some(name)
+            })
+            .unwrap_or_else(|| panic!("stack.json lists no distribution of profile {name}"));
+        Lane {
+            index,
+            distribution_id: distribution_id.clone(),
+            prefix: prefix.to_owned(),
         }
     }
 

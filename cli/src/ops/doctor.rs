@@ -4,6 +4,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use cfinv_core::distribution::serves_bucket;
 use cfinv_core::routes::MappingConfig;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -88,27 +89,6 @@ pub fn bucket_region(location_constraint: Option<&str>) -> &str {
     }
 }
 
-/// Whether an origin's domain is an S3 endpoint of `bucket`: the REST endpoints (global,
-/// regional with `.` or the legacy `-`, dual-stack) and the static website endpoints (`-` and
-/// `.` forms), in the virtual-hosted style CloudFront uses. The Region is not checked: a wrong
-/// one fails at S3, not here.
-pub fn origin_serves_bucket(domain: &str, bucket: &str) -> bool {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let Some(rest) = domain.strip_prefix(&format!("{bucket}.")) else {
-        return false;
-    };
-    let Some(host) = rest
-        .strip_suffix(".amazonaws.com")
-        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))
-    else {
-        return false;
-    };
-    host == "s3"
-        || host.starts_with("s3.")
-        || host.starts_with("s3-")
-        || host.starts_with("s3.dualstack.")
-}
-
 /// An origin path in the routes' sense: `/site`, `site` and `/site/` are the same.
 fn origin_dir(origin_path: &str) -> &str {
     origin_path.trim_matches('/')
@@ -162,7 +142,7 @@ pub fn distribution_check(
     }
     let serving: Vec<&Origin> = origins
         .iter()
-        .filter(|o| origin_serves_bucket(&o.domain, bucket))
+        .filter(|o| serves_bucket(&o.domain, bucket))
         .collect();
     if serving.is_empty() {
         let domains: Vec<&str> = origins.iter().map(|o| o.domain.as_str()).collect();
@@ -482,30 +462,6 @@ mod tests {
         assert_eq!(bucket_region(Some("")), "us-east-1");
         assert_eq!(bucket_region(Some("EU")), "eu-west-1");
         assert_eq!(bucket_region(Some("ap-south-1")), "ap-south-1");
-    }
-
-    #[test]
-    fn rest_and_website_endpoints_of_the_bucket_serve_it_and_others_do_not() {
-        for domain in [
-            "site.s3.amazonaws.com",
-            "site.s3.eu-west-1.amazonaws.com",
-            "site.s3-eu-west-1.amazonaws.com",
-            "site.s3.dualstack.eu-west-1.amazonaws.com",
-            "site.s3-website-us-east-1.amazonaws.com",
-            "site.s3-website.eu-central-1.amazonaws.com",
-            "SITE.S3.AMAZONAWS.COM.",
-        ] {
-            assert!(origin_serves_bucket(domain, "site"), "{domain}");
-        }
-        for domain in [
-            "other.s3.amazonaws.com",
-            "mysite.s3.amazonaws.com",
-            "site.example.com",
-            "site.s3.amazonaws.com.evil.net",
-            "site.elb.amazonaws.com",
-        ] {
-            assert!(!origin_serves_bucket(domain, "site"), "{domain}");
-        }
     }
 
     fn origin(domain: &str, path: &str) -> Origin {

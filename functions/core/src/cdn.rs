@@ -30,6 +30,8 @@ pub trait Cdn: Send + Sync {
 
 #[cfg(feature = "cloudfront")]
 pub use sdk::CloudFront;
+#[cfg(feature = "cloudfront")]
+pub(crate) use sdk::cloudfront_error;
 
 #[cfg(feature = "cloudfront")]
 mod sdk {

@@ -35,6 +35,7 @@ macro_rules! string_forms {
 
 pub mod cdn;
 pub mod collect;
+pub mod distribution;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 pub mod error;

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::Result;
 use crate::collect::PathChange;
+use crate::distribution::PlanBasis;
 use crate::model::{Batch, BatchRef, Chunk, ExecutionStatus, OpenPointer};
 use crate::plan::Plan;
 
@@ -108,13 +109,15 @@ pub trait SubmitStore: PointerStore + PlanStore + Send + Sync {
     /// Every path of the batch: a strongly consistent, paginated query of the base table.
     fn batch_paths(&self, batch_id: &str) -> impl Future<Output = Result<BatchPaths>> + Send;
 
-    /// Stores `plan` unless a plan is already committed, and returns the committed one: a
-    /// retry or redrive always replays the first plan.
+    /// Stores `plan`, with the distribution configuration it was made from (`basis`, when it
+    /// was read), unless a plan is already committed, and returns the committed one: a retry or
+    /// redrive always replays the first plan.
     fn commit_plan(
         &self,
         batch_id: &str,
         plan: &Plan,
         received: &BatchPaths,
+        basis: Option<&PlanBasis>,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<Chunk>>> + Send;
 
@@ -133,8 +136,9 @@ pub trait SubmitStore: PointerStore + PlanStore + Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Closes out a batch that closed with no path: EMPTY, out of the distribution's listing and
-    /// the failures index (nothing was planned or billed). A batch with a plan stays as it is.
+    /// Closes out a batch that closed with no path, or whose committed plan has no chunk (its
+    /// distribution serves none of its paths): EMPTY, out of the distribution's listing and the
+    /// failures index (nothing billed). A batch with a plan to submit stays as it is.
     fn mark_empty(
         &self,
         batch_id: &str,

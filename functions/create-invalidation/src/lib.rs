@@ -4,8 +4,15 @@
 //! Idempotent end to end: the close is conditional, the plan is committed once and replayed as
 //! stored on every retry or redrive, and each chunk's `CallerReference` is `<batchId>#<n>`, so
 //! CloudFront itself returns the existing invalidation when a retry repeats a request.
+//!
+//! With `DISCOVERY_BUCKET` set (the stack's `Routes` is empty), the batch's paths are made
+//! against the bucket's root, and the plan follows the distribution's configuration, read once
+//! per batch before the plan is committed and stored with it (`functions/core/src/
+//! distribution.rs`, docs/design.md §3): a replay or redrive replays the stored plan and never
+//! reads the configuration again.
 
 use cfinv_core::cdn::Cdn;
+use cfinv_core::distribution::DistributionConfigs;
 use cfinv_core::metrics::{BATCHES_SUBMITTED, Metrics, PATHS_BILLED, PATHS_PLANNED};
 use cfinv_core::model::{BatchRef, Clock};
 use cfinv_core::plan::{PlanOptions, plan};
@@ -15,15 +22,19 @@ use cfinv_core::store::SubmitStore;
 use cfinv_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub plan: PlanOptions,
     /// How long the state machine waits before the first poll (`waitSeconds` in the output).
     pub poll_seconds: u64,
+    /// The bucket whose paths are mapped through each distribution's configuration; `None`
+    /// when the hand-written routes already mapped them.
+    pub discovery_bucket: Option<String>,
 }
 
 impl Settings {
-    /// `COLLAPSE_THRESHOLD` (default: the planner's) and `POLL_SECONDS` (default 60).
+    /// `COLLAPSE_THRESHOLD` (default: the planner's), `POLL_SECONDS` (default 60) and
+    /// `DISCOVERY_BUCKET` (empty: off).
     pub fn from_env() -> Result<Self> {
         Ok(Self {
             plan: PlanOptions {
@@ -34,6 +45,10 @@ impl Settings {
                 ..PlanOptions::default()
             },
             poll_seconds: env_number("POLL_SECONDS", 60)?,
+            discovery_bucket: std::env::var("DISCOVERY_BUCKET")
+                .ok()
+                .map(|b| b.trim().to_owned())
+                .filter(|b| !b.is_empty()),
         })
     }
 }
@@ -59,15 +74,16 @@ pub struct SubmitOutput {
 }
 
 /// Submits the batch; on failure the error is written to the batch item before it is returned.
-pub async fn submit<S: SubmitStore, C: Cdn>(
+pub async fn submit<S: SubmitStore, C: Cdn, D: DistributionConfigs>(
     store: &S,
     cdn: &C,
+    configs: &D,
     clock: &dyn Clock,
     settings: &Settings,
     metrics: &Metrics,
     input: SubmitInput,
 ) -> Result<SubmitOutput> {
-    match submit_batch(store, cdn, clock, settings, metrics, &input).await {
+    match submit_batch(store, cdn, configs, clock, settings, metrics, &input).await {
         Ok(out) => Ok(out),
         Err(error) => {
             tracing::error!(batch = %input.batch.batch_id, error = %error, kind = error.name(), "submit failed");
@@ -82,9 +98,10 @@ pub async fn submit<S: SubmitStore, C: Cdn>(
     }
 }
 
-async fn submit_batch<S: SubmitStore, C: Cdn>(
+async fn submit_batch<S: SubmitStore, C: Cdn, D: DistributionConfigs>(
     store: &S,
     cdn: &C,
+    configs: &D,
     clock: &dyn Clock,
     settings: &Settings,
     metrics: &Metrics,
@@ -118,29 +135,55 @@ async fn submit_batch<S: SubmitStore, C: Cdn>(
                 // Its opener died after opening it; the retried join landed in another batch.
                 tracing::warn!(batch = %batch.batch_id, "batch closed with no path: marked EMPTY, nothing to invalidate");
                 store.mark_empty(&batch.batch_id, clock.now()).await?;
-                return Ok(SubmitOutput {
-                    batch_id: batch.batch_id,
-                    distribution_id: batch.distribution_id,
-                    invalidation_ids: Vec::new(),
-                    billed_paths: 0,
-                    wait_seconds: settings.poll_seconds,
-                });
+                return Ok(nothing_submitted(
+                    batch.batch_id,
+                    batch.distribution_id,
+                    settings,
+                ));
             }
-            let planned = plan(received.paths.iter().cloned(), &settings.plan);
+            let (paths, basis) = match &settings.discovery_bucket {
+                Some(bucket) => {
+                    let view = configs.distribution_view(&batch.distribution_id).await?;
+                    let (paths, basis) = view.apply(bucket, &received.paths);
+                    for skipped in &basis.skipped {
+                        tracing::info!(batch = %batch.batch_id, path = %skipped.path, reason = %skipped.reason, "not invalidated on this distribution");
+                    }
+                    (paths, Some(basis))
+                }
+                None => (received.paths.clone(), None),
+            };
+            let planned = plan(paths, &settings.plan);
             tracing::info!(
                 batch = %batch.batch_id,
                 received = received.paths.len(),
                 events = received.events,
+                skipped = basis.as_ref().map_or(0, |b| b.skipped_total),
                 planned = planned.billed_paths(),
                 chunks = planned.chunks.len(),
                 "planned"
             );
             planned_paths = Some(received.paths.len());
             store
-                .commit_plan(&batch.batch_id, &planned, &received, clock.now())
+                .commit_plan(
+                    &batch.batch_id,
+                    &planned,
+                    &received,
+                    basis.as_ref(),
+                    clock.now(),
+                )
                 .await?
         }
     };
+    if chunks.is_empty() {
+        // The distribution serves none of the batch's paths; the reasons are in the plan's basis.
+        tracing::info!(batch = %batch.batch_id, "no path of the batch is served by the distribution: marked EMPTY");
+        store.mark_empty(&batch.batch_id, clock.now()).await?;
+        return Ok(nothing_submitted(
+            batch.batch_id,
+            batch.distribution_id,
+            settings,
+        ));
+    }
 
     let mut invalidation_ids = Vec::with_capacity(chunks.len());
     for chunk in &chunks {
@@ -176,9 +219,24 @@ async fn submit_batch<S: SubmitStore, C: Cdn>(
     })
 }
 
+fn nothing_submitted(
+    batch_id: String,
+    distribution_id: String,
+    settings: &Settings,
+) -> SubmitOutput {
+    SubmitOutput {
+        batch_id,
+        distribution_id,
+        invalidation_ids: Vec::new(),
+        billed_paths: 0,
+        wait_seconds: settings.poll_seconds,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use cfinv_core::collect::PathChange;
+    use cfinv_core::distribution::{Behavior, DistributionView, Origin};
     use cfinv_core::event::ChangeKind;
     use cfinv_core::memory::{FakeCdn, MemoryStore};
     use cfinv_core::model::{BatchStatus, SystemClock};
@@ -195,6 +253,7 @@ mod tests {
             max_chunk_bytes: 300_000,
         },
         poll_seconds: 7,
+        discovery_bucket: None,
     };
 
     async fn open_batch(store: &MemoryStore, paths: &[String]) -> SubmitInput {
@@ -252,9 +311,17 @@ mod tests {
     async fn submits_the_planned_paths_once_and_records_them() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &["/a.png".into(), "/b%20c.png".into()]).await;
-        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics(), input)
-            .await
-            .unwrap();
+        let out = submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &SETTINGS,
+            &metrics(),
+            input,
+        )
+        .await
+        .unwrap();
         assert_eq!(out.invalidation_ids, ["I1"]);
         assert_eq!((out.billed_paths, out.wait_seconds), (2, 7));
         assert_eq!(
@@ -274,7 +341,7 @@ mod tests {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(12, "img")).await;
         let metrics = metrics();
-        submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics, input)
+        submit(&store, &cdn, &cdn, &SystemClock, &SETTINGS, &metrics, input)
             .await
             .unwrap();
         let lines = metrics.lines();
@@ -308,6 +375,7 @@ mod tests {
         submit(
             &store,
             &cdn,
+            &cdn,
             &SystemClock,
             &SETTINGS,
             &metrics,
@@ -316,7 +384,7 @@ mod tests {
         .await
         .unwrap_err();
         assert!(metrics.lines().is_empty());
-        submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics, input)
+        submit(&store, &cdn, &cdn, &SystemClock, &SETTINGS, &metrics, input)
             .await
             .unwrap();
         let lines = metrics.lines();
@@ -331,6 +399,7 @@ mod tests {
         submit(
             &store,
             &cdn,
+            &cdn,
             &SystemClock,
             &SETTINGS,
             &metrics(),
@@ -339,9 +408,17 @@ mod tests {
         .await
         .unwrap();
         // Step Functions retries (or an operator redrives) the same task.
-        let again = submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics(), input)
-            .await
-            .unwrap();
+        let again = submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &SETTINGS,
+            &metrics(),
+            input,
+        )
+        .await
+        .unwrap();
         assert_eq!(again.invalidation_ids, ["I1"]);
         assert_eq!(cdn.invalidations().len(), 1);
         assert_eq!(
@@ -359,6 +436,7 @@ mod tests {
         let err = submit(
             &store,
             &cdn,
+            &cdn,
             &SystemClock,
             &SETTINGS,
             &metrics(),
@@ -368,9 +446,17 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.name(), "ServiceUnavailable");
         // The retry repeats the same CallerReference: CloudFront returns the existing one.
-        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics(), input)
-            .await
-            .unwrap();
+        let out = submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &SETTINGS,
+            &metrics(),
+            input,
+        )
+        .await
+        .unwrap();
         assert_eq!(out.invalidation_ids, ["I1"]);
         assert_eq!(cdn.invalidations().len(), 1);
         assert_eq!(cdn.create_calls(), 2);
@@ -383,6 +469,7 @@ mod tests {
         cdn.fail_next([Error::Throttling("rate".into())]);
         let err = submit(
             &store,
+            &cdn,
             &cdn,
             &SystemClock,
             &SETTINGS,
@@ -409,9 +496,17 @@ mod tests {
             },
             ..SETTINGS
         };
-        let out = submit(&store, &cdn, &SystemClock, &no_collapse, &metrics(), input)
-            .await
-            .unwrap();
+        let out = submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &no_collapse,
+            &metrics(),
+            input,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             cdn.invalidations(),
             [("E1-b#0".to_owned(), vec!["/img/*".to_owned()])]
@@ -423,7 +518,7 @@ mod tests {
     async fn more_than_3000_exact_paths_are_split_into_chunks_with_their_own_references() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(3001, "img")).await;
-        let out = submit(&store, &cdn, &SystemClock, &EXACT, &metrics(), input)
+        let out = submit(&store, &cdn, &cdn, &SystemClock, &EXACT, &metrics(), input)
             .await
             .unwrap();
         let refs: Vec<_> = cdn
@@ -449,6 +544,7 @@ mod tests {
                 cdn: &cdn,
                 allow: 1,
             },
+            &cdn,
             &SystemClock,
             &EXACT,
             &metrics(),
@@ -456,7 +552,7 @@ mod tests {
         )
         .await;
         assert_eq!(first.unwrap_err().name(), "TooManyInvalidationsInProgress");
-        let out = submit(&store, &cdn, &SystemClock, &EXACT, &metrics(), input)
+        let out = submit(&store, &cdn, &cdn, &SystemClock, &EXACT, &metrics(), input)
             .await
             .unwrap();
         assert_eq!(out.invalidation_ids.len(), 2);
@@ -467,9 +563,17 @@ mod tests {
     async fn an_empty_batch_submits_nothing_and_is_not_an_error() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &[]).await;
-        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics(), input)
-            .await
-            .unwrap();
+        let out = submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &SETTINGS,
+            &metrics(),
+            input,
+        )
+        .await
+        .unwrap();
         assert!(out.invalidation_ids.is_empty());
         assert_eq!(cdn.create_calls(), 0);
         let batch = store.batch("E1-b").unwrap();
@@ -479,6 +583,201 @@ mod tests {
             "not a COMPLETED batch"
         );
         assert!(batch.batch.plan.is_none(), "nothing planned or billed");
+    }
+
+    /// Discovery on: a distribution serving the bucket under `/live`, query strings in the
+    /// cache key of `/qs/*`, `/api/*` sent to another origin, `home.html` at the root.
+    fn discovering() -> (Settings, DistributionView) {
+        let view = DistributionView {
+            distribution_id: "E1".into(),
+            origins: vec![
+                Origin {
+                    id: "s3".into(),
+                    domain_name: "site.s3.eu-west-1.amazonaws.com".into(),
+                    origin_path: "/live".into(),
+                },
+                Origin {
+                    id: "app".into(),
+                    domain_name: "app.example.com".into(),
+                    origin_path: String::new(),
+                },
+            ],
+            behaviors: vec![
+                Behavior::new("/qs/*", "s3", None, true),
+                Behavior::new("/api/*", "app", None, false),
+                Behavior::new("*", "s3", None, false),
+            ],
+            default_root_object: Some("home.html".into()),
+        };
+        let settings = Settings {
+            discovery_bucket: Some("site".into()),
+            ..SETTINGS
+        };
+        (settings, view)
+    }
+
+    #[tokio::test]
+    async fn the_plan_follows_the_distribution_and_stores_what_it_read() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let (settings, view) = discovering();
+        cdn.set_distribution(view.clone());
+        let batch = [
+            "/live/qs/a.js",
+            "/live/home.html",
+            "/live/api/x",
+            "/draft/b.html",
+        ];
+        let input = open_batch(&store, &batch.map(String::from)).await;
+        let out = submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &settings,
+            &metrics(),
+            input,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            cdn.invalidations(),
+            [(
+                "E1-b#0".to_owned(),
+                vec![
+                    "/".to_owned(),
+                    "/home.html".to_owned(),
+                    "/qs/a.js*".to_owned()
+                ]
+            )]
+        );
+        assert_eq!(out.billed_paths, 3);
+        let basis = store.batch("E1-b").unwrap().basis.unwrap();
+        assert_eq!(basis.distribution, view);
+        assert_eq!(basis.skipped_total, 2);
+        let reasons: Vec<(&str, &str)> = basis
+            .skipped
+            .iter()
+            .map(|s| (s.path.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(reasons[0].0, "/draft/b.html");
+        assert!(
+            reasons[0].1.contains("outside the origin path"),
+            "{reasons:?}"
+        );
+        assert_eq!(reasons[1].0, "/live/api/x");
+        assert!(
+            reasons[1].1.contains("not the bucket's origin"),
+            "{reasons:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redrive_replays_the_stored_plan_even_when_the_distribution_changed() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let (settings, mut view) = discovering();
+        cdn.set_distribution(view.clone());
+        let input = open_batch(&store, &["/live/qs/a.js".into(), "/live/b.css".into()]).await;
+        cdn.fail_next([Error::AccessDenied("no".into())]);
+        let err = submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &settings,
+            &metrics(),
+            input.clone(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.name(), "AccessDenied");
+        // Before the redrive, someone drops the origin path and the query strings.
+        view.origins[0].origin_path = String::new();
+        view.behaviors[0].query_strings = false;
+        cdn.set_distribution(view);
+        submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &settings,
+            &metrics(),
+            input,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            cdn.invalidations(),
+            [(
+                "E1-b#0".to_owned(),
+                vec!["/b.css".to_owned(), "/qs/a.js*".to_owned()]
+            )]
+        );
+        assert_eq!(
+            cdn.config_reads(),
+            1,
+            "the redrive did not read the configuration again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_distribution_does_not_serve_ends_empty_with_its_reasons() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let (settings, view) = discovering();
+        cdn.set_distribution(view);
+        let input = open_batch(&store, &["/live/api/x".into()]).await;
+        let out = submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &settings,
+            &metrics(),
+            input.clone(),
+        )
+        .await
+        .unwrap();
+        assert!(out.invalidation_ids.is_empty());
+        assert_eq!(cdn.create_calls(), 0);
+        let stored = store.batch("E1-b").unwrap();
+        assert_eq!(stored.batch.status, BatchStatus::Empty);
+        assert_eq!(stored.basis.unwrap().skipped[0].path, "/live/api/x");
+        // A replay ends the same way, from the stored (empty) plan.
+        let again = submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &settings,
+            &metrics(),
+            input,
+        )
+        .await
+        .unwrap();
+        assert!(again.invalidation_ids.is_empty());
+        assert_eq!(cdn.config_reads(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_configuration_fails_the_task_by_name() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let (settings, _) = discovering();
+        let input = open_batch(&store, &["/live/a".into()]).await;
+        let err = submit(
+            &store,
+            &cdn,
+            &cdn,
+            &SystemClock,
+            &settings,
+            &metrics(),
+            input,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.name(), "NoSuchDistribution");
+        assert!(
+            store.batch("E1-b").unwrap().batch.plan.is_none(),
+            "nothing committed"
+        );
     }
 
     /// CloudFront that accepts `allow` requests, then answers TooManyInvalidationsInProgress.

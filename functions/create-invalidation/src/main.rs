@@ -1,4 +1,5 @@
 use cfinv_core::cdn::CloudFront;
+use cfinv_core::distribution::CloudFrontConfigs;
 use cfinv_core::dynamo::DynamoStore;
 use cfinv_core::metrics::Metrics;
 use cfinv_core::model::SystemClock;
@@ -10,11 +11,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         || async {
             let aws = aws_config::load_from_env().await;
             let store = DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?;
-            let cdn = CloudFront::new(aws_sdk_cloudfront::Client::new(&aws));
-            Ok((store, cdn, Settings::from_env()?, Metrics::from_env()?))
+            let cloudfront = aws_sdk_cloudfront::Client::new(&aws);
+            let configs = CloudFrontConfigs::new(cloudfront.clone());
+            let cdn = CloudFront::new(cloudfront);
+            Ok((
+                store,
+                cdn,
+                configs,
+                Settings::from_env()?,
+                Metrics::from_env()?,
+            ))
         },
-        |(store, cdn, settings, metrics), input: SubmitInput| {
-            submit(store, cdn, &SystemClock, settings, metrics, input)
+        |(store, cdn, configs, settings, metrics), input: SubmitInput| {
+            submit(store, cdn, configs, &SystemClock, settings, metrics, input)
         },
     )
     .await

@@ -185,7 +185,7 @@ mod tests {
             chunks: vec![vec!["/a".into()], vec!["/b".into()]],
         };
         let chunks = store
-            .commit_plan(BATCH, &plan, &BatchPaths::default(), clock.now())
+            .commit_plan(BATCH, &plan, &BatchPaths::default(), None, clock.now())
             .await
             .unwrap();
         for c in chunks {

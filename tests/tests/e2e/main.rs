@@ -3,6 +3,7 @@
 
 mod audit;
 mod cli;
+mod discovery;
 mod faults;
 mod freshness;
 mod ops;

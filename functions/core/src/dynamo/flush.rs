@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::update::{self, Update};
 use super::{DynamoStore, conditional, store_error};
+use crate::distribution::PlanBasis;
 use crate::lifecycle::{self, Transition};
 use crate::model::{Batch, BatchRef, BatchStatus, Chunk, PlanRef};
 use crate::plan::Plan;
@@ -127,6 +128,7 @@ impl SubmitStore for DynamoStore {
         batch_id: &str,
         plan: &Plan,
         received: &BatchPaths,
+        basis: Option<&PlanBasis>,
         now: OffsetDateTime,
     ) -> Result<Vec<Chunk>> {
         let plan_id = uuid::Uuid::now_v7().simple().to_string()[24..].to_owned();
@@ -143,6 +145,10 @@ impl SubmitStore for DynamoStore {
             .set(attr::EVENTS_RECEIVED, ":events", n(received.events))
             .set(attr::PATHS_PLANNED, ":planned", n(plan.billed_paths()))
             .set(attr::PLANNED_AT, ":now", time(now));
+        let update = match basis {
+            Some(basis) => update.set(attr::PLAN_BASIS, ":basis", s(&basis_json(basis)?)),
+            None => update,
+        };
         let res = self
             .update_batch(batch_id, update)
             .condition_expression(format!(
@@ -210,14 +216,21 @@ impl SubmitStore for DynamoStore {
         let res = self
             .update_batch(batch_id, update)
             .condition_expression(format!(
-                "attribute_exists({}) AND attribute_not_exists({})",
+                "attribute_exists({}) AND (attribute_not_exists({}) OR {} = :none)",
                 attr::PK,
-                attr::PLAN_ID
+                attr::PLAN_ID,
+                attr::PLANNED_CHUNKS,
             ))
+            .expression_attribute_values(":none", n(0))
             .send()
             .await;
         conditional(res).map(|_| ())
     }
+}
+
+fn basis_json(basis: &PlanBasis) -> Result<String> {
+    serde_json::to_string(basis)
+        .map_err(|e| Error::StoreError(format!("cannot write the plan's basis: {e}")))
 }
 
 impl PollStore for DynamoStore {

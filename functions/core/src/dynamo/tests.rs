@@ -167,7 +167,9 @@ async fn an_empty_batch_leaves_the_listing_and_the_failures_index() {
             r.update_expression()
                 .is_some_and(|e| e.contains("REMOVE statusPk, statusSk, gsi1pk, gsi1sk"))
                 && r.condition_expression()
-                    == Some("attribute_exists(PK) AND attribute_not_exists(planId)")
+                    == Some(
+                        "attribute_exists(PK) AND (attribute_not_exists(planId) OR plannedChunks = :none)",
+                    )
                 && r.expression_attribute_values()
                     .and_then(|v| v.get(":empty"))
                     == Some(&s("EMPTY"))

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::cdn::{Cdn, InvalidationStatus};
+use crate::distribution::{DistributionConfigs, DistributionView};
 use crate::{Error, Result};
 
 /// CloudFront as far as the functions see it: CallerReference idempotency, scripted failures
@@ -21,6 +22,8 @@ struct FakeCdnState {
     fail_next: Vec<Error>,
     lose_next_response: bool,
     creates: usize,
+    views: HashMap<String, DistributionView>,
+    config_reads: usize,
 }
 
 impl FakeCdn {
@@ -53,6 +56,17 @@ impl FakeCdn {
             .collect();
         all.sort();
         all
+    }
+
+    /// What GetDistributionConfig answers for the view's distribution from now on.
+    pub fn set_distribution(&self, view: DistributionView) {
+        let mut st = self.inner.lock().unwrap();
+        st.views.insert(view.distribution_id.clone(), view);
+    }
+
+    /// GetDistributionConfig calls made.
+    pub fn config_reads(&self) -> usize {
+        self.inner.lock().unwrap().config_reads
     }
 
     /// Create calls that reached CloudFront (accepted or not).
@@ -102,5 +116,16 @@ impl Cdn for FakeCdn {
         } else {
             InvalidationStatus::InProgress
         })
+    }
+}
+
+impl DistributionConfigs for FakeCdn {
+    async fn distribution_view(&self, distribution_id: &str) -> Result<DistributionView> {
+        let mut st = self.inner.lock().unwrap();
+        st.config_reads += 1;
+        st.views
+            .get(distribution_id)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchDistribution(distribution_id.to_owned()))
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use time::OffsetDateTime;
 
 use crate::collect::PathChange;
+use crate::distribution::PlanBasis;
 use crate::lifecycle::{self, Listing, Mark, Transition};
 use crate::model::{
     Batch, BatchRef, BatchStatus, Chunk, MAX_EVENT_IDS_PER_PATH, OpenPointer, PlanRef,
@@ -39,6 +40,8 @@ pub struct StoredBatch {
     /// In the distribution's listing (`byDistribution`).
     pub listed: bool,
     pub failed_at: Option<OffsetDateTime>,
+    /// What the committed plan was made from, when a configuration was read.
+    pub basis: Option<PlanBasis>,
 }
 
 impl StoredBatch {
@@ -54,6 +57,7 @@ impl StoredBatch {
             waiting: None,
             listed: false,
             failed_at: None,
+            basis: None,
         }
     }
 
@@ -384,6 +388,7 @@ impl SubmitStore for MemoryStore {
         batch_id: &str,
         plan: &Plan,
         _received: &BatchPaths,
+        basis: Option<&PlanBasis>,
         _now: OffsetDateTime,
     ) -> Result<Vec<Chunk>> {
         self.enter("commit_plan");
@@ -406,6 +411,7 @@ impl SubmitStore for MemoryStore {
                     plan_id,
                     chunks: chunks.len() as u32,
                 });
+                stored.basis = basis.cloned();
                 Ok(chunks)
             }
         }
@@ -446,7 +452,7 @@ impl SubmitStore for MemoryStore {
         if let Some(b) = st
             .batches
             .get_mut(batch_id)
-            .filter(|b| b.batch.plan.is_none())
+            .filter(|b| b.batch.plan.as_ref().is_none_or(|p| p.chunks == 0))
         {
             b.apply(&Transition::to(BatchStatus::Empty, now));
         }

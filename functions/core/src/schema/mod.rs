@@ -62,6 +62,9 @@ pub mod attr {
     pub const EMPTY_AT: &str = "emptyAt";
     pub const PLAN_ID: &str = "planId";
     pub const PLANNED_CHUNKS: &str = "plannedChunks";
+    /// The distribution configuration a plan was made from and the paths it left out, as JSON
+    /// ([`crate::distribution::PlanBasis`]).
+    pub const PLAN_BASIS: &str = "planBasis";
     pub const PATHS_RECEIVED: &str = "pathsReceived";
     pub const EVENTS_RECEIVED: &str = "eventsReceived";
     pub const PATHS_PLANNED: &str = "pathsPlanned";

@@ -198,14 +198,14 @@ async fn a_batch_waits_in_each_status_until_it_completes(store: &impl Store) {
         chunks: vec![vec!["/a".into()], vec!["/b".into()]],
     };
     let chunks = store
-        .commit_plan(&b.batch_id, &first, &received, at(12))
+        .commit_plan(&b.batch_id, &first, &received, None, at(12))
         .await
         .unwrap();
     let other = Plan {
         chunks: vec![vec!["/*".into()]],
     };
     let replayed = store
-        .commit_plan(&b.batch_id, &other, &received, at(13))
+        .commit_plan(&b.batch_id, &other, &received, None, at(13))
         .await
         .unwrap();
     assert_eq!(replayed, chunks, "the first plan stays committed");
@@ -375,7 +375,7 @@ async fn an_empty_batch_leaves_the_listing_and_the_failures_index(store: &impl S
         events: 1,
     };
     store
-        .commit_plan(&planned.batch_id, &plan, &received, at(3))
+        .commit_plan(&planned.batch_id, &plan, &received, None, at(3))
         .await
         .unwrap();
     store.mark_empty(&planned.batch_id, at(4)).await.unwrap();
