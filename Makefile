@@ -171,6 +171,15 @@ e2e: ## End-to-end tests and the fault matrix, on two fresh local stacks (starte
 	echo; echo "Fault matrix ($(E2E_FAULT_WRITES) changes per fault):"; target/debug/fault-table || true; \
 	exit $$status
 
+.PHONY: e2e-discovery
+E2E_STATE_D := $(STATE)/e2e-discovery
+# Its own small stack: deployed with Routes empty, every change goes to every distribution.
+e2e-discovery: ## Routing by discovery end to end (tests/tests/e2e/discovery.rs) on its own local stack, Routes empty
+	cargo build -p cfinv -p e2e --locked --bins
+	$(MAKE) --no-print-directory up STATE=$(E2E_STATE_D) DEBOUNCE_SECONDS=5 DISTRIBUTIONS=1 UP_ARGS="--discover"
+	status=0; CFINV_STACK=$(CURDIR)/$(E2E_STATE_D)/stack.json cargo test -p e2e --locked -- --ignored discovery:: || status=$$?; \
+	$(MAKE) --no-print-directory down STATE=$(E2E_STATE_D); exit $$status
+
 .PHONY: fuzz
 fuzz: ## cargo fuzz the event parser and the key -> path mapping, FUZZ_SECONDS per target (stable toolchain)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh

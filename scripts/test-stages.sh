@@ -7,7 +7,8 @@
 # - the emulator lane, in the foreground: the x86 release build, then the end-to-end run and the
 #   benchmark check, which mostly wait on the emulators (Python processes, a core each);
 # - the CPU lane, in the background: the shared tools (virtualenvs, linters), then the arm64
-#   package build, lint, unit tests, the local stack's tests, the dependency audit and fuzzing,
+#   package build, lint, unit tests, the local stack's tests, routing by discovery on a small
+#   stack of its own, the dependency audit and fuzzing,
 #   at a lower priority (nice) after the tools: the emulator lane is the longer one, and its
 #   end-to-end run has the stack's timing to keep, so it gets a core whenever it asks.
 # The emulator lane waits for the tools stage before the end-to-end run (a dependency, not a
@@ -17,7 +18,7 @@ set -uo pipefail
 MAKE=${MAKE:-make}
 LOGS=${STAGE_LOGS:-target/stages}
 EMULATOR_LANE=(build e2e bench-check)
-CPU_LANE=(tools package lint unit test-local audit fuzz)
+CPU_LANE=(tools package lint unit test-local e2e-discovery audit fuzz)
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
 started=$SECONDS
@@ -36,7 +37,11 @@ run() { # stage [log [nice]]: one make target; records "stage status seconds" in
 
 cpu_lane() {
   run "${CPU_LANE[0]}" "$LOGS/${CPU_LANE[0]}.log"
-  for name in "${CPU_LANE[@]:1}"; do run "$name" "$LOGS/$name.log" 10; done
+  for name in "${CPU_LANE[@]:1}"; do
+    # The discovery stack runs the emulator lane's release binaries (a dependency, not a race).
+    if [ "$name" = e2e-discovery ]; then while [ ! -e "$LOGS/build.result" ]; do sleep 1; done; fi
+    run "$name" "$LOGS/$name.log" 10
+  done
 }
 
 cpu_lane &
