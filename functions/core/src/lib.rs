@@ -39,6 +39,7 @@ pub mod collect;
 pub mod dynamo;
 pub mod error;
 pub mod event;
+pub mod join;
 pub mod lifecycle;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
@@ -50,6 +51,7 @@ pub mod routes;
 pub mod schema;
 pub mod setup;
 pub mod store;
+pub mod tags;
 pub mod workflow;
 
 pub use error::{Error, Result};
