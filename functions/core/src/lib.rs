@@ -41,6 +41,7 @@ pub mod error;
 pub mod event;
 pub mod join;
 pub mod lifecycle;
+pub mod manual;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod model;
