@@ -39,6 +39,11 @@ pub enum Command {
     /// key fresh or stale, and how the events encoded keys. Deletes its keys at the end; exits
     /// non-zero on any stale key.
     Canary(CanaryArgs),
+    /// Invalidate paths, a directory or cache tags on a distribution through the pipeline:
+    /// joined to its open batch, bounded, and audited as manual with who asked and why.
+    /// Needs dynamodb:Query/PutItem/UpdateItem/GetItem on the table and
+    /// states:StartExecution on the batch machine.
+    Invalidate(crate::invalidate::InvalidateArgs),
 }
 
 #[derive(Debug, Args)]

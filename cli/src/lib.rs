@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod config;
+pub mod invalidate;
 pub mod ops;
 pub mod queries;
 pub mod records;
@@ -131,6 +132,16 @@ async fn answer(cli: &Cli, now: OffsetDateTime) -> Result<String> {
             );
         }
         Command::Doctor(_) | Command::Canary(_) => unreachable!("run answers these"),
+        Command::Invalidate(a) => {
+            let stack = target.stack.clone();
+            let table = AuditTable::connect(target).await?;
+            let (file, distributions) = match &stack {
+                Some(s) => (Some(s.path.as_path()), s.distribution_ids.as_slice()),
+                None => (None, &[][..]),
+            };
+            let done = invalidate::invalidate(&table, distributions, file, a, now).await?;
+            return output(&done, json);
+        }
     };
     match question {
         Audit::Path(a) => output(&path_history(target, a).await?, json),
