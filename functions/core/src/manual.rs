@@ -72,28 +72,6 @@ pub struct ManualLimits {
     pub account: Option<String>,
 }
 
-impl ManualLimits {
-    /// `MANUAL_MAX_PATHS` (100), `MANUAL_MAX_PATHS_PER_HOUR` (1000), `MANUAL_EVENT_SOURCES`
-    /// (comma-separated, [`EVENT_SOURCE`]), `MANUAL_EVENT_ACCOUNT` (none: any).
-    pub fn from_env() -> Result<Self> {
-        use crate::setup::env_number;
-        let sources = std::env::var("MANUAL_EVENT_SOURCES").unwrap_or_else(|_| EVENT_SOURCE.into());
-        Ok(Self {
-            max_paths_per_request: env_number("MANUAL_MAX_PATHS", 100)?,
-            max_paths_per_hour: env_number("MANUAL_MAX_PATHS_PER_HOUR", 1000)?,
-            sources: sources
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            account: std::env::var("MANUAL_EVENT_ACCOUNT")
-                .ok()
-                .filter(|a| !a.is_empty()),
-        })
-    }
-}
-
 /// Why a request was refused: recorded, nothing invalidated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {

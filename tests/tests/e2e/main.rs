@@ -5,4 +5,5 @@ mod audit;
 mod cli;
 mod faults;
 mod freshness;
+mod manual;
 mod pipeline;
