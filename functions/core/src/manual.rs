@@ -1,5 +1,6 @@
 //! Manual invalidations through the pipeline (docs/design.md §9): a request for paths,
-//! prefixes or cache tags on one distribution, from `cfinv invalidate` or an EventBridge event,
+//! prefixes or cache tags on one distribution, from `cfinv invalidate` (an EventBridge event
+//! later: the source check is here for it),
 //! checked against bounds, recorded in the audit table (accepted or refused, with who asked and
 //! why), and joined to the distribution's open batch by the join protocol (`join.rs`), so it is
 //! batched, kept within the in-progress limits and billed like any change.
@@ -15,9 +16,7 @@ use crate::event::ChangeKind;
 use crate::path::{encode_path, is_valid_path};
 use crate::tags::{TagError, tag_item};
 
-/// `detail-type` of the EventBridge event that asks for a manual invalidation.
-pub const EVENT_DETAIL_TYPE: &str = "Invalidation Requested";
-/// The event `source` the stack accepts by default (`ManualEventSources`).
+/// The event `source` the event path will accept by default (docs/design.md §9).
 pub const EVENT_SOURCE: &str = "cf-invalidator.manual";
 
 /// What is asked: the `detail` of the event, and what `cfinv invalidate` sends.
@@ -60,8 +59,7 @@ string_forms!(Channel, crate::Error::StoreError, "channel" {
     Event => "event",
 });
 
-/// The bounds (stack parameters `ManualMaxPaths`, `ManualMaxPathsPerHour`,
-/// `ManualEventSources`).
+/// The bounds: items per request, per distribution-hour, and who may ask by event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManualLimits {
     pub max_paths_per_request: usize,
