@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use cfinv_core::join::{EnqueueInput, Settings, enqueue};
 use cfinv_core::manual::{Channel, ManualLimits, ManualRequest, Requester, admit, record_admitted};
+use cfinv_core::metrics::Metrics;
 use cfinv_core::model::{BatchStatus, FlushRequest, SystemClock};
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -214,6 +215,7 @@ pub async fn invalidate(
         &store,
         &SystemClock,
         settings,
+        &Metrics::silent(),
         EnqueueInput {
             paths: admitted.changes.clone(),
         },

@@ -9,6 +9,7 @@
 //! agree) and its stale batch's flush is asked for again.
 
 use crate::collect::PathChange;
+use crate::metrics::{BATCHES_OPENED, Metrics, PATHS_RECEIVED};
 use crate::model::{BatchRef, BatchStatus, Clock, FlushRequest, OpenPointer, new_batch_id};
 use crate::store::JoinStore;
 use crate::{Error, Result};
@@ -33,10 +34,13 @@ pub struct EnqueueOutput {
     pub flushes: Vec<FlushRequest>,
 }
 
+/// Joins every path to its distribution's open batch; per distribution, publishes the paths
+/// joined and whether this join opened the batch.
 pub async fn enqueue<S: JoinStore>(
     store: &S,
     clock: &dyn Clock,
     settings: Settings,
+    metrics: &Metrics,
     input: EnqueueInput,
 ) -> Result<EnqueueOutput> {
     let mut flushes = Vec::new();
@@ -53,11 +57,20 @@ pub async fn enqueue<S: JoinStore>(
             .iter()
             .filter(|p| p.distribution_id == distribution)
             .collect();
-        join(store, clock, settings, distribution, &changes, &mut flushes).await?;
+        let opened = join(store, clock, settings, distribution, &changes, &mut flushes).await?;
+        metrics.publish_for(
+            distribution,
+            clock.now(),
+            &[
+                (BATCHES_OPENED, u64::from(opened)),
+                (PATHS_RECEIVED, changes.len() as u64),
+            ],
+        );
     }
     Ok(EnqueueOutput { flushes })
 }
 
+/// Joins `changes` to the open batch; `true` when this join opened that batch.
 async fn join<S: JoinStore>(
     store: &S,
     clock: &dyn Clock,
@@ -65,11 +78,12 @@ async fn join<S: JoinStore>(
     distribution_id: &str,
     changes: &[&PathChange],
     flushes: &mut Vec<FlushRequest>,
-) -> Result<()> {
+) -> Result<bool> {
     let batch_ref = |batch_id: &str| BatchRef {
         batch_id: batch_id.to_owned(),
         distribution_id: distribution_id.to_owned(),
     };
+    let mut opened = None;
     for _ in 0..MAX_ATTEMPTS {
         let now = clock.now();
         let current = store.get_pointer(distribution_id).await?;
@@ -100,6 +114,7 @@ async fn join<S: JoinStore>(
                 }
                 tracing::info!(batch = %fresh.batch_id, distribution = distribution_id, "opened batch");
                 store.create_batch(&batch_ref(&fresh.batch_id), now).await?;
+                opened = Some(fresh.batch_id.clone());
                 fresh
             }
         };
@@ -129,7 +144,7 @@ async fn join<S: JoinStore>(
                     settings.debounce,
                 ),
             );
-            return Ok(());
+            return Ok(opened.as_deref() == Some(pointer.batch_id.as_str()));
         }
         // Closed (or failed) under us: help retire the pointer and try the next batch.
         store
@@ -191,7 +206,9 @@ mod tests {
         let input = EnqueueInput {
             paths: changes.to_vec(),
         };
-        enqueue(store, clock, SETTINGS, input).await.unwrap()
+        enqueue(store, clock, SETTINGS, &Metrics::recording("test"), input)
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -209,6 +226,46 @@ mod tests {
             "debounce counts from the opening"
         );
         assert_eq!(store.paths_of(&batch.batch.batch_id), ["/a", "/b"]);
+    }
+
+    #[tokio::test]
+    async fn each_join_publishes_its_paths_and_whether_it_opened_the_batch() {
+        let (store, clock) = (MemoryStore::new(), clock());
+        let metrics = Metrics::recording("prod");
+        let changes = |paths: &[(&str, &str)]| EnqueueInput {
+            paths: paths.iter().map(|(d, p)| change(d, p, "ev")).collect(),
+        };
+        let first = changes(&[("E1", "/a"), ("E1", "/b"), ("E2", "/a")]);
+        enqueue(&store, &clock, SETTINGS, &metrics, first)
+            .await
+            .unwrap();
+        enqueue(&store, &clock, SETTINGS, &metrics, changes(&[("E1", "/c")]))
+            .await
+            .unwrap();
+        let figures: Vec<_> = metrics
+            .lines()
+            .iter()
+            .map(|l| {
+                assert_eq!(l["Stack"], "prod");
+                assert_eq!(
+                    l["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Unit"],
+                    "Count"
+                );
+                (
+                    l["DistributionId"].as_str().unwrap().to_owned(),
+                    l["BatchesOpened"].as_u64().unwrap(),
+                    l["PathsReceived"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            figures,
+            [
+                ("E1".to_owned(), 1, 2),
+                ("E2".to_owned(), 1, 1),
+                ("E1".to_owned(), 0, 1)
+            ]
+        );
     }
 
     #[tokio::test]

@@ -44,6 +44,7 @@ pub mod lifecycle;
 pub mod manual;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod object_key;
 pub mod path;

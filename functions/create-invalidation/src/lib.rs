@@ -6,6 +6,7 @@
 //! CloudFront itself returns the existing invalidation when a retry repeats a request.
 
 use cfinv_core::cdn::Cdn;
+use cfinv_core::metrics::{BATCHES_SUBMITTED, Metrics, PATHS_BILLED, PATHS_PLANNED};
 use cfinv_core::model::{BatchRef, Clock};
 use cfinv_core::plan::{PlanOptions, plan};
 use cfinv_core::schema::keys;
@@ -63,9 +64,10 @@ pub async fn submit<S: SubmitStore, C: Cdn>(
     cdn: &C,
     clock: &dyn Clock,
     settings: &Settings,
+    metrics: &Metrics,
     input: SubmitInput,
 ) -> Result<SubmitOutput> {
-    match submit_batch(store, cdn, clock, settings, &input).await {
+    match submit_batch(store, cdn, clock, settings, metrics, &input).await {
         Ok(out) => Ok(out),
         Err(error) => {
             tracing::error!(batch = %input.batch.batch_id, error = %error, kind = error.name(), "submit failed");
@@ -85,6 +87,7 @@ async fn submit_batch<S: SubmitStore, C: Cdn>(
     cdn: &C,
     clock: &dyn Clock,
     settings: &Settings,
+    metrics: &Metrics,
     input: &SubmitInput,
 ) -> Result<SubmitOutput> {
     let SubmitInput {
@@ -104,6 +107,9 @@ async fn submit_batch<S: SubmitStore, C: Cdn>(
         .delete_pointer(&batch.distribution_id, &batch.batch_id)
         .await?;
 
+    // Distinct paths planned, known only to the invocation that made the plan (a replay reads
+    // the stored chunks, which hold what is billed).
+    let mut planned_paths = None;
     let chunks = match batch.plan {
         Some(_) => store.load_plan(&batch.batch_id).await?,
         None => {
@@ -129,6 +135,7 @@ async fn submit_batch<S: SubmitStore, C: Cdn>(
                 chunks = planned.chunks.len(),
                 "planned"
             );
+            planned_paths = Some(received.paths.len());
             store
                 .commit_plan(&batch.batch_id, &planned, &received, clock.now())
                 .await?
@@ -157,6 +164,9 @@ async fn submit_batch<S: SubmitStore, C: Cdn>(
     store
         .mark_submitted(&batch.batch_id, billed_paths, clock.now())
         .await?;
+    let mut figures = vec![(BATCHES_SUBMITTED, 1), (PATHS_BILLED, billed_paths as u64)];
+    figures.extend(planned_paths.map(|n| (PATHS_PLANNED, n as u64)));
+    metrics.publish_for(&batch.distribution_id, clock.now(), &figures);
     Ok(SubmitOutput {
         batch_id: batch.batch_id,
         distribution_id: batch.distribution_id,
@@ -221,6 +231,10 @@ mod tests {
         }
     }
 
+    fn metrics() -> Metrics {
+        Metrics::recording("test")
+    }
+
     /// Collapsing off: exact paths only.
     const EXACT: Settings = Settings {
         plan: PlanOptions {
@@ -238,7 +252,7 @@ mod tests {
     async fn submits_the_planned_paths_once_and_records_them() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &["/a.png".into(), "/b%20c.png".into()]).await;
-        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, input)
+        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics(), input)
             .await
             .unwrap();
         assert_eq!(out.invalidation_ids, ["I1"]);
@@ -256,14 +270,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_submitted_batch_publishes_its_planned_and_billed_paths() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let input = open_batch(&store, &paths(12, "img")).await;
+        let metrics = metrics();
+        submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics, input)
+            .await
+            .unwrap();
+        let lines = metrics.lines();
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
+        assert_eq!(line["DistributionId"], "E1");
+        assert_eq!(
+            (
+                line["BatchesSubmitted"].as_u64(),
+                line["PathsPlanned"].as_u64(),
+                line["PathsBilled"].as_u64()
+            ),
+            (Some(1), Some(12), Some(1)),
+            "12 paths under /img/ collapse to /img/*"
+        );
+        let names: Vec<_> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["BatchesSubmitted", "PathsBilled", "PathsPlanned"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_submit_publishes_nothing_and_its_replay_no_planned_paths() {
+        let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
+        let input = open_batch(&store, &paths(2, "img")).await;
+        let metrics = metrics();
+        cdn.lose_next_response();
+        submit(
+            &store,
+            &cdn,
+            &SystemClock,
+            &SETTINGS,
+            &metrics,
+            input.clone(),
+        )
+        .await
+        .unwrap_err();
+        assert!(metrics.lines().is_empty());
+        submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics, input)
+            .await
+            .unwrap();
+        let lines = metrics.lines();
+        assert_eq!(lines[0]["PathsBilled"], 2);
+        assert!(lines[0].get("PathsPlanned").is_none(), "{}", lines[0]);
+    }
+
+    #[tokio::test]
     async fn a_retry_after_a_lost_response_creates_no_second_invalidation() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(3, "img")).await;
-        submit(&store, &cdn, &SystemClock, &SETTINGS, input.clone())
-            .await
-            .unwrap();
+        submit(
+            &store,
+            &cdn,
+            &SystemClock,
+            &SETTINGS,
+            &metrics(),
+            input.clone(),
+        )
+        .await
+        .unwrap();
         // Step Functions retries (or an operator redrives) the same task.
-        let again = submit(&store, &cdn, &SystemClock, &SETTINGS, input)
+        let again = submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics(), input)
             .await
             .unwrap();
         assert_eq!(again.invalidation_ids, ["I1"]);
@@ -280,12 +356,19 @@ mod tests {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(2, "img")).await;
         cdn.lose_next_response();
-        let err = submit(&store, &cdn, &SystemClock, &SETTINGS, input.clone())
-            .await
-            .unwrap_err();
+        let err = submit(
+            &store,
+            &cdn,
+            &SystemClock,
+            &SETTINGS,
+            &metrics(),
+            input.clone(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.name(), "ServiceUnavailable");
         // The retry repeats the same CallerReference: CloudFront returns the existing one.
-        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, input)
+        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics(), input)
             .await
             .unwrap();
         assert_eq!(out.invalidation_ids, ["I1"]);
@@ -298,9 +381,16 @@ mod tests {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(12, "img")).await;
         cdn.fail_next([Error::Throttling("rate".into())]);
-        let err = submit(&store, &cdn, &SystemClock, &SETTINGS, input.clone())
-            .await
-            .unwrap_err();
+        let err = submit(
+            &store,
+            &cdn,
+            &SystemClock,
+            &SETTINGS,
+            &metrics(),
+            input.clone(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.name(), "Throttling");
         assert!(
             store
@@ -319,7 +409,7 @@ mod tests {
             },
             ..SETTINGS
         };
-        let out = submit(&store, &cdn, &SystemClock, &no_collapse, input)
+        let out = submit(&store, &cdn, &SystemClock, &no_collapse, &metrics(), input)
             .await
             .unwrap();
         assert_eq!(
@@ -333,7 +423,7 @@ mod tests {
     async fn more_than_3000_exact_paths_are_split_into_chunks_with_their_own_references() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(3001, "img")).await;
-        let out = submit(&store, &cdn, &SystemClock, &EXACT, input)
+        let out = submit(&store, &cdn, &SystemClock, &EXACT, &metrics(), input)
             .await
             .unwrap();
         let refs: Vec<_> = cdn
@@ -361,11 +451,12 @@ mod tests {
             },
             &SystemClock,
             &EXACT,
+            &metrics(),
             input.clone(),
         )
         .await;
         assert_eq!(first.unwrap_err().name(), "TooManyInvalidationsInProgress");
-        let out = submit(&store, &cdn, &SystemClock, &EXACT, input)
+        let out = submit(&store, &cdn, &SystemClock, &EXACT, &metrics(), input)
             .await
             .unwrap();
         assert_eq!(out.invalidation_ids.len(), 2);
@@ -376,7 +467,7 @@ mod tests {
     async fn an_empty_batch_submits_nothing_and_is_not_an_error() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &[]).await;
-        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, input)
+        let out = submit(&store, &cdn, &SystemClock, &SETTINGS, &metrics(), input)
             .await
             .unwrap();
         assert!(out.invalidation_ids.is_empty());

@@ -1,5 +1,6 @@
 use cfinv_core::cdn::CloudFront;
 use cfinv_core::dynamo::DynamoStore;
+use cfinv_core::metrics::Metrics;
 use cfinv_core::model::SystemClock;
 use create_invalidation::{Settings, SubmitInput, submit};
 
@@ -10,10 +11,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let aws = aws_config::load_from_env().await;
             let store = DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?;
             let cdn = CloudFront::new(aws_sdk_cloudfront::Client::new(&aws));
-            Ok((store, cdn, Settings::from_env()?))
+            Ok((store, cdn, Settings::from_env()?, Metrics::from_env()?))
         },
-        |(store, cdn, settings), input: SubmitInput| {
-            submit(store, cdn, &SystemClock, settings, input)
+        |(store, cdn, settings, metrics), input: SubmitInput| {
+            submit(store, cdn, &SystemClock, settings, metrics, input)
         },
     )
     .await

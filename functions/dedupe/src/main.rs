@@ -1,4 +1,5 @@
 use cfinv_core::dynamo::DynamoStore;
+use cfinv_core::metrics::Metrics;
 use cfinv_core::model::SystemClock;
 use dedupe::{EnqueueInput, Settings, enqueue};
 
@@ -8,9 +9,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         || async {
             let aws = aws_config::load_from_env().await;
             let store = DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?;
-            Ok((store, Settings::from_env()?))
+            Ok((store, Settings::from_env()?, Metrics::from_env()?))
         },
-        |(store, settings), input: EnqueueInput| enqueue(store, &SystemClock, *settings, input),
+        |(store, settings, metrics), input: EnqueueInput| {
+            enqueue(store, &SystemClock, *settings, metrics, input)
+        },
     )
     .await
 }

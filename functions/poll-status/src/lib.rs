@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use cfinv_core::cdn::{Cdn, InvalidationStatus};
-use cfinv_core::model::{BatchRef, Clock};
+use cfinv_core::metrics::{BATCHES_COMPLETED, Metrics, OPEN_TO_COMPLETED_SECONDS};
+use cfinv_core::model::{BatchRef, Clock, batch_opened_at};
 use cfinv_core::setup::env_number;
 use cfinv_core::store::PollStore;
 use cfinv_core::{Error, Result};
@@ -71,13 +72,14 @@ pub async fn poll<S: PollStore, C: Cdn>(
     cdn: &C,
     clock: &dyn Clock,
     settings: &Settings,
+    metrics: &Metrics,
     input: PollInput,
 ) -> Result<PollOutput> {
     let PollInput {
         batch,
         redrive_count,
     } = input;
-    let result = poll_batch(store, cdn, clock, settings, &batch, redrive_count).await;
+    let result = poll_batch(store, cdn, clock, settings, metrics, &batch, redrive_count).await;
     if let Err(error) = &result
         && let Err(e) = store
             .record_error(&batch.batch_id, error, clock.now())
@@ -93,6 +95,7 @@ async fn poll_batch<S: PollStore, C: Cdn>(
     cdn: &C,
     clock: &dyn Clock,
     settings: &Settings,
+    metrics: &Metrics,
     batch: &BatchRef,
     redrive_count: u32,
 ) -> Result<PollOutput> {
@@ -123,8 +126,20 @@ async fn poll_batch<S: PollStore, C: Cdn>(
         wait_seconds: settings.wait_seconds(),
     };
     if pending == 0 {
-        store.mark_completed(&batch.batch_id, clock.now()).await?;
+        let now = clock.now();
+        store.mark_completed(&batch.batch_id, now).await?;
         tracing::info!(batch = %batch.batch_id, "batch completed");
+        let mut figures = vec![(BATCHES_COMPLETED, 1)];
+        match batch_opened_at(&batch.batch_id) {
+            Some(opened) => figures.push((
+                OPEN_TO_COMPLETED_SECONDS,
+                (now - opened).whole_seconds().max(0) as u64,
+            )),
+            None => {
+                tracing::warn!(batch = %batch.batch_id, "batch id holds no opening time: no OpenToCompletedSeconds")
+            }
+        }
+        metrics.publish_for(&batch.distribution_id, now, &figures);
         return Ok(out(true));
     }
     let now = clock.now();
@@ -152,6 +167,9 @@ mod tests {
 
     use super::*;
 
+    /// Opened 10 s before the tests' clock starts (the opening time is read from the id).
+    const BATCH: &str = "E1-20261125T095950Z-0a1b2c3d";
+
     const SETTINGS: Settings = Settings {
         max_wait: Duration::from_secs(600),
         poll_seconds: 5,
@@ -159,7 +177,7 @@ mod tests {
 
     async fn submitted(store: &MemoryStore, cdn: &FakeCdn, clock: &ManualClock) -> PollInput {
         let batch = BatchRef {
-            batch_id: "E1-b".into(),
+            batch_id: BATCH.into(),
             distribution_id: "E1".into(),
         };
         store.create_batch(&batch, clock.now()).await.unwrap();
@@ -167,16 +185,16 @@ mod tests {
             chunks: vec![vec!["/a".into()], vec!["/b".into()]],
         };
         let chunks = store
-            .commit_plan("E1-b", &plan, &BatchPaths::default(), clock.now())
+            .commit_plan(BATCH, &plan, &BatchPaths::default(), clock.now())
             .await
             .unwrap();
         for c in chunks {
             let id = cdn
-                .create_invalidation("E1", &format!("E1-b#{}", c.index), &c.paths)
+                .create_invalidation("E1", &format!("{BATCH}#{}", c.index), &c.paths)
                 .await
                 .unwrap();
             store
-                .record_invalidation("E1-b", c.index, &id, clock.now())
+                .record_invalidation(BATCH, c.index, &id, clock.now())
                 .await
                 .unwrap();
         }
@@ -219,16 +237,29 @@ mod tests {
             ManualClock::at(datetime!(2026-11-25 10:00 UTC)),
         );
         let input = submitted(&store, &cdn, &clock).await;
-        let out = poll(&store, &cdn, &clock, &SETTINGS, input.clone())
+        let metrics = Metrics::recording("prod");
+        let out = poll(&store, &cdn, &clock, &SETTINGS, &metrics, input.clone())
             .await
             .unwrap();
         assert_eq!((out.done, out.pending, out.wait_seconds), (false, 2, 5));
         cdn.complete_all();
-        let out = poll(&store, &cdn, &clock, &SETTINGS, input).await.unwrap();
+        let out = poll(&store, &cdn, &clock, &SETTINGS, &metrics, input)
+            .await
+            .unwrap();
         assert!(out.done);
         assert_eq!(
-            store.batch("E1-b").unwrap().batch.status,
+            store.batch(BATCH).unwrap().batch.status,
             BatchStatus::Completed
+        );
+        let lines = metrics.lines();
+        assert_eq!(lines.len(), 1, "only the completing poll publishes");
+        assert_eq!(lines[0]["DistributionId"], "E1");
+        assert_eq!(lines[0]["BatchesCompleted"], 1);
+        assert_eq!(lines[0]["OpenToCompletedSeconds"], 10);
+        let definition = &lines[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][1];
+        assert_eq!(
+            (&definition["Name"], &definition["Unit"]),
+            (&"OpenToCompletedSeconds".into(), &"Seconds".into())
         );
     }
 
@@ -240,16 +271,17 @@ mod tests {
             ManualClock::at(datetime!(2026-11-25 10:00 UTC)),
         );
         let input = submitted(&store, &cdn, &clock).await;
-        poll(&store, &cdn, &clock, &SETTINGS, input.clone())
+        let metrics = Metrics::recording("prod");
+        poll(&store, &cdn, &clock, &SETTINGS, &metrics, input.clone())
             .await
             .unwrap();
         clock.advance(601);
-        let err = poll(&store, &cdn, &clock, &SETTINGS, input.clone())
+        let err = poll(&store, &cdn, &clock, &SETTINGS, &metrics, input.clone())
             .await
             .unwrap_err();
         assert_eq!(err.name(), "InvalidationNotCompleted");
         assert!(
-            store.batch("E1-b").unwrap().last_error.is_some(),
+            store.batch(BATCH).unwrap().last_error.is_some(),
             "the error is on the batch item"
         );
         // Redriven: same input but RedriveCount 1, so polling resumes instead of failing again.
@@ -258,7 +290,7 @@ mod tests {
             ..input
         };
         assert!(
-            !poll(&store, &cdn, &clock, &SETTINGS, redriven)
+            !poll(&store, &cdn, &clock, &SETTINGS, &metrics, redriven)
                 .await
                 .unwrap()
                 .done

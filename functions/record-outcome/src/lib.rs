@@ -5,6 +5,7 @@
 //! the redriven execution clears it); a failed object-changed execution is recorded on its own,
 //! with the S3 event it carried, so no change disappears before it reached a batch.
 
+use cfinv_core::metrics::{BATCHES_FAILED, EVENTS_FAILED, Metrics};
 use cfinv_core::model::{BatchRef, ExecutionStatus, parse_timestamp};
 use cfinv_core::store::{Outcome, OutcomeStore};
 use cfinv_core::{Error, Result};
@@ -38,9 +39,12 @@ pub struct Recorded {
     pub execution_arn: String,
 }
 
+/// Records the outcome; a failed, timed-out or aborted execution also counts as a failed batch
+/// (per distribution) or a failed event.
 pub async fn record<S: OutcomeStore>(
     store: &S,
     batch_machine_arn: &str,
+    metrics: &Metrics,
     event: &Value,
 ) -> Result<Recorded> {
     let detail = event
@@ -65,17 +69,27 @@ pub async fn record<S: OutcomeStore>(
         cause: change.cause.clone(),
         at,
     };
+    let failed = matches!(
+        change.status,
+        ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
+    );
     let kind = if change.state_machine_arn == batch_machine_arn {
         let input = change.input.as_deref().unwrap_or("{}");
         let batch: BatchRef = serde_json::from_str(input).map_err(|e| {
             Error::InvalidEvent(format!("batch execution input is not a batch: {e}"))
         })?;
         store.record_outcome(&batch, &outcome).await?;
+        if failed {
+            metrics.publish_for(&batch.distribution_id, at, &[(BATCHES_FAILED, 1)]);
+        }
         "batch"
     } else {
         store
             .record_failed_event(&outcome, change.input.as_deref().unwrap_or(""))
             .await?;
+        if failed {
+            metrics.publish(at, &[], &[(EVENTS_FAILED, 1)]);
+        }
         "event"
     };
     tracing::info!(kind, status = %change.status, execution = %change.execution_arn, error = change.error.as_deref(), "outcome recorded");
@@ -114,10 +128,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_execution_marks_the_batch_failed() {
-        let store = MemoryStore::new();
+        let (store, metrics) = (MemoryStore::new(), Metrics::recording("prod"));
         let rec = record(
             &store,
             BATCH_SM,
+            &metrics,
             &status_change(BATCH_SM, "E1-b", "FAILED", 1_000_000),
         )
         .await
@@ -130,14 +145,25 @@ mod tests {
             batch.last_error.as_deref(),
             Some("NoSuchDistribution: E1 does not exist")
         );
+        let lines = metrics.lines();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            (&lines[0]["DistributionId"], &lines[0]["BatchesFailed"]),
+            (&json!("E1"), &json!(1))
+        );
+        assert_eq!(
+            lines[0]["_aws"]["Timestamp"], 1_000_000,
+            "the execution's stop time"
+        );
     }
 
     #[tokio::test]
     async fn a_late_failure_never_overrides_a_newer_success() {
-        let store = MemoryStore::new();
+        let (store, metrics) = (MemoryStore::new(), Metrics::recording("prod"));
         record(
             &store,
             BATCH_SM,
+            &metrics,
             &status_change(BATCH_SM, "E1-b", "SUCCEEDED", 2_000_000),
         )
         .await
@@ -145,6 +171,7 @@ mod tests {
         record(
             &store,
             BATCH_SM,
+            &metrics,
             &status_change(BATCH_SM, "E1-b", "FAILED", 1_000_000),
         )
         .await
@@ -157,10 +184,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_object_changed_execution_is_recorded_and_cleared_by_its_redrive() {
-        let store = MemoryStore::new();
+        let (store, metrics) = (MemoryStore::new(), Metrics::recording("prod"));
         let rec = record(
             &store,
             BATCH_SM,
+            &metrics,
             &status_change(EVENT_SM, "ev-1", "FAILED", 1_000),
         )
         .await
@@ -170,23 +198,34 @@ mod tests {
         record(
             &store,
             BATCH_SM,
+            &metrics,
             &status_change(EVENT_SM, "ev-1", "SUCCEEDED", 2_000),
         )
         .await
         .unwrap();
         assert!(store.failed_events().is_empty());
+        let lines = metrics.lines();
+        assert_eq!(lines.len(), 1, "the redrive's success counts nothing");
+        assert_eq!(lines[0]["EventsFailed"], 1);
+        assert_eq!(
+            lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Stack"]])
+        );
     }
 
     #[tokio::test]
     async fn a_malformed_status_event_is_a_named_error() {
-        let store = MemoryStore::new();
+        let (store, metrics) = (MemoryStore::new(), Metrics::recording("prod"));
         for bad in [
             json!({}),
             json!({"detail": {"status": "FAILED"}}),
             json!({"detail": 3}),
         ] {
             assert_eq!(
-                record(&store, BATCH_SM, &bad).await.unwrap_err().name(),
+                record(&store, BATCH_SM, &metrics, &bad)
+                    .await
+                    .unwrap_err()
+                    .name(),
                 "InvalidEvent",
                 "{bad}"
             );

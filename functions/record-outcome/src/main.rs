@@ -1,4 +1,5 @@
 use cfinv_core::dynamo::DynamoStore;
+use cfinv_core::metrics::Metrics;
 use cfinv_core::setup::env_required;
 use serde_json::Value;
 
@@ -8,10 +9,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         || async {
             let aws = aws_config::load_from_env().await;
             let store = DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?;
-            Ok((store, env_required("BATCH_STATE_MACHINE_ARN")?))
+            Ok((
+                store,
+                env_required("BATCH_STATE_MACHINE_ARN")?,
+                Metrics::from_env()?,
+            ))
         },
-        |(store, batch_machine), event: Value| async move {
-            record_outcome::record(store, batch_machine, &event).await
+        |(store, batch_machine, metrics), event: Value| async move {
+            record_outcome::record(store, batch_machine, metrics, &event).await
         },
     )
     .await

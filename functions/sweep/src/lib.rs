@@ -6,6 +6,7 @@
 //! if that execution already ended, the batch is left for the outcome recorder and an operator.
 
 use cfinv_core::Result;
+use cfinv_core::metrics::{Metrics, OLDEST_OPEN_BATCH_AGE_SECONDS};
 use cfinv_core::model::{Clock, FlushRequest, OpenWindow};
 use cfinv_core::store::SweepStore;
 use cfinv_core::workflow::{FlushStart, Workflow};
@@ -22,33 +23,24 @@ pub struct SweepReport {
     pub already_ended: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub window: OpenWindow,
-    /// The `Stack` dimension of the metric.
-    pub stack: String,
-}
-
-impl Settings {
-    /// The open window's variables and `STACK_NAME`.
-    pub fn from_env() -> Result<Self> {
-        Ok(Self {
-            window: OpenWindow::from_env()?,
-            stack: std::env::var("STACK_NAME").unwrap_or_default(),
-        })
-    }
-}
-
-/// One scheduled run: the sweep, then its metric line on stdout.
+/// One scheduled run: the sweep, then the age of the oldest stale batch as a metric (the
+/// stale-batch alarm's, per stack: a 0 every run keeps the alarm's data current).
 pub async fn run<S: SweepStore, W: Workflow>(
     store: &S,
     workflow: &W,
     clock: &dyn Clock,
-    settings: &Settings,
+    window: OpenWindow,
+    metrics: &Metrics,
 ) -> Result<SweepReport> {
-    let report = sweep(store, workflow, clock, settings.window).await?;
-    let now_millis = (clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
-    println!("{}", metric_line(&settings.stack, &report, now_millis));
+    let report = sweep(store, workflow, clock, window).await?;
+    metrics.publish(
+        clock.now(),
+        &[],
+        &[(
+            OLDEST_OPEN_BATCH_AGE_SECONDS,
+            report.oldest_age_seconds.max(0) as u64,
+        )],
+    );
     Ok(report)
 }
 
@@ -90,24 +82,6 @@ pub async fn sweep<S: SweepStore, W: Workflow>(
         }
     }
     Ok(report)
-}
-
-/// The report as a CloudWatch Embedded Metric Format line: printed to stdout, it becomes the
-/// `OldestOpenBatchAgeSeconds` metric with no extra API call or permission.
-pub fn metric_line(stack: &str, report: &SweepReport, now_millis: i64) -> String {
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": now_millis,
-            "CloudWatchMetrics": [{
-                "Namespace": "CfInvalidator",
-                "Dimensions": [["Stack"]],
-                "Metrics": [{"Name": "OldestOpenBatchAgeSeconds", "Unit": "Seconds"}]
-            }]
-        },
-        "Stack": stack,
-        "OldestOpenBatchAgeSeconds": report.oldest_age_seconds
-    })
-    .to_string()
 }
 
 #[cfg(test)]
@@ -179,19 +153,42 @@ mod tests {
         assert_eq!(started[0].batch.batch_id, "E1-old");
     }
 
-    #[test]
-    fn the_metric_line_is_embedded_metric_format() {
-        let report = SweepReport {
-            oldest_age_seconds: 42,
-            ..Default::default()
+    #[tokio::test]
+    async fn a_run_publishes_the_oldest_stale_age_for_the_alarm() {
+        let store = MemoryStore::new();
+        let now = OffsetDateTime::now_utc();
+        let batch = BatchRef {
+            batch_id: "E1-old".into(),
+            distribution_id: "E1".into(),
         };
-        let line: serde_json::Value =
-            serde_json::from_str(&metric_line("prod", &report, 1_700_000_000_000)).unwrap();
-        assert_eq!(line["OldestOpenBatchAgeSeconds"], 42);
-        assert_eq!(line["Stack"], "prod");
-        assert_eq!(
-            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
-            "OldestOpenBatchAgeSeconds"
-        );
+        store
+            .create_batch(&batch, now - time::Duration::seconds(200))
+            .await
+            .unwrap();
+        let metrics = Metrics::recording("prod");
+        let window = OpenWindow {
+            debounce: Duration::from_secs(30),
+            grace: Duration::from_secs(60),
+        };
+        run(
+            &store,
+            &RecordingWorkflow::default(),
+            &SystemClock,
+            window,
+            &metrics,
+        )
+        .await
+        .unwrap();
+        let lines = metrics.lines();
+        assert_eq!(lines.len(), 1);
+        // The alarm in template.yaml names exactly this namespace, metric and dimension.
+        let directive = &lines[0]["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "CfInvalidator");
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Stack"]]));
+        assert_eq!(directive["Metrics"][0]["Name"], "OldestOpenBatchAgeSeconds");
+        assert_eq!(directive["Metrics"][0]["Unit"], "Seconds");
+        assert_eq!(lines[0]["Stack"], "prod");
+        let age = lines[0]["OldestOpenBatchAgeSeconds"].as_u64().unwrap();
+        assert!((200..205).contains(&age), "{age}");
     }
 }

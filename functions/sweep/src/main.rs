@@ -1,9 +1,9 @@
 use cfinv_core::dynamo::DynamoStore;
-use cfinv_core::model::SystemClock;
+use cfinv_core::metrics::Metrics;
+use cfinv_core::model::{OpenWindow, SystemClock};
 use cfinv_core::setup::env_required;
 use cfinv_core::workflow::StepFunctions;
 use serde_json::Value;
-use sweep::Settings;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -15,9 +15,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 aws_sdk_sfn::Client::new(&aws),
                 env_required("BATCH_STATE_MACHINE_ARN")?,
             );
-            Ok((store, workflow, Settings::from_env()?))
+            Ok((
+                store,
+                workflow,
+                OpenWindow::from_env()?,
+                Metrics::from_env()?,
+            ))
         },
-        |(store, workflow, settings), _: Value| sweep::run(store, workflow, &SystemClock, settings),
+        |(store, workflow, window, metrics), _: Value| {
+            sweep::run(store, workflow, &SystemClock, *window, metrics)
+        },
     )
     .await
 }
