@@ -69,6 +69,7 @@ class Control:
             "cloudfront/reset-calls": lambda b: {"removed": self.cloudfront.reset_calls()},
             "cloudfront/invalidations": lambda b: {"invalidations": self.cloudfront.snapshot(b.get("distribution_id"))},
             "cloudfront/hold-limit": self.cf_hold_limit,
+            "cloudfront/cache-tag-header": lambda b: self.cloudfront.set_cache_tag_header(b["distribution_id"], b.get("header")) or {},
             # the viewer-facing edge caches (local/cloudfront/edge.py)
             "edge/stats": lambda b: {"edges": self.edges.stats(b.get("distribution_id"))},
             # faults

@@ -44,6 +44,11 @@ pub enum Command {
     /// print the `DistributionIds` and `Routes` values for `sam deploy --parameter-overrides`.
     /// Read-only: needs cloudfront:ListDistributions.
     Discover(DiscoverArgs),
+    /// Invalidate paths, a directory or cache tags on a distribution through the pipeline:
+    /// joined to its open batch, bounded, and audited as manual with who asked and why.
+    /// Needs dynamodb:Query/PutItem/UpdateItem/GetItem on the table and
+    /// states:StartExecution on the batch machine.
+    Invalidate(crate::invalidate::InvalidateArgs),
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod config;
 pub mod discover;
+pub mod invalidate;
 pub mod ops;
 pub mod queries;
 pub mod records;
@@ -153,6 +154,17 @@ async fn answer(cli: &Cli, now: OffsetDateTime) -> Result<String> {
             );
         }
         Command::Doctor(_) | Command::Canary(_) => unreachable!("run answers these"),
+        Command::Invalidate(a) => {
+            let target = Target::load(&cli.target)?;
+            let stack = target.stack.clone();
+            let table = AuditTable::connect(target).await?;
+            let (file, distributions) = match &stack {
+                Some(s) => (Some(s.path.as_path()), s.distribution_ids.as_slice()),
+                None => (None, &[][..]),
+            };
+            let done = invalidate::invalidate(&table, distributions, file, a, now).await?;
+            return output(&done, json);
+        }
     };
     let target = Target::load(&cli.target)?;
     match question {

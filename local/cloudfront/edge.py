@@ -15,6 +15,10 @@ answers GET and HEAD in front of its distribution's S3 origin, read in-process f
   minimum TTL (10 s); the origin's Cache-Control is not read.
 * Invalidations apply only once ``Completed``: an entry fetched before an invalidation was
   created, whose key one of its paths matches, is gone once that invalidation completes.
+* Cache tags: where the distribution has a ``CacheTagConfig`` (its header name is set on the
+  model: moto keeps none), an entry keeps the tags of that origin response header (S3 returns
+  the object's ``x-amz-meta-<name>`` metadata as that header), and a Completed ``#tag`` item
+  removes every entry holding the tag, whatever its URL.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any, Callable
 from urllib.parse import unquote
 
 from ..lambda_runtime import LISTEN_BACKLOG
-from .models import CloudFrontModel
+from .models import CloudFrontModel, header_tags, is_tag_item
 
 DEFAULT_TTL = 86400.0  # CachePolicyConfig.DefaultTTL: "The default value for this field is 86400 seconds (one day)"
 ERROR_TTL = 10.0  # "CloudFront caches error responses for a default duration of 10 seconds"
@@ -56,6 +60,7 @@ class Entry:
     fetched_at: float
     expires_at: float
     cache_keys: tuple[str, ...]
+    tags: frozenset[str] = frozenset()
 
 
 def matches(invalidation_path: str, cache_key: str) -> bool:
@@ -124,7 +129,10 @@ class Edge:
         if now >= entry.expires_at:
             return False
         done = self.cloudfront.completed_paths_since(self.distribution_id, entry.fetched_at)
-        paths = [p for inv in done for p in inv]
+        items = [p for inv in done for p in inv]
+        if any(is_tag_item(i) and i[1:].lower() in entry.tags for i in items):
+            return False
+        paths = [p for p in items if not is_tag_item(p)]
         return not all(any(matches(p, k) for p in paths) for k in entry.cache_keys)
 
     def get(self, raw_path: str, query: str) -> tuple[Entry, bool, float]:
@@ -156,7 +164,13 @@ class Edge:
             headers = {"Content-Type": "application/xml"}
             return Entry(404, body, headers, fetched_at, fetched_at + ERROR_TTL, r.cache_keys)
         headers = {"Content-Type": obj.metadata.get("Content-Type", "binary/octet-stream"), "ETag": obj.etag, "Last-Modified": obj.last_modified_RFC1123}
-        return Entry(200, bytes(obj.value), headers, fetched_at, fetched_at + DEFAULT_TTL, r.cache_keys)
+        tags: frozenset[str] = frozenset()
+        tag_header = self.cloudfront.cache_tag_header(self.distribution_id)
+        value = next((v for k, v in obj.metadata.items() if k.lower() == tag_header), None) if tag_header else None
+        if value is not None:
+            headers[tag_header] = value
+            tags = header_tags(value)
+        return Entry(200, bytes(obj.value), headers, fetched_at, fetched_at + DEFAULT_TTL, r.cache_keys, tags)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -38,17 +38,42 @@ def iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+MAX_TAG_LENGTH = 256  # "The maximum length of a tag is 256 characters."
+MAX_TAGS_PER_OBJECT = 50  # "CloudFront processes up to 50 tags per cached object."
+
+
+def is_tag_item(item: str) -> bool:
+    """A cache-tag invalidation item: "Tag invalidation items must begin with the # character"."""
+    return item.startswith("#")
+
+
 def is_wildcard(path: str) -> bool:
-    return path.endswith("*")
+    # "Unlike path invalidations, tag invalidation items do not support the * wildcard."
+    return path.endswith("*") and not is_tag_item(path)
+
+
+def is_valid_tag(tag: str) -> bool:
+    """'Each tag value must contain only ASCII visible characters (33-126), excluding commas.'"""
+    return 0 < len(tag) <= MAX_TAG_LENGTH and all(33 <= ord(c) <= 126 and c != "," for c in tag)
 
 
 def is_valid_path(path: str) -> bool:
+    if is_tag_item(path):
+        return is_valid_tag(path[1:])
     return (
         path.startswith("/")
         and len(path) <= MAX_PATH_LENGTH
         and "~" not in path
         and "%7e" not in path.lower()
     )
+
+
+def header_tags(value: str) -> frozenset[str]:
+    """The tags CloudFront stores from a cache-tag header value: "Tags are comma-separated in the
+    header value. Leading and trailing whitespace around each tag is trimmed"; the first 50 only;
+    case-insensitive (kept lowercase)."""
+    tags = [t.strip() for t in value.split(",") if t.strip()][:MAX_TAGS_PER_OBJECT]
+    return frozenset(t.lower() for t in tags if is_valid_tag(t))
 
 
 @dataclass
@@ -77,6 +102,9 @@ class CloudFrontModel:
     in_progress_seconds: float = 5.0
     clock: Callable[[], float] = time.time
     per_distribution_seconds: dict[str, float] = field(default_factory=dict)
+    # Each distribution's CacheTagConfig.HeaderName: moto keeps no CacheTagConfig, so the stack
+    # sets it here (local/README.md, "Cache tags").
+    cache_tag_headers: dict[str, str] = field(default_factory=dict)
     invalidations: dict[str, list[Invalidation]] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -89,6 +117,17 @@ class CloudFrontModel:
                 self.in_progress_seconds = float(seconds)
             else:
                 self.per_distribution_seconds[distribution_id] = float(seconds)
+
+    def set_cache_tag_header(self, distribution_id: str, header: str | None) -> None:
+        with self._lock:
+            if header:
+                self.cache_tag_headers[distribution_id] = header.lower()
+            else:
+                self.cache_tag_headers.pop(distribution_id, None)
+
+    def cache_tag_header(self, distribution_id: str) -> str | None:
+        with self._lock:
+            return self.cache_tag_headers.get(distribution_id)
 
     def complete_all(self, distribution_id: str | None = None) -> int:
         """Mark every in-progress invalidation Completed now (a test shortcut)."""

@@ -197,3 +197,14 @@ def test_requests_are_named_as_iam_judges_them():
     assert operation("GET", f"{base}/invalidation/I1") == "GetInvalidation"
     assert operation("GET", f"{base}/invalidation") == "ListInvalidations"
     assert operation("PUT", f"{base}/config") is None
+def test_cache_tag_items_are_accepted_checked_and_never_wildcards(stack, dist):
+    # "What you need to know when invalidating tags": items begin with #, ASCII 33-126 without
+    # commas, at most 256 characters, no * wildcard.
+    made = _create(stack, dist, ["#Sale", "#a*", "#" + "x" * 256])["Invalidation"]
+    assert made["InvalidationBatch"]["Paths"]["Items"] == ["#Sale", "#a*", "#" + "x" * 256]
+    for bad in (["#"], ["#a,b"], ["#a b"], ["#caf\u00e9"], ["#" + "x" * 257]):
+        with pytest.raises(ClientError) as e:
+            _create(stack, dist, bad)
+        assert _code(e) == ("InvalidArgument", 400), bad
+    # 16 "#x*" items are 16 file paths, not 16 wildcards over the limit of 15.
+    _create(stack, dist, [f"#t{i}*" for i in range(16)])

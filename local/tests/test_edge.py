@@ -216,3 +216,38 @@ def test_the_match_rule():
     assert matches("/a*", "/a.png?v=2") and matches("/a.png", "/a.png")
     assert not matches("/a.png", "/a.png?v=2") and not matches("/A.png", "/a.png")
     assert matches("/x/a*b", "/x/a*b") is True and not matches("/x/a*b", "/x/a1b")
+
+
+def test_a_completed_tag_invalidation_removes_every_entry_with_the_tag(stack, bucket, viewer):
+    stack.control("cloudfront/cache-tag-header", {"distribution_id": viewer.dist, "header": "x-amz-meta-cache-tag"})
+    s3 = stack.client("s3")
+
+    def put(key: str, body: str, tags: str | None) -> None:
+        extra = {"Metadata": {"cache-tag": tags}} if tags is not None else {}
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="text/html", **extra)
+
+    put("list.html", "v1", "Product:TV, home")
+    put("item.html", "v1", "product:tv")
+    put("other.html", "v1", "home")
+    put("plain.html", "v1", None)
+    for page in ("list", "item", "other", "plain"):
+        assert viewer.get(f"/{page}.html") == ("v1", "Miss")
+        put(f"{page}.html", "v2", None)
+    status, headers, _ = viewer.request("/list.html")
+    assert headers["x-amz-meta-cache-tag"] == "Product:TV, home", "S3 returns the metadata as the header"
+    viewer.invalidate("#PRODUCT:tv")
+    assert viewer.get("/item.html") == ("v1", "Hit"), "InProgress: still cached"
+    viewer.complete()
+    # Case-insensitive: both pages tagged product:tv are gone; the others stay.
+    assert viewer.get("/list.html") == ("v2", "Miss")
+    assert viewer.get("/item.html") == ("v2", "Miss")
+    assert viewer.get("/other.html") == ("v1", "Hit")
+    assert viewer.get("/plain.html") == ("v1", "Hit")
+
+
+def test_tags_are_ignored_without_a_cache_tag_config(stack, bucket, viewer):
+    stack.client("s3").put_object(Bucket=bucket, Key="t.html", Body=b"v1", Metadata={"cache-tag": "home"})
+    assert viewer.get("/t.html") == ("v1", "Miss")
+    viewer.invalidate("#home")
+    viewer.complete()
+    assert viewer.get("/t.html") == ("v1", "Hit"), "Distributions without this configuration ignore cache tag headers"

@@ -72,7 +72,9 @@ def test_the_dashboard_graphs_every_metric_the_functions_publish_and_no_other(te
 
 
 def test_every_declared_metric_is_published_by_a_function() -> None:
-    sources = "\n".join(p.read_text() for p in (ROOT / "functions").glob("*/src/lib.rs"))
+    # A function publishes in its lib.rs or through core code it shares (join.rs for dedupe).
+    files = [p for p in (ROOT / "functions").glob("*/src/*.rs") if p.name != "metrics.rs"]
+    sources = "\n".join(p.read_text() for p in files)
     for constant in rust_metrics():
         assert re.search(rf"\b{constant}\b", sources), f"{constant} is declared but no function publishes it"
 

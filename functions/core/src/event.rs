@@ -27,16 +27,19 @@ use time::format_description::well_known::Rfc3339;
 use crate::{Error, Result};
 
 /// What happened to the object. Both invalidate the same paths; the audit trail keeps the kind.
+/// `Manual` is no object change: a path someone asked for (`functions/core/src/manual.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeKind {
     Created,
     Deleted,
+    Manual,
 }
 
 // Its form in the audit table's path items (`change`).
 string_forms!(ChangeKind, Error::StoreError, "change" {
     Created => "Created",
     Deleted => "Deleted",
+    Manual => "Manual",
 });
 
 /// Where a key came from, which decides how it may be encoded (see [`crate::object_key`]).

@@ -40,7 +40,9 @@ pub mod distribution;
 pub mod dynamo;
 pub mod error;
 pub mod event;
+pub mod join;
 pub mod lifecycle;
+pub mod manual;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod metrics;
@@ -52,6 +54,7 @@ pub mod routes;
 pub mod schema;
 pub mod setup;
 pub mod store;
+pub mod tags;
 pub mod workflow;
 
 pub use error::{Error, Result};

@@ -145,12 +145,20 @@ pub fn render(
     Ok(serde_json::Value::Object(root).to_string())
 }
 
-/// Where a function's metric lines go: stdout in Lambda, a list in unit tests.
+/// Where a function's metric lines go: stdout in Lambda, nowhere for `cfinv` (its stdout is
+/// the operator's, and CloudWatch reads no EMF there), a list in unit tests.
 #[derive(Debug)]
 pub struct Metrics {
     stack: String,
+    sink: Sink,
+}
+
+#[derive(Debug)]
+enum Sink {
+    Stdout,
+    Silent,
     #[cfg(any(test, feature = "memory"))]
-    recorded: Option<std::sync::Mutex<Vec<String>>>,
+    Recording(std::sync::Mutex<Vec<String>>),
 }
 
 impl Metrics {
@@ -162,8 +170,15 @@ impl Metrics {
     pub fn stdout(stack: impl Into<String>) -> Self {
         Self {
             stack: stack.into(),
-            #[cfg(any(test, feature = "memory"))]
-            recorded: None,
+            sink: Sink::Stdout,
+        }
+    }
+
+    /// Publishes nothing: for code shared with the functions that runs outside Lambda.
+    pub fn silent() -> Self {
+        Self {
+            stack: String::new(),
+            sink: Sink::Silent,
         }
     }
 
@@ -172,14 +187,16 @@ impl Metrics {
     pub fn recording(stack: impl Into<String>) -> Self {
         Self {
             stack: stack.into(),
-            recorded: Some(std::sync::Mutex::new(Vec::new())),
+            sink: Sink::Recording(std::sync::Mutex::new(Vec::new())),
         }
     }
 
     /// The lines published so far, parsed (a recording sink only).
     #[cfg(any(test, feature = "memory"))]
     pub fn lines(&self) -> Vec<serde_json::Value> {
-        let recorded = self.recorded.as_ref().expect("a recording Metrics");
+        let Sink::Recording(recorded) = &self.sink else {
+            panic!("a recording Metrics");
+        };
         let recorded = recorded.lock().expect("metrics lock");
         recorded
             .iter()
@@ -205,6 +222,9 @@ impl Metrics {
         dimensions: &[(&str, &str)],
         values: &[(Metric, u64)],
     ) {
+        if matches!(self.sink, Sink::Silent) {
+            return;
+        }
         let mut all = Vec::with_capacity(dimensions.len() + 1);
         all.push((STACK, self.stack.as_str()));
         all.extend_from_slice(dimensions);
@@ -215,12 +235,12 @@ impl Metrics {
     }
 
     fn write(&self, line: String) {
-        #[cfg(any(test, feature = "memory"))]
-        if let Some(recorded) = &self.recorded {
-            recorded.lock().expect("metrics lock").push(line);
-            return;
+        match &self.sink {
+            Sink::Stdout => println!("{line}"),
+            Sink::Silent => {}
+            #[cfg(any(test, feature = "memory"))]
+            Sink::Recording(recorded) => recorded.lock().expect("metrics lock").push(line),
         }
-        println!("{line}");
     }
 }
 

@@ -15,6 +15,8 @@ use std::collections::hash_map::{Entry, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::tags::is_tag_item;
+
 /// The planner's limits. Limits below 1 are taken as 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanOptions {
@@ -72,12 +74,20 @@ pub fn plan(paths: impl IntoIterator<Item = String>, opts: &PlanOptions) -> Plan
         wildcards: opts.max_wildcards.max(1),
         bytes: opts.max_chunk_bytes.max(1),
     };
-    let mut paths = drop_covered(paths.into_iter().collect());
+    // Cache tags (`#tag`) are no paths: no wildcard covers them and they have no directory to
+    // collapse into (`functions/core/src/tags.rs`). They are deduped and billed like paths, and
+    // counted as file paths against the request's limit (no document says whether CloudFront
+    // counts them in progress; counting them is the side that never sends too many).
+    let (tags, paths): (BTreeSet<String>, BTreeSet<String>) =
+        paths.into_iter().partition(|p| is_tag_item(p));
+    let mut paths = drop_covered(paths);
     if opts.collapse_threshold > 0 {
         paths = Tree::new(&paths).collapse(opts.collapse_threshold, &limits);
     }
+    let mut items: Vec<String> = tags.into_iter().collect();
+    items.extend(paths);
     Plan {
-        chunks: chunk(paths, &limits),
+        chunks: chunk(items, &limits),
     }
 }
 
@@ -367,6 +377,25 @@ mod tests {
 
     fn flat(plan: &Plan) -> Vec<&str> {
         plan.chunks.iter().flatten().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn cache_tags_are_deduped_billed_and_never_covered_or_collapsed() {
+        let mut paths = strings(&["/*", "#sale", "#sale", "#a/b", "#a/c"]);
+        paths.extend((0..20).map(|i| format!("#a/{i}")));
+        let plan = plan(paths, &exact(10));
+        let items = flat(&plan);
+        assert_eq!(items.len(), 24, "{items:?}");
+        assert!(items.contains(&"#sale") && items.contains(&"#a/b") && items.contains(&"/*"));
+        assert!(!items.iter().any(|p| p.starts_with('#') && p.ends_with('*')));
+        assert_eq!(plan.billed_paths(), 24);
+
+        let tight = PlanOptions {
+            max_paths_per_request: 2,
+            ..exact(0)
+        };
+        let plan = super::plan(strings(&["#x", "#y", "/a"]), &tight);
+        assert_eq!(plan.chunks, vec![strings(&["#x", "#y"]), strings(&["/a"])]);
     }
 
     /// Whether a planned path invalidates `path`: the same, or a wildcard over it.

@@ -6,5 +6,6 @@ mod cli;
 mod discovery;
 mod faults;
 mod freshness;
+mod manual;
 mod ops;
 mod pipeline;

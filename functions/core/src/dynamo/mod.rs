@@ -2,6 +2,7 @@
 //! `lifecycle.rs` decides (docs/design.md §4).
 
 mod flush;
+mod manual;
 mod update;
 
 use std::time::Duration;

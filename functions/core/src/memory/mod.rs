@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use crate::collect::PathChange;
 use crate::distribution::PlanBasis;
 use crate::lifecycle::{self, Listing, Mark, Transition};
+use crate::manual::{ManualStore, RequestRecord};
 use crate::model::{
     Batch, BatchRef, BatchStatus, Chunk, MAX_EVENT_IDS_PER_PATH, OpenPointer, PlanRef,
 };
@@ -123,6 +124,8 @@ struct State {
     /// execution name -> failed event
     events: HashMap<String, StoredEvent>,
     calls: Vec<&'static str>,
+    manual_hours: HashMap<(String, OffsetDateTime), usize>,
+    requests: Vec<RequestRecord>,
 }
 
 type Hook = Box<dyn Fn(&MemoryStore, &'static str) + Send + Sync>;
@@ -597,6 +600,48 @@ impl MemoryStore {
             .iter_mut()
             .find(|c| c.index == index)
             .ok_or_else(|| Error::StoreError("no chunk".into()))?);
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// Every manual request recorded, in order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Manual paths reserved on a distribution in the hour starting `hour`.
+    pub fn manual_paths(&self, distribution_id: &str, hour: OffsetDateTime) -> usize {
+        let state = self.state.lock().unwrap();
+        let key = (distribution_id.to_owned(), hour);
+        state.manual_hours.get(&key).copied().unwrap_or(0)
+    }
+}
+
+impl ManualStore for MemoryStore {
+    async fn reserve_manual_paths(
+        &self,
+        distribution_id: &str,
+        hour: OffsetDateTime,
+        count: usize,
+        limit: usize,
+    ) -> Result<bool> {
+        self.enter("reserve_manual_paths");
+        let mut state = self.state.lock().unwrap();
+        let used = state
+            .manual_hours
+            .entry((distribution_id.to_owned(), hour))
+            .or_default();
+        if *used + count > limit {
+            return Ok(false);
+        }
+        *used += count;
+        Ok(true)
+    }
+
+    async fn record_request(&self, record: &RequestRecord) -> Result<()> {
+        self.enter("record_request");
+        self.state.lock().unwrap().requests.push(record.clone());
         Ok(())
     }
 }

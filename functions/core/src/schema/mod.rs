@@ -111,6 +111,21 @@ pub mod attr {
     // The failed event.
     /// The object-changed execution's input: the S3 event.
     pub const INPUT: &str = "input";
+
+    // The manual request (`functions/core/src/manual.rs`) and its hourly budget.
+    pub const REQUEST_ID: &str = "requestId";
+    pub const REQUESTED_BY: &str = "requestedBy";
+    pub const CHANNEL: &str = "channel";
+    pub const REQUEST_REASON: &str = "requestReason";
+    /// The request's items as asked (refused) or as joined (accepted).
+    pub const ITEMS: &str = "items";
+    /// `ACCEPTED` or `REFUSED`.
+    pub const OUTCOME: &str = "outcome";
+    pub const REFUSAL: &str = "refusal";
+    pub const BATCH_IDS: &str = "batchIds";
+    pub const REQUESTED_AT: &str = "requestedAt";
+    /// Manual paths reserved in one hour.
+    pub const MANUAL_PATHS: &str = "manualPaths";
 }
 
 /// What an item is, where one index holds two kinds (`byStatus`: batches and failed events).
@@ -119,11 +134,14 @@ pub enum ItemType {
     Batch,
     /// A failed object-changed execution.
     Event,
+    /// A manual invalidation request, accepted or refused.
+    Request,
 }
 
 string_forms!(ItemType, crate::Error::StoreError, "item type" {
     Batch => "batch",
     Event => "event",
+    Request => "request",
 });
 
 /// A plan chunk's status: planned, then CloudFront's own words for the invalidation.
@@ -183,6 +201,16 @@ pub mod keys {
     pub fn exec_name(pk: &str) -> &str {
         pk.strip_prefix(EXEC_PREFIX).unwrap_or(pk)
     }
+    /// Partition key of a manual request.
+    pub fn request_pk(request_id: &str) -> String {
+        format!("REQUEST#{request_id}")
+    }
+    /// Partition key of a distribution's manual budget; the sort key is the hour.
+    pub fn manual_budget_pk(distribution_id: &str) -> String {
+        format!("MANUAL#{distribution_id}")
+    }
+    /// `byDistribution` partition of every manual request (few: they are bounded per hour).
+    pub const MANUAL_REQUESTS: &str = "MANUAL";
     pub fn path_hash(path: &str) -> String {
         Sha256::digest(path.as_bytes())
             .iter()

@@ -1,0 +1,93 @@
+//! The manual-request role (`functions/core/src/manual.rs`) on DynamoDB.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+
+use super::{DynamoStore, conditional, store_error};
+use crate::Result;
+use crate::manual::{ManualStore, RequestRecord};
+use crate::schema::item::{key, n, s, time};
+use crate::schema::{BY_DISTRIBUTION_PK, BY_DISTRIBUTION_SK, ItemType, attr, bounded, keys};
+
+impl ManualStore for DynamoStore {
+    async fn reserve_manual_paths(
+        &self,
+        distribution_id: &str,
+        hour: OffsetDateTime,
+        count: usize,
+        limit: usize,
+    ) -> Result<bool> {
+        if count > limit {
+            return Ok(false);
+        }
+        // One conditional ADD: racing requests cannot both pass the budget.
+        let used = attr::MANUAL_PATHS;
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::manual_budget_pk(distribution_id),
+                crate::model::timestamp(hour),
+            )))
+            .update_expression(format!(
+                "ADD {used} :n SET {ttl} = :ttl",
+                ttl = attr::EXPIRES_AT
+            ))
+            .condition_expression(format!("attribute_not_exists({used}) OR {used} <= :room"))
+            .expression_attribute_values(":n", n(count))
+            .expression_attribute_values(":room", n(limit - count))
+            .expression_attribute_values(":ttl", self.expires_at(hour))
+            .send()
+            .await;
+        conditional(res)
+    }
+
+    async fn record_request(&self, record: &RequestRecord) -> Result<()> {
+        let mut item = key(keys::request_pk(&record.request_id), keys::META);
+        let (outcome, detail) = match &record.outcome {
+            Ok(batches) => (
+                "ACCEPTED",
+                (
+                    attr::BATCH_IDS,
+                    AttributeValue::L(batches.iter().map(s).collect()),
+                ),
+            ),
+            Err(refusal) => ("REFUSED", (attr::REFUSAL, s(refusal.to_string()))),
+        };
+        item.extend(
+            [
+                (attr::TYPE, s(ItemType::Request.as_str())),
+                (attr::REQUEST_ID, s(&record.request_id)),
+                (attr::DISTRIBUTION_ID, s(&record.distribution_id)),
+                (attr::REQUESTED_BY, s(&record.requested_by.identity)),
+                (attr::CHANNEL, s(record.requested_by.channel.as_str())),
+                (
+                    attr::ITEMS,
+                    AttributeValue::L(record.items.iter().map(s).collect()),
+                ),
+                (attr::OUTCOME, s(outcome)),
+                detail,
+                (attr::REQUESTED_AT, time(record.at)),
+                (BY_DISTRIBUTION_PK, s(keys::MANUAL_REQUESTS)),
+                (
+                    BY_DISTRIBUTION_SK,
+                    s(keys::index_sk(record.at, &record.request_id)),
+                ),
+                (attr::EXPIRES_AT, self.expires_at(record.at)),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        if let Some(reason) = &record.reason {
+            item.insert(attr::REQUEST_REASON.to_owned(), s(bounded(reason)));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
