@@ -32,6 +32,7 @@ from . import sam
 from .faults import Faults
 from .iam import Iam
 from .lambda_runtime import FunctionPool, RuntimeApi
+from .patching import replace
 
 LOG = logging.getLogger("local.deploy")
 
@@ -437,3 +438,32 @@ def install_parameter_list() -> None:
 
     parameter_list._local_joined = True  # type: ignore[attr-defined]
     CfnStack.parameter_list = property(parameter_list)  # type: ignore[method-assign,assignment]
+
+
+def install_no_value() -> None:
+    """``Fn::If`` with ``AWS::NoValue`` in a list removes the element, as CloudFormation does.
+
+    Why: moto 5.2.5 resolves ``{"Ref": "AWS::NoValue"}`` to ``None`` and keeps it in the list,
+    so a policy whose statement is conditional (the template's GetDistributionConfig grant, on
+    a stack with hand-written Routes) got a ``null`` statement, on which moto's IAM evaluator
+    fails every request of that role. The CloudFormation user guide (pseudo parameters):
+    "AWS::NoValue: Removes the corresponding resource property when specified as a return
+    value in the Fn::If intrinsic function."
+    """
+    from moto.cloudformation import parsing
+
+    def wrap(original: Any) -> Any:
+        def clean_json(resource_json: Any, resources_map: Any) -> Any:
+            cleaned = original(resource_json, resources_map)
+            if not isinstance(resource_json, list):
+                return cleaned
+            return [v for v, raw in zip(cleaned, resource_json) if v is not None or not _conditional(raw)]
+
+        return clean_json
+
+    replace(parsing, "clean_json", wrap)
+
+
+def _conditional(raw: Any) -> bool:
+    """Whether a template value can resolve to AWS::NoValue (an Fn::If, or the Ref itself)."""
+    return isinstance(raw, dict) and ("Fn::If" in raw or raw.get("Ref") == "AWS::NoValue")

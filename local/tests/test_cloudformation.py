@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import uuid
 from typing import Any
@@ -40,3 +41,38 @@ def test_a_one_item_list_parameter_is_that_item(stack: Any) -> None:
     described = describe(stack, {"DistributionIds": "E1", "Routes": "[]"})
     values = {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}
     assert values["DistributionIds"] == "E1"
+
+
+def test_an_if_that_resolves_to_no_value_removes_its_list_element(stack: Any) -> None:
+    # local/deploy.py ``install_no_value``: moto alone kept a null statement, on which its IAM
+    # evaluator failed every request of the role.
+    statement = {"Effect": "Allow", "Action": "sqs:GetQueueUrl", "Resource": "*"}
+    template = {
+        "Parameters": {"Extra": {"Type": "String"}},
+        "Conditions": {"WithExtra": {"Fn::Equals": [{"Ref": "Extra"}, "yes"]}},
+        "Resources": {
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []},
+                    "Policies": [{
+                        "PolicyName": "p",
+                        "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                            statement,
+                            {"Fn::If": ["WithExtra", {**statement, "Action": "sqs:ListQueues"}, {"Ref": "AWS::NoValue"}]},
+                        ]},
+                    }],
+                },
+            }
+        },
+    }
+    cfn, iam = stack.client("cloudformation"), stack.client("iam")
+    for extra, actions in (("no", ["sqs:GetQueueUrl"]), ("yes", ["sqs:GetQueueUrl", "sqs:ListQueues"])):
+        name = f"novalue-{uuid.uuid4().hex[:8]}"
+        cfn.create_stack(StackName=name, TemplateBody=json.dumps(template),
+                         Parameters=[{"ParameterKey": "Extra", "ParameterValue": extra}], Capabilities=["CAPABILITY_IAM"])
+        role = next(r["PhysicalResourceId"] for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"])
+        document = iam.get_role_policy(RoleName=role, PolicyName="p")["PolicyDocument"]
+        # moto keeps a CloudFormation-made inline policy as the printed Python dict.
+        document = ast.literal_eval(document) if isinstance(document, str) else document
+        assert [s["Action"] for s in document["Statement"]] == actions, extra
