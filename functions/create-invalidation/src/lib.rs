@@ -294,6 +294,16 @@ mod tests {
         Metrics::recording("test")
     }
 
+    /// `submit` with the fake CDN as the distribution configurations too.
+    async fn submit_to(
+        store: &MemoryStore,
+        cdn: &FakeCdn,
+        settings: &Settings,
+        input: SubmitInput,
+    ) -> Result<SubmitOutput> {
+        submit(store, cdn, cdn, &SystemClock, settings, &metrics(), input).await
+    }
+
     /// Collapsing off: exact paths only.
     const EXACT: Settings = Settings {
         plan: PlanOptions {
@@ -311,17 +321,7 @@ mod tests {
     async fn submits_the_planned_paths_once_and_records_them() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &["/a.png".into(), "/b%20c.png".into()]).await;
-        let out = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &SETTINGS,
-            &metrics(),
-            input,
-        )
-        .await
-        .unwrap();
+        let out = submit_to(&store, &cdn, &SETTINGS, input).await.unwrap();
         assert_eq!(out.invalidation_ids, ["I1"]);
         assert_eq!((out.billed_paths, out.wait_seconds), (2, 7));
         assert_eq!(
@@ -396,29 +396,11 @@ mod tests {
     async fn a_retry_after_a_lost_response_creates_no_second_invalidation() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(3, "img")).await;
-        submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &SETTINGS,
-            &metrics(),
-            input.clone(),
-        )
-        .await
-        .unwrap();
+        submit_to(&store, &cdn, &SETTINGS, input.clone())
+            .await
+            .unwrap();
         // Step Functions retries (or an operator redrives) the same task.
-        let again = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &SETTINGS,
-            &metrics(),
-            input,
-        )
-        .await
-        .unwrap();
+        let again = submit_to(&store, &cdn, &SETTINGS, input).await.unwrap();
         assert_eq!(again.invalidation_ids, ["I1"]);
         assert_eq!(cdn.invalidations().len(), 1);
         assert_eq!(
@@ -433,30 +415,12 @@ mod tests {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(2, "img")).await;
         cdn.lose_next_response();
-        let err = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &SETTINGS,
-            &metrics(),
-            input.clone(),
-        )
-        .await
-        .unwrap_err();
+        let err = submit_to(&store, &cdn, &SETTINGS, input.clone())
+            .await
+            .unwrap_err();
         assert_eq!(err.name(), "ServiceUnavailable");
         // The retry repeats the same CallerReference: CloudFront returns the existing one.
-        let out = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &SETTINGS,
-            &metrics(),
-            input,
-        )
-        .await
-        .unwrap();
+        let out = submit_to(&store, &cdn, &SETTINGS, input).await.unwrap();
         assert_eq!(out.invalidation_ids, ["I1"]);
         assert_eq!(cdn.invalidations().len(), 1);
         assert_eq!(cdn.create_calls(), 2);
@@ -467,17 +431,9 @@ mod tests {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(12, "img")).await;
         cdn.fail_next([Error::Throttling("rate".into())]);
-        let err = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &SETTINGS,
-            &metrics(),
-            input.clone(),
-        )
-        .await
-        .unwrap_err();
+        let err = submit_to(&store, &cdn, &SETTINGS, input.clone())
+            .await
+            .unwrap_err();
         assert_eq!(err.name(), "Throttling");
         assert!(
             store
@@ -496,17 +452,7 @@ mod tests {
             },
             ..SETTINGS
         };
-        let out = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &no_collapse,
-            &metrics(),
-            input,
-        )
-        .await
-        .unwrap();
+        let out = submit_to(&store, &cdn, &no_collapse, input).await.unwrap();
         assert_eq!(
             cdn.invalidations(),
             [("E1-b#0".to_owned(), vec!["/img/*".to_owned()])]
@@ -518,9 +464,7 @@ mod tests {
     async fn more_than_3000_exact_paths_are_split_into_chunks_with_their_own_references() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &paths(3001, "img")).await;
-        let out = submit(&store, &cdn, &cdn, &SystemClock, &EXACT, &metrics(), input)
-            .await
-            .unwrap();
+        let out = submit_to(&store, &cdn, &EXACT, input).await.unwrap();
         let refs: Vec<_> = cdn
             .invalidations()
             .into_iter()
@@ -552,9 +496,7 @@ mod tests {
         )
         .await;
         assert_eq!(first.unwrap_err().name(), "TooManyInvalidationsInProgress");
-        let out = submit(&store, &cdn, &cdn, &SystemClock, &EXACT, &metrics(), input)
-            .await
-            .unwrap();
+        let out = submit_to(&store, &cdn, &EXACT, input).await.unwrap();
         assert_eq!(out.invalidation_ids.len(), 2);
         assert_eq!(cdn.invalidations().len(), 2);
     }
@@ -563,17 +505,7 @@ mod tests {
     async fn an_empty_batch_submits_nothing_and_is_not_an_error() {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let input = open_batch(&store, &[]).await;
-        let out = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &SETTINGS,
-            &metrics(),
-            input,
-        )
-        .await
-        .unwrap();
+        let out = submit_to(&store, &cdn, &SETTINGS, input).await.unwrap();
         assert!(out.invalidation_ids.is_empty());
         assert_eq!(cdn.create_calls(), 0);
         let batch = store.batch("E1-b").unwrap();
@@ -628,17 +560,7 @@ mod tests {
             "/draft/b.html",
         ];
         let input = open_batch(&store, &batch.map(String::from)).await;
-        let out = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &settings,
-            &metrics(),
-            input,
-        )
-        .await
-        .unwrap();
+        let out = submit_to(&store, &cdn, &settings, input).await.unwrap();
         assert_eq!(
             cdn.invalidations(),
             [(
@@ -678,33 +600,15 @@ mod tests {
         cdn.set_distribution(view.clone());
         let input = open_batch(&store, &["/live/qs/a.js".into(), "/live/b.css".into()]).await;
         cdn.fail_next([Error::AccessDenied("no".into())]);
-        let err = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &settings,
-            &metrics(),
-            input.clone(),
-        )
-        .await
-        .unwrap_err();
+        let err = submit_to(&store, &cdn, &settings, input.clone())
+            .await
+            .unwrap_err();
         assert_eq!(err.name(), "AccessDenied");
         // Before the redrive, someone drops the origin path and the query strings.
         view.origins[0].origin_path = String::new();
         view.behaviors[0].query_strings = false;
         cdn.set_distribution(view);
-        submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &settings,
-            &metrics(),
-            input,
-        )
-        .await
-        .unwrap();
+        submit_to(&store, &cdn, &settings, input).await.unwrap();
         assert_eq!(
             cdn.invalidations(),
             [(
@@ -725,34 +629,16 @@ mod tests {
         let (settings, view) = discovering();
         cdn.set_distribution(view);
         let input = open_batch(&store, &["/live/api/x".into()]).await;
-        let out = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &settings,
-            &metrics(),
-            input.clone(),
-        )
-        .await
-        .unwrap();
+        let out = submit_to(&store, &cdn, &settings, input.clone())
+            .await
+            .unwrap();
         assert!(out.invalidation_ids.is_empty());
         assert_eq!(cdn.create_calls(), 0);
         let stored = store.batch("E1-b").unwrap();
         assert_eq!(stored.batch.status, BatchStatus::Empty);
         assert_eq!(stored.basis.unwrap().skipped[0].path, "/live/api/x");
         // A replay ends the same way, from the stored (empty) plan.
-        let again = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &settings,
-            &metrics(),
-            input,
-        )
-        .await
-        .unwrap();
+        let again = submit_to(&store, &cdn, &settings, input).await.unwrap();
         assert!(again.invalidation_ids.is_empty());
         assert_eq!(cdn.config_reads(), 1);
     }
@@ -762,17 +648,7 @@ mod tests {
         let (store, cdn) = (MemoryStore::new(), FakeCdn::default());
         let (settings, _) = discovering();
         let input = open_batch(&store, &["/live/a".into()]).await;
-        let err = submit(
-            &store,
-            &cdn,
-            &cdn,
-            &SystemClock,
-            &settings,
-            &metrics(),
-            input,
-        )
-        .await
-        .unwrap_err();
+        let err = submit_to(&store, &cdn, &settings, input).await.unwrap_err();
         assert_eq!(err.name(), "NoSuchDistribution");
         assert!(
             store.batch("E1-b").unwrap().batch.plan.is_none(),

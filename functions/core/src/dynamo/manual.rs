@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
-use super::{DynamoStore, conditional, store_error};
+use super::{DynamoStore, conditional};
 use crate::Result;
 use crate::manual::{ManualStore, RequestRecord};
 use crate::schema::item::{key, n, s, time};
@@ -81,13 +81,6 @@ impl ManualStore for DynamoStore {
         if let Some(reason) = &record.reason {
             item.insert(attr::REQUEST_REASON.to_owned(), s(bounded(reason)));
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.put(item).await
     }
 }
