@@ -66,7 +66,7 @@ for name in "${EMULATOR_LANE[@]}" "${CPU_LANE[@]}"; do
   read -r stage status seconds < "$LOGS/$name.result" || { stage=$name status=FAILED seconds=0; }
   lane=emulator
   [[ " ${CPU_LANE[*]} " == *" $name "* ]] && lane=cpu
-  printf '  %-12s %-7s %5d s  (%s lane)\n' "$stage" "$status" "$seconds" "$lane"
+  printf '  %-14s %-7s %5d s  (%s lane)\n' "$stage" "$status" "$seconds" "$lane"
   if [ "$status" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
 echo "stages: $passed passed, $failed failed"
