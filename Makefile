@@ -70,16 +70,12 @@ $(TOOLS_OK):
 .PHONY: tools
 tools: $(VENV_OK) $(BENCH_OK) $(TOOLS_OK) ## Install the Python and npm tools (emulator, benchmark, linters) into .venv and .tools
 
-.PHONY: build functions
+.PHONY: build
 build: ## Build the functions and the cfinv CLI once, for this machine (release: what the local stack runs)
 	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS)) -p cfinv
 
-# What the local stack runs; the end-to-end tests use the debug cfinv that make e2e builds.
-functions: ## Build the functions only (release), for the local stack
-	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS))
-
 .PHONY: up
-up: $(VENV_OK) functions ## Start the local stack in the background and deploy template.yaml
+up: $(VENV_OK) build ## Start the local stack in the background and deploy template.yaml
 	@if [ -f $(STATE)/stack.pid ] && kill -0 "$$(cat $(STATE)/stack.pid)" 2>/dev/null; then \
 	  echo "a local stack is already running (pid $$(cat $(STATE)/stack.pid)); run 'make down' first" >&2; exit 1; fi
 	@mkdir -p $(STATE)
@@ -97,7 +93,7 @@ down: ## Stop everything `make up` started
 	else echo "no local stack: $(VENV) does not exist" >&2; fi
 
 .PHONY: demo
-demo: $(VENV_OK) build ## Run the main job on the local emulated stack (no AWS account), then tear down
+demo: $(VENV_OK) ## Run the main job on the local emulated stack (no AWS account), then tear down
 	$(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(DEMO_DEBOUNCE_SECONDS) POLL_SECONDS=2 DISTRIBUTIONS=1
 	status=0; $(VENV)/bin/python -m local.demo --state-dir $(STATE) || status=$$?; \
 	if [ $$status = 0 ]; then \
@@ -200,7 +196,7 @@ test-full: ## make test with 5 min of fuzzing per target, then the full benchmar
 	$(MAKE) --no-print-directory bench
 
 .PHONY: bench
-bench: $(BENCH_OK) functions ## Benchmark against the one-file Lambda (BENCH_WRITES=5000): table, bench/results/
+bench: $(BENCH_OK) build ## Benchmark against the one-file Lambda (BENCH_WRITES=5000): table, bench/results/
 	cargo build --release --locked -p cfinv-bench --bin plan
 	if [ "$(BENCH_CRITERION)" != 0 ]; then cargo bench --locked -p cfinv-bench --bench mapping --no-run; fi
 	status=0; $(VENV)/bin/python -m bench --writes $(BENCH_WRITES) --build-dir $(BUILD_DIR) --state-dir $(STATE)/bench $(BENCH_ARGS) || status=$$?; \

@@ -4,7 +4,7 @@
 # non-zero if any failed.
 #
 # Two lanes keep both cores of a 2-core machine busy:
-# - the emulator lane, in the foreground: the x86 release build of the functions, then the end-to-end run and the
+# - the emulator lane, in the foreground: the x86 release build, then the end-to-end run and the
 #   benchmark check, which mostly wait on the emulators (Python processes, a core each);
 # - the CPU lane, in the background: the shared tools (virtualenvs, linters), then the arm64
 #   package build, lint, unit tests, the local stack's tests, routing by discovery on a small
@@ -17,7 +17,7 @@
 set -uo pipefail
 MAKE=${MAKE:-make}
 LOGS=${STAGE_LOGS:-target/stages}
-EMULATOR_LANE=(functions e2e bench-check)
+EMULATOR_LANE=(build e2e bench-check)
 CPU_LANE=(tools package lint unit test-local e2e-discovery audit fuzz)
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
@@ -39,7 +39,7 @@ cpu_lane() {
   run "${CPU_LANE[0]}" "$LOGS/${CPU_LANE[0]}.log"
   for name in "${CPU_LANE[@]:1}"; do
     # The discovery stack runs the emulator lane's release binaries (a dependency, not a race).
-    if [ "$name" = e2e-discovery ]; then while [ ! -e "$LOGS/functions.result" ]; do sleep 1; done; fi
+    if [ "$name" = e2e-discovery ]; then while [ ! -e "$LOGS/build.result" ]; do sleep 1; done; fi
     run "$name" "$LOGS/$name.log" 10
   done
 }
