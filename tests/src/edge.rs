@@ -5,14 +5,17 @@ use crate::http::{self, Response};
 use crate::{Lane, Stack};
 
 impl Stack {
-    /// GETs `url_path` (percent-encoded, as a viewer sends it) from the lane's edge.
-    pub fn view(&self, lane: &Lane, url_path: &str) -> Response {
-        let edge = self
-            .info
+    /// The lane's edge: `http://127.0.0.1:PORT`.
+    pub fn edge(&self, lane: &Lane) -> &str {
+        self.info
             .edges
             .get(&lane.distribution_id)
-            .unwrap_or_else(|| panic!("stack.json has no edge for {}", lane.distribution_id));
-        http::request(edge, "GET", url_path, None)
+            .unwrap_or_else(|| panic!("stack.json has no edge for {}", lane.distribution_id))
+    }
+
+    /// GETs `url_path` (percent-encoded, as a viewer sends it) from the lane's edge.
+    pub fn view(&self, lane: &Lane, url_path: &str) -> Response {
+        http::request(self.edge(lane), "GET", url_path, None)
     }
 }
 

@@ -58,12 +58,7 @@ impl Stack {
     /// Starts the viewers of `lane` for `changes` (the workload [`Stack::apply`] is about to
     /// make): up to 8 keys whose last change overwrites and 4 whose last change deletes.
     pub fn watch(&self, lane: &Lane, changes: &[Change]) -> Viewers {
-        let edge = self
-            .info
-            .edges
-            .get(&lane.distribution_id)
-            .unwrap_or_else(|| panic!("stack.json has no edge for {}", lane.distribution_id))
-            .clone();
+        let edge = self.edge(lane).to_owned();
         let mut last: BTreeMap<&str, (usize, usize)> = BTreeMap::new(); // key -> (changes, last)
         for (i, change) in changes.iter().enumerate() {
             let entry = last.entry(change.key()).or_default();

@@ -259,7 +259,7 @@ async fn canary_finds_every_key_fresh_and_times_out_while_cloudfront_holds_an_in
     let stack = Stack::connect().await;
     let lane = stack.lane(25);
     let prefix = format!("{}_cfinv-canary/", lane.prefix);
-    let edge = &stack.info.edges[&lane.distribution_id];
+    let edge = stack.edge(&lane);
     // Two batches, each debounced and invalidated: the canary's own deadline, set generously
     // for a stack busy with the other lanes.
     let report = cfinv(&[
