@@ -178,6 +178,7 @@ mod tests {
                 query_strings,
             }],
             default_root_object: None,
+            cache_tag_header: None,
         }
     }
 

@@ -20,10 +20,15 @@
 //! - Default root object: "To invalidate the default root object (file), specify the path the
 //!   same way that you specify the path for any other file", and a viewer reaches it as `/`,
 //!   so its change also invalidates `/`.
+//! - Cache tags ("What you need to know when invalidating tags"): "Tag invalidation only works
+//!   on distributions that have CacheTagConfig configured. Distributions without this
+//!   configuration ignore cache tag headers from the origin." A `#tag` item is kept only where
+//!   the configuration has one; elsewhere it could match nothing and would still be billed.
 
 use serde::{Deserialize, Serialize};
 
 use crate::path::encode_path;
+use crate::tags::is_tag_item;
 
 /// Managed cache policies whose cache key holds no query string ("Use managed cache
 /// policies"): CachingOptimized, CachingOptimizedForUncompressedObjects, CachingDisabled and
@@ -47,6 +52,9 @@ pub struct DistributionView {
     pub behaviors: Vec<Behavior>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_root_object: Option<String>,
+    /// `CacheTagConfig.HeaderName` (lowercase): the response header CloudFront reads tags from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_tag_header: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +195,13 @@ impl DistributionView {
     /// The distribution's paths for `path`, a batch path made against the bucket's root (what
     /// collect-keys makes without `Routes`), or why it has none.
     pub fn paths_for(&self, bucket: &str, path: &str) -> Result<Vec<String>, String> {
+        if is_tag_item(path) {
+            // A tag is the cached object's, whatever URL reached it: no origin path, no route.
+            return match self.cache_tag_header {
+                Some(_) => Ok(vec![path.to_owned()]),
+                None => Err("the distribution has no CacheTagConfig: it stores no tags".to_owned()),
+            };
+        }
         let mut out = Vec::new();
         let mut reasons = Vec::new();
         let mut in_origin_path = false;
@@ -372,7 +387,7 @@ mod sdk {
             let config = out.distribution_config().ok_or_else(|| {
                 Error::ServiceUnavailable("GetDistributionConfig returned no config".into())
             })?;
-            Ok(DistributionView::from_parts(
+            let view = DistributionView::from_parts(
                 distribution_id,
                 config.origins(),
                 config
@@ -381,7 +396,14 @@ mod sdk {
                     .unwrap_or_default(),
                 config.default_cache_behavior(),
                 config.default_root_object(),
-            ))
+            );
+            Ok(DistributionView {
+                // HTTP header names are case-insensitive.
+                cache_tag_header: config
+                    .cache_tag_config()
+                    .map(|c| c.header_name().to_ascii_lowercase()),
+                ..view
+            })
         }
     }
 
@@ -433,6 +455,7 @@ mod sdk {
                 default_root_object: default_root_object
                     .filter(|o| !o.is_empty())
                     .map(str::to_owned),
+                cache_tag_header: None,
             }
         }
     }
@@ -470,6 +493,7 @@ mod tests {
             origins,
             behaviors,
             default_root_object: root.map(str::to_owned),
+            cache_tag_header: None,
         }
     }
 
@@ -617,6 +641,29 @@ mod tests {
     }
 
     #[test]
+    fn tags_are_kept_only_where_the_distribution_stores_tags() {
+        let paths = ["/www/a.html".to_owned(), "#sale".to_owned()];
+        let tagged = DistributionView {
+            cache_tag_header: Some("x-amz-meta-cache-tag".into()),
+            ..view(
+                vec![origin("s3", "site.s3.amazonaws.com", "/www")],
+                vec![behavior("*", "s3", false)],
+                None,
+            )
+        };
+        // Not mapped through the origin path: a tag names the object, not a URL.
+        assert_eq!(tagged.apply(BUCKET, &paths).0, ["#sale", "/a.html"]);
+        let untagged = DistributionView {
+            cache_tag_header: None,
+            ..tagged
+        };
+        let (planned, basis) = untagged.apply(BUCKET, &paths);
+        assert_eq!(planned, ["/a.html"]);
+        assert_eq!(basis.skipped[0].path, "#sale");
+        assert!(basis.skipped[0].reason.contains("CacheTagConfig"));
+    }
+
+    #[test]
     fn a_path_routed_to_another_origin_is_skipped_with_the_reason() {
         let v = view(
             vec![
@@ -700,8 +747,8 @@ mod sdk_tests {
     use aws_sdk_cloudfront::Client;
     use aws_sdk_cloudfront::operation::get_distribution_config::GetDistributionConfigOutput;
     use aws_sdk_cloudfront::types::{
-        CacheBehavior, CacheBehaviors, DefaultCacheBehavior, DistributionConfig, ForwardedValues,
-        Origin as SdkOrigin, Origins, ViewerProtocolPolicy,
+        CacheBehavior, CacheBehaviors, CacheTagConfig, DefaultCacheBehavior, DistributionConfig,
+        ForwardedValues, Origin as SdkOrigin, Origins, ViewerProtocolPolicy,
     };
     use aws_smithy_mocks::{mock, mock_client};
 
@@ -715,6 +762,12 @@ mod sdk_tests {
             .comment("")
             .enabled(true)
             .default_root_object("index.html")
+            .cache_tag_config(
+                CacheTagConfig::builder()
+                    .header_name("X-Amz-Meta-Cache-Tag")
+                    .build()
+                    .unwrap(),
+            )
             .origins(
                 Origins::builder()
                     .quantity(1)
@@ -792,6 +845,7 @@ mod sdk_tests {
                     },
                 ],
                 default_root_object: Some("index.html".into()),
+                cache_tag_header: Some("x-amz-meta-cache-tag".into()),
             }
         );
         assert_eq!(rule.num_calls(), 1);

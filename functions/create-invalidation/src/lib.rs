@@ -540,6 +540,7 @@ mod tests {
                 Behavior::new("*", "s3", None, false),
             ],
             default_root_object: Some("home.html".into()),
+            cache_tag_header: None,
         };
         let settings = Settings {
             discovery_bucket: Some("site".into()),
