@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use cfinv_core::join::{EnqueueInput, Settings, enqueue};
-use cfinv_core::manual::{Channel, ManualLimits, ManualRequest, Requester, admit, record_admitted};
+use cfinv_core::join::Settings;
+use cfinv_core::manual::{Ask, ManualLimits, ManualRequest, Requester, new_request_id, submit};
 use cfinv_core::metrics::Metrics;
 use cfinv_core::model::{BatchStatus, FlushRequest, SystemClock};
 use clap::Args;
@@ -145,7 +145,8 @@ impl StackExtras {
     }
 }
 
-/// Checks, records and joins the request; starts the flush; with `--wait`, follows it.
+/// Checks, joins and records the request (core's `submit`); starts the flush; with `--wait`,
+/// follows it.
 pub async fn invalidate(
     table: &AuditTable,
     distributions: &[String],
@@ -175,68 +176,57 @@ pub async fn invalidate(
                 .unwrap_or_else(|| extras.parameter("GraceSeconds", 60)),
         ),
     };
-    let limits = ManualLimits {
-        max_paths_per_request: a
-            .stack
-            .max_paths
-            .unwrap_or_else(|| extras.parameter("ManualMaxPaths", 100)),
-        max_paths_per_hour: a
-            .stack
-            .max_paths_per_hour
-            .unwrap_or_else(|| extras.parameter("ManualMaxPathsPerHour", 1000)),
-        sources: Vec::new(),
-        account: None,
-    };
-    let request = ManualRequest {
-        distribution_id: a.distribution.clone(),
-        paths: a.paths.clone(),
-        prefixes: a.prefix.clone(),
-        tags: a.tag.clone(),
-        allow_all: a.all,
-        reason: a.reason.clone(),
-    };
-    let requester = Requester {
-        identity: caller_identity(table).await?,
-        channel: Channel::Cli,
-    };
     // Outside a stack file the table cannot list its distributions: the one given stands.
     let known = if distributions.is_empty() {
         vec![a.distribution.clone()]
     } else {
         distributions.to_vec()
     };
+    let limits = ManualLimits {
+        distributions: known,
+        max_paths_per_request: a
+            .stack
+            .max_paths
+            .unwrap_or_else(|| extras.parameter("ManualMaxPaths", ManualLimits::DEFAULT_MAX_PATHS)),
+        max_paths_per_hour: a.stack.max_paths_per_hour.unwrap_or_else(|| {
+            extras.parameter(
+                "ManualMaxPathsPerHour",
+                ManualLimits::DEFAULT_MAX_PATHS_PER_HOUR,
+            )
+        }),
+        sources: Vec::new(),
+        account: None,
+    };
+    let ask = Ask {
+        request: ManualRequest {
+            distribution_id: a.distribution.clone(),
+            paths: a.paths.clone(),
+            prefixes: a.prefix.clone(),
+            tags: a.tag.clone(),
+            allow_all: a.all,
+            reason: a.reason.clone(),
+        },
+        requester: Requester::cli(caller_identity(table).await?),
+        request_id: new_request_id(now),
+    };
     let store = table.store(Duration::from_secs(a.stack.retention_days * 86_400));
-    let stored = |e: cfinv_core::Error| Error::Dynamo(e.to_string());
-    let admitted = admit(&store, &request, &requester, None, &known, &limits, now)
-        .await
-        .map_err(stored)?
-        .map_err(|refusal| Error::Usage(format!("refused (recorded in the audit): {refusal}")))?;
-    let joined = enqueue(
+    let submitted = submit(
         &store,
         &SystemClock,
         settings,
         &Metrics::silent(),
-        EnqueueInput {
-            paths: admitted.changes.clone(),
-        },
+        &ask,
+        &limits,
     )
     .await
-    .map_err(stored)?;
+    .map_err(|e| Error::Dynamo(e.to_string()))?
+    .map_err(|refusal| Error::Usage(format!("refused (recorded in the audit): {refusal}")))?;
+    let joined = &submitted.joined;
     let batch_ids: Vec<String> = joined
         .flushes
         .iter()
         .map(|f| f.batch.batch_id.clone())
         .collect();
-    record_admitted(
-        &store,
-        &admitted,
-        &request,
-        &requester,
-        batch_ids.clone(),
-        now,
-    )
-    .await
-    .map_err(stored)?;
     for flush in &joined.flushes {
         start_flush(table, &machine, flush).await?;
     }
@@ -246,10 +236,10 @@ pub async fn invalidate(
         None
     };
     Ok(Invalidated {
-        request_id: admitted.request_id,
-        distribution_id: request.distribution_id,
-        requested_by: requester.identity,
-        items: admitted.changes.into_iter().map(|c| c.path).collect(),
+        request_id: submitted.request_id,
+        distribution_id: ask.request.distribution_id,
+        requested_by: ask.requester.identity,
+        items: submitted.items,
         batch_ids,
         status,
     })

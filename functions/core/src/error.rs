@@ -48,6 +48,10 @@ pub enum Error {
     /// The batch's invalidations did not complete before the poll deadline.
     #[error("invalidation not completed in time: {0}")]
     InvalidationNotCompleted(String),
+    /// A manual request (an EventBridge event) was refused by a bound; the refusal is in the
+    /// audit. Not retried: a redrive asks again.
+    #[error("manual request refused: {0}")]
+    ManualRequestRefused(String),
 }
 
 impl Error {
@@ -69,6 +73,7 @@ impl Error {
             Error::StoreError(_) => "StoreError",
             Error::WorkflowError(_) => "WorkflowError",
             Error::InvalidationNotCompleted(_) => "InvalidationNotCompleted",
+            Error::ManualRequestRefused(_) => "ManualRequestRefused",
         }
     }
 }

@@ -1,27 +1,33 @@
 //! Manual invalidations through the pipeline (docs/design.md §9): a request for paths,
-//! prefixes or cache tags on one distribution, from `cfinv invalidate` (an EventBridge event
-//! later: the source check is here for it),
-//! checked against bounds, recorded in the audit table (accepted or refused, with who asked and
-//! why), and joined to the distribution's open batch by the join protocol (`join.rs`), so it is
-//! batched, kept within the in-progress limits and billed like any change.
+//! prefixes or cache tags on one distribution, from `cfinv invalidate` or an EventBridge event
+//! (`detail-type: Invalidation Requested`), checked against bounds, recorded in the audit table
+//! (accepted or refused, with who asked and why), and joined to the distribution's open batch by
+//! the join protocol (`join.rs`), so it is batched, kept within the in-progress limits and
+//! billed like any change.
 
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::Result;
 use crate::collect::PathChange;
 use crate::event::ChangeKind;
+use crate::join::{EnqueueInput, EnqueueOutput, Settings, enqueue};
+use crate::metrics::Metrics;
+use crate::model::Clock;
 use crate::path::{encode_path, is_valid_path};
+use crate::store::JoinStore;
 use crate::tags::{TagError, tag_item};
+use crate::{Error, Result};
 
-/// The event `source` the event path will accept by default (docs/design.md §9).
+/// The event `source` allowed by default (the template's `ManualEventSources`).
 pub const EVENT_SOURCE: &str = "cf-invalidator.manual";
+/// The event's `detail-type` the stack's rule matches.
+pub const EVENT_DETAIL_TYPE: &str = "Invalidation Requested";
 
 /// What is asked: the `detail` of the event, and what `cfinv invalidate` sends.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ManualRequest {
     pub distribution_id: String,
     /// Invalidation paths as CloudFront sees them (encoded: `/img/a%20b.png`).
@@ -46,6 +52,28 @@ pub struct Requester {
     /// The caller's identity: an IAM ARN (CLI), or `<account>/<source>` (event).
     pub identity: String,
     pub channel: Channel,
+    /// An event's `source` and `account`, checked against `ManualEventSources`.
+    pub event: Option<(String, String)>,
+}
+
+impl Requester {
+    pub fn cli(arn: impl Into<String>) -> Self {
+        Requester {
+            identity: arn.into(),
+            channel: Channel::Cli,
+            event: None,
+        }
+    }
+
+    /// Whoever put the event: EventBridge sets `account` (the sender's) and `source` is the
+    /// sender's word, so both are checked, neither alone names a principal.
+    pub fn event(source: &str, account: &str) -> Self {
+        Requester {
+            identity: format!("{account}/{source}"),
+            channel: Channel::Event,
+            event: Some((source.to_owned(), account.to_owned())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,15 +87,58 @@ string_forms!(Channel, crate::Error::StoreError, "channel" {
     Event => "event",
 });
 
-/// The bounds: items per request, per distribution-hour, and who may ask by event.
+/// One request to admit: what, who, and the id it is recorded under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ask {
+    pub request: ManualRequest,
+    pub requester: Requester,
+    /// The CLI's: [`new_request_id`]; an event's: its EventBridge id, so a redelivery or a
+    /// redrive rewrites the same record.
+    pub request_id: String,
+}
+
+/// The bounds: the stack's distributions, items per request and per distribution-hour, and who
+/// may ask by event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManualLimits {
+    pub distributions: Vec<String>,
     pub max_paths_per_request: usize,
     /// Per distribution, per clock hour (UTC).
     pub max_paths_per_hour: usize,
     /// Event sources allowed to ask, and the account they must come from.
     pub sources: Vec<String>,
     pub account: Option<String>,
+}
+
+impl ManualLimits {
+    /// The template's defaults for `ManualMaxPaths` and `ManualMaxPathsPerHour`.
+    pub const DEFAULT_MAX_PATHS: usize = 100;
+    pub const DEFAULT_MAX_PATHS_PER_HOUR: usize = 1000;
+
+    /// dedupe's environment: `DISTRIBUTION_IDS`, `MANUAL_MAX_PATHS`,
+    /// `MANUAL_MAX_PATHS_PER_HOUR`, `MANUAL_EVENT_SOURCES` (comma list) and `ACCOUNT_ID` (the
+    /// only account whose events may ask).
+    pub fn from_env() -> Result<Self> {
+        use crate::setup::{env_number, env_required};
+        let list = |name: &str| -> Result<Vec<String>> {
+            Ok(env_required(name)?
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect())
+        };
+        Ok(ManualLimits {
+            distributions: list("DISTRIBUTION_IDS")?,
+            max_paths_per_request: env_number("MANUAL_MAX_PATHS", Self::DEFAULT_MAX_PATHS)?,
+            max_paths_per_hour: env_number(
+                "MANUAL_MAX_PATHS_PER_HOUR",
+                Self::DEFAULT_MAX_PATHS_PER_HOUR,
+            )?,
+            sources: list("MANUAL_EVENT_SOURCES")?,
+            account: Some(env_required("ACCOUNT_ID")?),
+        })
+    }
 }
 
 /// Why a request was refused: recorded, nothing invalidated.
@@ -103,6 +174,8 @@ pub enum Refusal {
     },
     #[error("{0} is not a distribution of this stack")]
     UnknownDistribution(String),
+    #[error("the event's detail is not a request: {0}")]
+    Malformed(String),
 }
 
 impl ManualRequest {
@@ -173,7 +246,7 @@ pub struct Admitted {
     pub changes: Vec<PathChange>,
 }
 
-/// The request's id: unique per request, readable in the audit.
+/// An id for a CLI request: unique per request, readable in the audit.
 pub fn new_request_id(now: OffsetDateTime) -> String {
     // A batch id's form (letters, digits, `-`), for a distribution named "M".
     crate::model::new_batch_id("M", now)
@@ -181,20 +254,20 @@ pub fn new_request_id(now: OffsetDateTime) -> String {
 
 /// Checks a request against the bounds, in order: source, distribution, the request itself,
 /// its size, the hour's budget (reserved only when everything else passed). A refusal is
-/// recorded before it is returned; an admitted request is recorded by [`record_admitted`] once
-/// it joined.
+/// recorded before it is returned; an admitted request is recorded by [`submit`] once it
+/// joined.
 pub async fn admit<S: ManualStore>(
     store: &S,
-    request: &ManualRequest,
-    requester: &Requester,
-    source: Option<(&str, &str)>,
-    distributions: &[String],
+    ask: &Ask,
     limits: &ManualLimits,
     now: OffsetDateTime,
 ) -> Result<std::result::Result<Admitted, Refusal>> {
-    let request_id = new_request_id(now);
-    let checked = check(request, source, distributions, limits);
-    let checked = match checked {
+    let Ask {
+        request,
+        requester,
+        request_id,
+    } = ask;
+    let checked = match check(request, requester, limits) {
         Ok(items) => {
             let hour = now
                 .replace_minute(0)
@@ -249,69 +322,174 @@ pub async fn admit<S: ManualStore>(
                 })
                 .collect();
             Ok(Ok(Admitted {
-                request_id,
+                request_id: request_id.clone(),
                 changes,
             }))
         }
         Err(refusal) => {
-            tracing::warn!(request = %request_id, distribution = %request.distribution_id, by = %requester.identity, %refusal, "manual request refused");
-            store
-                .record_request(&RequestRecord {
-                    request_id,
-                    distribution_id: request.distribution_id.clone(),
-                    requested_by: requester.clone(),
-                    reason: request.reason.clone(),
-                    items: request_items_for_audit(request),
-                    at: now,
-                    outcome: Err(refusal.clone()),
-                })
-                .await?;
+            refuse(store, ask, request_items_for_audit(request), &refusal, now).await?;
             Ok(Err(refusal))
         }
     }
 }
 
-/// Records an admitted request with the batches it joined.
-pub async fn record_admitted<S: ManualStore>(
+/// Records a refusal: who asked, why, what (as asked), and the refusal. Nothing is joined.
+async fn refuse<S: ManualStore>(
     store: &S,
-    admitted: &Admitted,
-    request: &ManualRequest,
-    requester: &Requester,
-    batches: Vec<String>,
+    ask: &Ask,
+    items: Vec<String>,
+    refusal: &Refusal,
     now: OffsetDateTime,
 ) -> Result<()> {
-    tracing::info!(request = %admitted.request_id, distribution = %request.distribution_id, by = %requester.identity, paths = admitted.changes.len(), "manual request joined");
+    tracing::warn!(request = %ask.request_id, distribution = %ask.request.distribution_id, by = %ask.requester.identity, %refusal, "manual request refused");
     store
         .record_request(&RequestRecord {
-            request_id: admitted.request_id.clone(),
-            distribution_id: request.distribution_id.clone(),
-            requested_by: requester.clone(),
-            reason: request.reason.clone(),
-            items: admitted.changes.iter().map(|c| c.path.clone()).collect(),
+            request_id: ask.request_id.clone(),
+            distribution_id: ask.request.distribution_id.clone(),
+            requested_by: ask.requester.clone(),
+            reason: ask.request.reason.clone(),
+            items,
+            at: now,
+            outcome: Err(refusal.clone()),
+        })
+        .await
+}
+
+/// What an accepted request became.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    pub request_id: String,
+    pub items: Vec<String>,
+    /// The batches joined: their flushes must be started (by name, as dedupe's StartFlushes).
+    pub joined: EnqueueOutput,
+}
+
+/// Admits the request, joins its items to the distribution's open batch and records it with the
+/// batches joined: the one sequence the CLI and the event path share.
+pub async fn submit<S: ManualStore + JoinStore>(
+    store: &S,
+    clock: &dyn Clock,
+    settings: Settings,
+    metrics: &Metrics,
+    ask: &Ask,
+    limits: &ManualLimits,
+) -> Result<std::result::Result<Submitted, Refusal>> {
+    let now = clock.now();
+    let admitted = match admit(store, ask, limits, now).await? {
+        Ok(admitted) => admitted,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let items: Vec<String> = admitted.changes.iter().map(|c| c.path.clone()).collect();
+    let joined = enqueue(
+        store,
+        clock,
+        settings,
+        metrics,
+        EnqueueInput {
+            paths: admitted.changes,
+        },
+    )
+    .await?;
+    let batches = joined
+        .flushes
+        .iter()
+        .map(|f| f.batch.batch_id.clone())
+        .collect();
+    tracing::info!(request = %ask.request_id, distribution = %ask.request.distribution_id, by = %ask.requester.identity, paths = items.len(), "manual request joined");
+    store
+        .record_request(&RequestRecord {
+            request_id: ask.request_id.clone(),
+            distribution_id: ask.request.distribution_id.clone(),
+            requested_by: ask.requester.clone(),
+            reason: ask.request.reason.clone(),
+            items: items.clone(),
             at: now,
             outcome: Ok(batches),
         })
-        .await
+        .await?;
+    Ok(Ok(Submitted {
+        request_id: ask.request_id.clone(),
+        items,
+        joined,
+    }))
+}
+
+/// A request as the object-changed workflow hands it to dedupe: the EventBridge event's
+/// `detail` (unparsed: a malformed one is refused and recorded, not lost), `source`, `account`
+/// and `id`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManualEvent {
+    pub request: serde_json::Value,
+    pub source: String,
+    pub account: String,
+    pub event_id: String,
+}
+
+/// The event path: submits the request; a refusal is recorded, then returned as the named error
+/// `ManualRequestRefused`, so the execution fails visibly (and a redrive, say once the hour's
+/// budget has room, asks again under the same request id).
+pub async fn submit_event<S: ManualStore + JoinStore>(
+    store: &S,
+    clock: &dyn Clock,
+    settings: Settings,
+    metrics: &Metrics,
+    event: ManualEvent,
+    limits: &ManualLimits,
+) -> Result<EnqueueOutput> {
+    let (request, malformed) = match serde_json::from_value::<ManualRequest>(event.request.clone())
+    {
+        Ok(request) => (request, None),
+        Err(e) => (
+            ManualRequest {
+                // What can be read of a malformed detail, for the record.
+                distribution_id: event.request["distributionId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                ..ManualRequest::default()
+            },
+            Some(Refusal::Malformed(e.to_string())),
+        ),
+    };
+    let ask = Ask {
+        request,
+        requester: Requester::event(&event.source, &event.account),
+        request_id: event.event_id.clone(),
+    };
+    let outcome = match malformed {
+        None => submit(store, clock, settings, metrics, &ask, limits).await?,
+        Some(refusal) => {
+            refuse(store, &ask, Vec::new(), &refusal, clock.now()).await?;
+            Err(refusal)
+        }
+    };
+    match outcome {
+        Ok(submitted) => Ok(submitted.joined),
+        Err(refusal) => Err(Error::ManualRequestRefused(format!(
+            "request {} (recorded in the audit): {refusal}",
+            event.event_id
+        ))),
+    }
 }
 
 /// The source must be allowed and the account the expected one; then the request's own checks.
 fn check(
     request: &ManualRequest,
-    source: Option<(&str, &str)>,
-    distributions: &[String],
+    requester: &Requester,
     limits: &ManualLimits,
 ) -> std::result::Result<Vec<String>, Refusal> {
-    if let Some((source, account)) = source {
+    if let Some((source, account)) = &requester.event {
         let allowed = limits.sources.iter().any(|s| s == source)
             && limits.account.as_deref().is_none_or(|a| a == account);
         if !allowed {
             return Err(Refusal::UnexpectedSource {
-                event_source: source.to_owned(),
-                account: account.to_owned(),
+                event_source: source.clone(),
+                account: account.clone(),
             });
         }
     }
-    if !distributions.contains(&request.distribution_id) {
+    if !limits.distributions.contains(&request.distribution_id) {
         return Err(Refusal::UnknownDistribution(
             request.distribution_id.clone(),
         ));
@@ -353,6 +531,7 @@ mod tests {
 
     fn limits() -> ManualLimits {
         ManualLimits {
+            distributions: vec!["E1".into()],
             max_paths_per_request: 3,
             max_paths_per_hour: 4,
             sources: vec![EVENT_SOURCE.into()],
@@ -370,22 +549,25 @@ mod tests {
     }
 
     fn cli() -> Requester {
-        Requester {
-            identity: "arn:aws:iam::123456789012:user/ops".into(),
-            channel: Channel::Cli,
-        }
+        Requester::cli("arn:aws:iam::123456789012:user/ops")
     }
 
     const NOW: OffsetDateTime = datetime!(2026-11-25 10:17:03 UTC);
+
+    fn ask(r: &ManualRequest, source: Option<(&str, &str)>) -> Ask {
+        Ask {
+            request: r.clone(),
+            requester: source.map_or_else(cli, |(s, a)| Requester::event(s, a)),
+            request_id: new_request_id(NOW),
+        }
+    }
 
     async fn run(
         store: &MemoryStore,
         r: &ManualRequest,
         source: Option<(&str, &str)>,
     ) -> std::result::Result<Admitted, Refusal> {
-        admit(store, r, &cli(), source, &["E1".into()], &limits(), NOW)
-            .await
-            .unwrap()
+        admit(store, &ask(r, source), &limits(), NOW).await.unwrap()
     }
 
     #[test]
@@ -437,7 +619,7 @@ mod tests {
         );
         assert!(
             store.requests().is_empty(),
-            "recorded once joined, by record_admitted"
+            "recorded once joined, by submit"
         );
     }
 
@@ -509,15 +691,87 @@ mod tests {
             .unwrap();
         let later = admit(
             &store,
-            &request(&["/d", "/e"]),
-            &cli(),
-            None,
-            &["E1".into()],
+            &ask(&request(&["/d", "/e"]), None),
             &limits(),
             NOW + time::Duration::hours(1),
         )
         .await
         .unwrap();
         assert!(later.is_ok());
+    }
+
+    fn event(detail: serde_json::Value, source: &str) -> ManualEvent {
+        ManualEvent {
+            request: detail,
+            source: source.into(),
+            account: "123456789012".into(),
+            event_id: "6f1a3c2e-0b7d-4d55-9a61-2f0c8e4b7a10".into(),
+        }
+    }
+
+    async fn submit_at(store: &MemoryStore, e: ManualEvent) -> Result<crate::join::EnqueueOutput> {
+        let clock = crate::memory::ManualClock::at(NOW);
+        let settings = Settings {
+            debounce: std::time::Duration::from_secs(30),
+            grace: std::time::Duration::from_secs(60),
+        };
+        submit_event(store, &clock, settings, &Metrics::silent(), e, &limits()).await
+    }
+
+    #[tokio::test]
+    async fn an_event_request_joins_a_batch_and_is_recorded_under_its_event_id() {
+        let store = MemoryStore::new();
+        let detail = serde_json::json!({"distributionId": "E1", "paths": ["/a"], "tags": ["Sale"], "reason": "deploy 42"});
+        let out = submit_at(&store, event(detail, EVENT_SOURCE))
+            .await
+            .unwrap();
+        assert_eq!(out.flushes.len(), 1);
+        let batch = &out.flushes[0].batch.batch_id;
+        assert_eq!(store.paths_of(batch), ["#sale", "/a"]);
+        let [record] = &store.requests()[..] else {
+            panic!("one record: {:?}", store.requests())
+        };
+        assert_eq!(record.request_id, "6f1a3c2e-0b7d-4d55-9a61-2f0c8e4b7a10");
+        assert_eq!(
+            record.requested_by,
+            Requester::event(EVENT_SOURCE, "123456789012")
+        );
+        assert_eq!(
+            record.requested_by.identity,
+            "123456789012/cf-invalidator.manual"
+        );
+        assert_eq!(record.outcome, Ok(vec![batch.clone()]));
+    }
+
+    #[tokio::test]
+    async fn a_refused_or_malformed_event_is_recorded_and_fails_by_name() {
+        let store = MemoryStore::new();
+        let stranger = event(
+            serde_json::json!({"distributionId": "E1", "paths": ["/a"]}),
+            "someone.else",
+        );
+        let err = submit_at(&store, stranger).await.unwrap_err();
+        assert_eq!(err.name(), "ManualRequestRefused");
+        assert!(err.to_string().contains("someone.else"), "{err}");
+        let malformed = event(
+            serde_json::json!({"distributionId": "E1", "path": "/a"}),
+            EVENT_SOURCE,
+        );
+        let err = submit_at(&store, malformed).await.unwrap_err();
+        assert_eq!(err.name(), "ManualRequestRefused");
+        let records = store.requests();
+        assert_eq!(records.len(), 2);
+        assert!(matches!(
+            records[0].outcome,
+            Err(Refusal::UnexpectedSource { .. })
+        ));
+        assert!(matches!(records[1].outcome, Err(Refusal::Malformed(_))));
+        assert_eq!(records[1].distribution_id, "E1");
+        assert_eq!(
+            store.manual_paths("E1", datetime!(2026-11-25 10:00 UTC)),
+            0,
+            "nothing reserved"
+        );
+        assert!(store.pointer("E1").is_none(), "nothing joined");
     }
 }

@@ -30,6 +30,7 @@ fn every_error() -> Vec<(Error, Option<bool>)> {
         Error::StoreError(s()),
         Error::WorkflowError(s()),
         Error::InvalidationNotCompleted(s()),
+        Error::ManualRequestRefused(s()),
     ]
     .into_iter()
     .map(|e| {
@@ -47,7 +48,8 @@ fn every_error() -> Vec<(Error, Option<bool>)> {
             | Error::InvalidationBatchAlreadyExists(_)
             | Error::CloudFrontRejected(_)
             | Error::StoreError(_)
-            | Error::InvalidationNotCompleted(_) => Some(false),
+            | Error::InvalidationNotCompleted(_)
+            | Error::ManualRequestRefused(_) => Some(false),
             // Only the sweep (an EventBridge schedule, no state machine) starts executions.
             Error::WorkflowError(_) => None,
         };
