@@ -90,11 +90,10 @@ impl From<Error> for lambda_runtime::Diagnostic {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "lambda"))]
 mod tests {
     use super::*;
 
-    #[cfg(feature = "lambda")]
     #[test]
     fn diagnostic_carries_the_variant_name_not_the_rust_type() {
         let d: lambda_runtime::Diagnostic =
