@@ -48,6 +48,7 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod object_key;
+pub mod object_tags;
 pub mod path;
 pub mod plan;
 pub mod routes;

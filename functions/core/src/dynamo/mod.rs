@@ -3,6 +3,7 @@
 
 mod flush;
 mod manual;
+mod object_tags;
 mod update;
 
 use std::time::Duration;

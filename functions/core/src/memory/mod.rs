@@ -6,7 +6,7 @@
 
 mod cdn;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
@@ -126,6 +126,8 @@ struct State {
     calls: Vec<&'static str>,
     manual_hours: HashMap<(String, OffsetDateTime), usize>,
     requests: Vec<RequestRecord>,
+    /// (bucket, key) -> last seen cache tags
+    object_tags: HashMap<(String, String), BTreeSet<String>>,
 }
 
 type Hook = Box<dyn Fn(&MemoryStore, &'static str) + Send + Sync>;
@@ -642,6 +644,32 @@ impl ManualStore for MemoryStore {
     async fn record_request(&self, record: &RequestRecord) -> Result<()> {
         self.enter("record_request");
         self.state.lock().unwrap().requests.push(record.clone());
+        Ok(())
+    }
+}
+
+impl crate::object_tags::TagStore for MemoryStore {
+    async fn last_tags(&self, bucket: &str, key: &str) -> Result<BTreeSet<String>> {
+        self.enter("last_tags");
+        let state = self.state.lock().unwrap();
+        let object = (bucket.to_owned(), key.to_owned());
+        Ok(state.object_tags.get(&object).cloned().unwrap_or_default())
+    }
+
+    async fn keep_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: &BTreeSet<String>,
+        _now: OffsetDateTime,
+    ) -> Result<()> {
+        self.enter("keep_tags");
+        let object = (bucket.to_owned(), key.to_owned());
+        self.state
+            .lock()
+            .unwrap()
+            .object_tags
+            .insert(object, tags.clone());
         Ok(())
     }
 }

@@ -126,6 +126,10 @@ pub mod attr {
     pub const REQUESTED_AT: &str = "requestedAt";
     /// Manual paths reserved in one hour.
     pub const MANUAL_PATHS: &str = "manualPaths";
+
+    // An object's last seen cache tags (`functions/core/src/object_tags.rs`); `BUCKET`, `KEY`,
+    // `LAST_SEEN_AT` as on a path item.
+    pub const TAGS: &str = "tags";
 }
 
 /// What an item is, where one index holds two kinds (`byStatus`: batches and failed events).
@@ -136,12 +140,15 @@ pub enum ItemType {
     Event,
     /// A manual invalidation request, accepted or refused.
     Request,
+    /// An object's last seen cache tags.
+    ObjectTags,
 }
 
 string_forms!(ItemType, crate::Error::StoreError, "item type" {
     Batch => "batch",
     Event => "event",
     Request => "request",
+    ObjectTags => "objectTags",
 });
 
 /// A plan chunk's status: planned, then CloudFront's own words for the invalidation.
@@ -211,6 +218,11 @@ pub mod keys {
     }
     /// `byDistribution` partition of every manual request (few: they are bounded per hour).
     pub const MANUAL_REQUESTS: &str = "MANUAL";
+    /// Partition key of an object's last seen cache tags (`object_tags.rs`).
+    pub fn object_pk(bucket: &str, key: &str) -> String {
+        format!("OBJECT#{bucket}#{key}")
+    }
+    pub const TAGS: &str = "TAGS";
     pub fn path_hash(path: &str) -> String {
         Sha256::digest(path.as_bytes())
             .iter()
