@@ -18,12 +18,20 @@ import pytest
 from local import sam
 
 ROOT = Path(__file__).resolve().parents[2]
-SCOPED_SERVICES = ("cloudfront:", "dynamodb:", "states:")
+SCOPED_SERVICES = ("cloudfront:", "dynamodb:", "states:", "s3:")
 
 # What each role may do on the scoped services: the SDK calls in functions/*/ and the ASL tasks.
 EXPECTED = {
     "CollectKeysFunctionRole": set(),
-    "DedupeFunctionRole": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+    "DedupeFunctionRole": {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        # Only with CacheTagMetadata set: see test_the_bucket_is_read_only_for_cache_tags.
+        "s3:GetObject",
+        "s3:ListBucket",
+    },
     "CreateInvalidationFunctionRole": {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
@@ -40,6 +48,8 @@ EXPECTED = {
     "ObjectChangedStateMachineRole": {"states:StartExecution"},
     # The S3 rule's role: starts the object-changed machine.
     "ObjectChangedStateMachineObjectChangedRole": {"states:StartExecution"},
+    # The manual-request rule's role: starts the same machine.
+    "ObjectChangedStateMachineManualRequestRole": {"states:StartExecution"},
     "InvalidateBatchStateMachineRole": set(),
 }
 
@@ -68,9 +78,10 @@ def translated() -> dict[str, Any]:
     return sam.translate(packaged, params, "us-east-1")
 
 
-def statements(role: dict[str, Any], by_discovery: bool = True) -> list[dict[str, Any]]:
-    """The role's statements with the template's one statement condition decided: Routes empty
-    (``by_discovery``) or not."""
+def statements(role: dict[str, Any], by_discovery: bool = True, cache_tags: bool = True) -> list[dict[str, Any]]:
+    """The role's statements with the template's statement conditions decided: Routes empty
+    (``by_discovery``) or not, CacheTagMetadata set (``cache_tags``) or not."""
+    decided = {"RoutesByDiscovery": by_discovery, "ReadsCacheTags": cache_tags}
     out = []
     for policy in role["Properties"].get("Policies", []):
         doc = policy["PolicyDocument"]
@@ -78,8 +89,7 @@ def statements(role: dict[str, Any], by_discovery: bool = True) -> list[dict[str
         for stmt in stmts if isinstance(stmts, list) else [stmts]:
             if "Fn::If" in stmt:
                 condition, when_true, when_false = stmt["Fn::If"]
-                assert condition == "RoutesByDiscovery", condition
-                stmt = when_true if by_discovery else when_false
+                stmt = when_true if decided[condition] else when_false
                 if stmt == {"Ref": "AWS::NoValue"}:
                     continue
             out.append(stmt)
@@ -159,7 +169,8 @@ def test_no_scoped_action_applies_to_everything(translated: dict[str, Any]) -> N
             assert not any(a.endswith("*") for a in scoped), (role_id, scoped)
             resources = stmt["Resource"] if isinstance(stmt["Resource"], list) else [stmt["Resource"]]
             for r in resources:
-                text = json.dumps(r).replace("${", "").replace("arn:*:cloudfront::*:distribution/", "")
+                # The objects of the one bucket are named by the bucket's object wildcard.
+                text = json.dumps(r).replace("${BucketName}/*", "").replace("${", "").replace("arn:*:cloudfront::*:distribution/", "")
                 assert r != "*" and "*" not in text, (role_id, scoped, r)
 
 
@@ -191,6 +202,39 @@ def test_reading_configurations_is_granted_only_when_routes_are_discovered(
         assert ("cloudfront:GetDistributionConfig" in granted) == expected, role_id
     env = translated["Resources"]["CreateInvalidationFunction"]["Properties"]["Environment"]["Variables"]
     assert env["DISCOVERY_BUCKET"] == {"Fn::If": ["RoutesByDiscovery", {"Ref": "BucketName"}, ""]}
+
+
+@pytest.mark.parametrize("cache_tags", [True, False])
+def test_the_bucket_is_read_only_for_cache_tags(translated: dict[str, Any], cache_tags: bool) -> None:
+    # Off by default: the stack never reads the bucket unless tags come from its metadata, and
+    # then only dedupe, only HeadObject's two actions, only on this bucket.
+    for role_id, role in roles(translated).items():
+        grants = [(a, s["Resource"]) for s in statements(role, cache_tags=cache_tags) for a in actions(s) if a.startswith("s3:")]
+        if cache_tags and role_id == "DedupeFunctionRole":
+            assert grants == [
+                ("s3:GetObject", {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/*"}),
+                ("s3:ListBucket", {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}),
+            ]
+        else:
+            assert grants == [], role_id
+    env = translated["Resources"]["DedupeFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["CACHE_TAG_METADATA"] == {"Ref": "CacheTagMetadata"}
+    condition = translated["Conditions"]["ReadsCacheTags"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CacheTagMetadata"}, ""]}]}
+
+
+def test_manual_requests_come_by_their_own_rule_to_the_object_changed_machine(translated: dict[str, Any]) -> None:
+    # Any source: dedupe refuses and audits an unexpected one (ManualEventSources) rather than
+    # the rule dropping it unseen.
+    rules = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Events::Rule" and "Invalidation Requested" in json.dumps(r)]
+    assert len(rules) == 1
+    assert rules[0]["Properties"]["EventPattern"] == {"detail-type": ["Invalidation Requested"]}
+    target = rules[0]["Properties"]["Targets"][0]
+    assert target["Arn"] == {"Ref": "ObjectChangedStateMachine"}
+    assert "DeadLetterConfig" in target
+    env = translated["Resources"]["DedupeFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["ACCOUNT_ID"] == {"Ref": "AWS::AccountId"}
+    assert env["MANUAL_EVENT_SOURCES"] == {"Fn::Join": [",", {"Ref": "ManualEventSources"}]}
 
 
 def test_the_alarm_topic_is_one_cloudwatch_can_publish_to(translated: dict[str, Any]) -> None:
