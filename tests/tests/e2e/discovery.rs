@@ -358,3 +358,81 @@ async fn add_query_string_behavior(stack: &Stack, lane: &Lane, pattern: &str) {
         .await
         .expect("UpdateDistribution");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a stack started with `local up --discover --param CacheTagMetadata=cache-tag`"]
+async fn a_tagged_object_is_fresh_under_every_spelling_once_its_tag_completes() {
+    let stack = Stack::connect().await;
+    let lane = stack.profile("tags", "tg/");
+    let run = run_id();
+    let key = format!("tg/{run}/caf\u{e9}.html");
+    let url = format!("/{run}/caf%C3%A9.html");
+    // Another cache entry of the same object (the edge compares URLs as sent): no path
+    // invalidation frees it, the object's tag does.
+    let other_spelling = format!("/{run}/caf%c3%a9.html");
+    let tag = format!("product:{run}");
+    let item = format!("#{tag}");
+    let put_tagged = |body: &'static str| {
+        let request = stack
+            .s3
+            .put_object()
+            .bucket(&stack.info.bucket)
+            .key(&key)
+            .metadata("cache-tag", format!("{tag}, sale"))
+            .body(body.as_bytes().to_vec().into());
+        let url = url.clone();
+        async move {
+            request.send().await.expect("put a tagged object");
+            (url, now_epoch())
+        }
+    };
+
+    let v1 = put_tagged("v1").await;
+    let invalidations = stack.wait_covered(&lane, &[v1]).await;
+    assert!(
+        invalidations.iter().any(|i| i.paths.contains(&item)),
+        "the object's tag is invalidated with its path: {invalidations:?}"
+    );
+    assert!(stack.batches_completed(&lane).await, "{NEEDS_DISCOVERY}");
+    for spelling in [&url, &other_spelling] {
+        assert_eq!(read(&stack, &lane, spelling), (200, "v1".into(), false));
+        assert_eq!(read(&stack, &lane, spelling), (200, "v1".into(), true));
+    }
+
+    let v2 = put_tagged("v2").await;
+    for spelling in [&url, &other_spelling] {
+        assert_eq!(
+            read(&stack, &lane, spelling).1,
+            "v1",
+            "{spelling} stale until Completed"
+        );
+    }
+    stack.wait_covered(&lane, &[v2]).await;
+    for spelling in [&url, &other_spelling] {
+        assert_eq!(
+            read(&stack, &lane, spelling).1,
+            "v2",
+            "{spelling} fresh after Completed"
+        );
+        assert_eq!(read(&stack, &lane, spelling), (200, "v2".into(), true));
+    }
+
+    // A deleted object has no metadata left: its tags are the ones last seen.
+    stack.delete(&key).await;
+    let deleted = (url.clone(), now_epoch());
+    let invalidations = stack.wait_covered(&lane, &[deleted]).await;
+    assert!(
+        invalidations
+            .iter()
+            .filter(|i| i.paths.contains(&url))
+            .any(|i| i.paths.contains(&item)),
+        "the delete invalidates the tag last seen: {invalidations:?}"
+    );
+    for spelling in [&url, &other_spelling] {
+        assert_ne!(
+            read(&stack, &lane, spelling).0,
+            200,
+            "{spelling} gone after Completed"
+        );
+    }
+}
