@@ -26,6 +26,12 @@ process under load) was ``States.Runtime``, which no Retry may match; it is now
 ``Lambda.SdkClientException`` / ``StepFunctions.SdkClientException``, the names the Step
 Functions developer guide gives transient SDK-side failures and the state machines retry.
 
+And a JSONPath that names a field by dot notation although the name holds a character outside
+JSONPath's member-name-shorthand (``$.detail-type``) was accepted; the Step Functions developer
+guide requires bracket notation for it (``$['detail-type']``), so such a definition is refused
+at CreateStateMachine/UpdateStateMachine (and so at deploy) with ``InvalidDefinition``
+(:func:`check_member_names`).
+
 The integration fix is shape-driven (botocore's service model), so it only renames *structure members*:
 parameter keys are matched case-insensitively to the input shape's members; response members are
 renamed to an upper-case first letter, timestamps become epoch milliseconds. Map keys (e.g. DynamoDB attribute names) are never touched,
@@ -117,11 +123,140 @@ def to_sfn_casing(value: Any, shape: Any) -> Any:
     return value
 
 
+# ---- JSONPath member names ------------------------------------------------------------------
+# RFC 9535 (JSONPath), "member-name-shorthand": name-first = ALPHA / "_" / %x80-D7FF /
+# %xE000-10FFFF; name-char = name-first / DIGIT.
+_SHORTHAND = re.compile("[A-Za-z_\u0080-\ud7ff\ue000-\U0010ffff][A-Za-z0-9_\u0080-\ud7ff\ue000-\U0010ffff]*")
+# Fields whose object is a payload template: only its keys ending in ".$" hold paths (a key
+# such as "FilePath" inside it is data).
+_TEMPLATES = {"Parameters", "ResultSelector", "ItemSelector", "Assign", "Result"}
+
+
+def dotted_names_outside_shorthand(path: str) -> list[str]:
+    """The names a JSONPath selects by dot notation that member-name-shorthand cannot spell
+    (bracketed segments, filters included, are skipped)."""
+    found: list[str] = []
+    i = 2 if path.startswith("$$") else 1
+    while i < len(path):
+        c = path[i]
+        if c == "[":
+            depth, quote = 0, ""
+            while i < len(path):
+                ch = path[i]
+                if quote:
+                    quote = "" if ch == quote and path[i - 1] != "\\" else quote
+                elif ch in "'\"":
+                    quote = ch
+                elif ch == "[":
+                    depth += 1
+                elif ch == "]":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                i += 1
+            i += 1
+        elif c == ".":
+            i += 2 if path[i + 1 : i + 2] == "." else 1
+            if path[i : i + 1] == "*":
+                i += 1
+                continue
+            j = i
+            while j < len(path) and path[j] not in ".[":
+                j += 1
+            if j > i and not _SHORTHAND.fullmatch(path[i:j]):
+                found.append(path[i:j])
+            i = j
+        else:
+            i += 1
+    return found
+
+
+def check_member_names(definition: dict[str, Any]) -> list[str]:
+    """Where the definition's JSONPath paths select a name by dot notation that needs bracket
+    notation: ``["/States/Route/Choices/0/Variable: 'detail-type'", ...]``.
+
+    Step Functions developer guide, "Using JSONPath paths": "You must use square bracket
+    notation if your field name contains any character that is not included in the
+    member-name-shorthand definition of the JsonPath ABNF rule. Therefore, to encode special
+    characters, such as punctuation marks (excluding _), you must use square bracket notation.
+    For example, $.abc.['def ghi']." States and machines in JSONata are not JSONPath: skipped."""
+    problems: list[str] = []
+
+    def path(value: Any, where: str) -> None:
+        if isinstance(value, str) and value.startswith("$"):
+            problems.extend(f"{where}: {name!r}" for name in dotted_names_outside_shorthand(value))
+
+    def template(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k.endswith(".$"):
+                    path(v, f"{where}/{k}")
+                else:
+                    template(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for n, v in enumerate(node):
+                template(v, f"{where}/{n}")
+
+    def fields(node: Any, where: str) -> None:
+        if isinstance(node, list):
+            for n, v in enumerate(node):
+                fields(v, f"{where}/{n}")
+            return
+        if not isinstance(node, dict) or node.get("QueryLanguage") == "JSONata":
+            return
+        for k, v in node.items():
+            if k == "Result":
+                continue  # a Pass state's literal data
+            if k in _TEMPLATES:
+                template(v, f"{where}/{k}")
+            elif k == "Variable" or k.endswith("Path"):
+                path(v, f"{where}/{k}")
+            else:
+                fields(v, f"{where}/{k}")
+
+    fields(definition, "")
+    return problems
+
+
+def _install_member_name_check() -> None:
+    """Also names every refused definition ``InvalidDefinition``: moto raised its parser's
+    exception class, which its JSON serializer answered with an empty error code."""
+    import json
+
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.api import InvalidDefinition as ParserInvalidDefinition
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    class InvalidDefinition(AWSError):
+        TYPE = "InvalidDefinition"
+        STATUS = 400
+
+    original = StepFunctionsParserBackend._validate_definition
+
+    def _validate_definition(definition: str) -> None:
+        try:
+            original(definition=definition)
+        except ParserInvalidDefinition as e:
+            raise InvalidDefinition(str(e.message)) from e
+        problems = check_member_names(json.loads(definition))
+        if problems:
+            raise InvalidDefinition(
+                "Invalid State Machine Definition: a JSONPath names a field by dot notation that needs "
+                "bracket notation (Step Functions developer guide, \"Using JSONPath paths\": "
+                "\"You must use square bracket notation if your field name contains any character that is not "
+                "included in the member-name-shorthand definition\"; e.g. $['detail-type'] for $.detail-type) at "
+                + "; ".join(problems)
+            )
+
+    StepFunctionsParserBackend._validate_definition = staticmethod(_validate_definition)  # type: ignore[method-assign]
+
+
 def install() -> None:
     global _installed
     if _installed:
         return
     _installed = True
+    _install_member_name_check()
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
         StateTaskService,
     )

@@ -71,6 +71,11 @@ PROFILES: dict[str, dict[str, Any]] = {
     "origin-path": {"origin_path": "/op"},
     # dro/home.html answers the distribution's root URL.
     "default-root": {"origin_path": "/dro", "default_root_object": "home.html"},
+    # The bucket's tg/ is the distribution's root, and it stores cache tags. "For S3 origins ...
+    # a metadata key of cache-tag would be returned as a x-amz-meta-cache-tag header. You can
+    # set the HeaderName in your CacheTagConfig to x-amz-meta-cache-tag" (CloudFront developer
+    # guide, "Invalidating content by cache tags").
+    "tags": {"origin_path": "/tg", "cache_tag_header": "x-amz-meta-cache-tag"},
 }
 
 
@@ -127,6 +132,9 @@ def distribution_config(bucket: str, comment: str, profile: dict[str, Any] | Non
         config["CacheBehaviors"] = {"Quantity": len(behaviors), "Items": behaviors}
     if profile.get("default_root_object"):
         config["DefaultRootObject"] = profile["default_root_object"]
+    if profile.get("cache_tag_header"):
+        # Given at creation as on AWS: moto keeps it and answers it (local/cloudfront/models.py).
+        config["CacheTagConfig"] = {"HeaderName": profile["cache_tag_header"]}
     return config
 
 

@@ -21,7 +21,8 @@ the S3 notification path swallows -- the event is dropped silently. This module 
   from ``aws.events``); ``cron(...)`` schedules are not run (logged once).
 
 :func:`emit` builds an AWS-shaped event envelope and delivers it to the default bus (used for
-S3 and Step Functions events; ``PutEvents`` refuses ``aws.*`` sources on AWS).
+S3 and Step Functions events: ``PutEvents`` refuses ``aws.*`` sources, here as on AWS). A
+disabled rule receives nothing.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class EventTargets:
         """moto's ``Rule.send_to_targets``: our targets here, the others by ``moto_send``."""
         # A schedule-only rule has no event pattern; moto's empty pattern would match every event.
         if getattr(rule, "scheduled_expression", None) and not _has_pattern(rule):
+            return
+        # DisableRule: "A disabled rule won't match any events" (moto's PutEvents sent to it).
+        if getattr(rule, "state", "ENABLED") != "ENABLED":
             return
         if not rule.event_pattern.matches_event(original_event):
             return
@@ -191,8 +195,9 @@ class EventTargets:
 
 
 def install(targets: EventTargets) -> None:
-    """Route moto's ``Rule.send_to_targets`` through ``targets``."""
-    from moto.events.models import Rule
+    """Route moto's ``Rule.send_to_targets`` through ``targets``; PutEvents refuses the sources
+    AWS services own."""
+    from moto.events.models import EventsBackend, Rule
 
     def wrap(original: Any) -> Any:
         def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
@@ -201,6 +206,30 @@ def install(targets: EventTargets) -> None:
         return send_to_targets
 
     replace(Rule, "send_to_targets", wrap)
+    replace(EventsBackend, "put_events", _refuse_reserved_sources)
+
+
+# PutEventsResultEntry, ErrorCode: "NotAuthorizedForSourceException: You do not have
+# permissions to publish events with this source onto this event bus." The message AWS puts in
+# ErrorMessage is not documented; this is the code's own description.
+RESERVED_SOURCE = ("NotAuthorizedForSourceException", "You do not have permissions to publish events with this source onto this event bus.")
+
+
+def _refuse_reserved_sources(original: Any) -> Any:
+    """An entry whose ``Source`` begins with ``aws.`` fails (the others go on, each with its own
+    result, in order). EventBridge user guide, "Amazon EventBridge events": "All events that come
+    from AWS services begin with "aws." Customer-generated events can have any value here, as
+    long as it doesn't begin with "aws."". moto 5.2.5 accepted and delivered them."""
+
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        reserved = [str(e.get("Source") or "").startswith("aws.") for e in events]
+        if not any(reserved) or len(events) > 10:  # moto refuses more than 10 as a whole
+            return original(self, events)
+        accepted = iter(original(self, [e for e, r in zip(events, reserved) if not r]))
+        code, message = RESERVED_SOURCE
+        return [{"ErrorCode": code, "ErrorMessage": message} if r else next(accepted) for r in reserved]
+
+    return put_events
 
 
 def iso(t: float | str | None) -> str:

@@ -142,17 +142,19 @@ class Middleware:
         proc = self.runtime.process_by_access_key(key) if key else None
         if service and op:
             self.requests.record(proc.pool.logical_id if proc else None, service, op)
-        if proc is not None and proc.pool.credentials is not None and service:
+        method = environ["REQUEST_METHOD"]
+        judged = proc is not None and proc.pool.credentials is not None and bool(service)
+        raw_path = environ.get("RAW_URI", path).split("?", 1)[0]
+        if judged:
             # A deployed function's request: judged against its role first, as AWS does
             # (local/iam.py). Pools without a role (the stack's own tests) are not judged.
-            raw_path = environ.get("RAW_URI", path).split("?", 1)[0]
             refusal = self.iam.judge(
-                environ["REQUEST_METHOD"], raw_path, environ.get("QUERY_STRING", ""), headers_of(environ), _buffered_body(environ), service, op or ""
+                method, raw_path, environ.get("QUERY_STRING", ""), headers_of(environ), _buffered_body(environ), service, op or ""
             )
             if refusal is not None:
                 proc.pool._write_log(f"IAM {refusal.code}: {refusal.message}")
                 LOG.warning("IAM refused %s: %s", proc.pool.logical_id, refusal.message)
-                return _answer(start_response, *error_response(service, refusal, str(uuid.uuid4())))
+                return _answer(start_response, *error_response(service, refusal, str(uuid.uuid4())), head=method == "HEAD")
         if service == "states" and op == "StartExecution" and self.faults.start_throttle:
             # Any caller's StartExecution (a Task's states:startExecution, the sweep) draws on the
             # token bucket of a start_throttle fault.
@@ -181,6 +183,12 @@ class Middleware:
         with self._dynamodb if service == "dynamodb" else contextlib.nullcontext():
             chunks = drain(self.app(environ, capture))
         status_code = int(str(captured.get("status", "500")).split(" ", 1)[0])
+        if judged and status_code == 404 and service == "s3" and op in ("GetObject", "HeadObject"):
+            # No such key: S3 says so only to a caller that may list the bucket (local/iam.py).
+            refusal = self.iam.missing_object(method, raw_path, environ.get("QUERY_STRING", ""), headers_of(environ))
+            if refusal is not None:
+                proc.pool._write_log(f"IAM {refusal.code}: {refusal.message}")
+                return _answer(start_response, *error_response(service, refusal, str(uuid.uuid4())), head=method == "HEAD")
         if status_code >= 500:
             LOG.error("moto answered %s to %s %s (%s/%s)", status_code, environ.get("REQUEST_METHOD"), path, service, op)
         self._maybe_crash(proc, service, op, status_code, path, sent_body)
@@ -239,7 +247,11 @@ def _buffered_body(environ: dict[str, Any]) -> bytes:
     return body
 
 
-def _answer(start_response: Callable, status: int, headers: list[tuple[str, str]], out: bytes) -> list[bytes]:
+def _answer(start_response: Callable, status: int, headers: list[tuple[str, str]], out: bytes, head: bool = False) -> list[bytes]:
+    """A complete answer; an answer to HEAD has no body (RFC 9110), which werkzeug's server
+    would otherwise write."""
+    if head:
+        out = b""
     start_response(f"{status} {_reason(status)}", headers + [("Content-Length", str(len(out)))])
     return [out]
 

@@ -99,6 +99,7 @@ class Stack:
         self.executions = sfn_ext.Executions()
         self.cloudfront = CloudFrontModel(
             distribution_exists=self._distribution_exists,
+            distribution_config=self._distribution_config,
             faults=self.faults,
             in_progress_seconds=self.settings.in_progress_seconds,
         )
@@ -208,6 +209,12 @@ class Stack:
         from moto.cloudfront.models import cloudfront_backends
 
         return dist_id in cloudfront_backends[self.account]["global"].distributions
+
+    def _distribution_config(self, dist_id: str) -> Any:
+        from moto.cloudfront.models import cloudfront_backends
+
+        dist = cloudfront_backends[self.account]["global"].distributions.get(dist_id)
+        return dist.distribution_config if dist is not None else None
 
     def _configure_logging(self) -> None:
         log_file = self.state_dir / "logs" / "stack.log"

@@ -15,8 +15,8 @@ answers GET and HEAD in front of its distribution's S3 origin, read in-process f
   minimum TTL (10 s); the origin's Cache-Control is not read.
 * Invalidations apply only once ``Completed``: an entry fetched before an invalidation was
   created, whose key one of its paths matches, is gone once that invalidation completes.
-* Cache tags: where the distribution has a ``CacheTagConfig`` (its header name is set on the
-  model: moto keeps none), an entry keeps the tags of that origin response header (S3 returns
+* Cache tags: where the distribution has a ``CacheTagConfig`` (kept in moto's configuration,
+  read through the model), an entry keeps the tags of that origin response header (S3 returns
   the object's ``x-amz-meta-<name>`` metadata as that header), and a Completed ``#tag`` item
   removes every entry holding the tag, whatever its URL.
 """
@@ -166,7 +166,7 @@ class Edge:
         headers = {"Content-Type": obj.metadata.get("Content-Type", "binary/octet-stream"), "ETag": obj.etag, "Last-Modified": obj.last_modified_RFC1123}
         tags: frozenset[str] = frozenset()
         tag_header = self.cloudfront.cache_tag_header(self.distribution_id)
-        value = next((v for k, v in obj.metadata.items() if k.lower() == tag_header), None) if tag_header else None
+        value = next((v for k, v in obj.metadata.items() if k.lower() == tag_header.lower()), None) if tag_header else None
         if value is not None:
             headers[tag_header] = value
             tags = header_tags(value)

@@ -102,9 +102,11 @@ class CloudFrontModel:
     in_progress_seconds: float = 5.0
     clock: Callable[[], float] = time.time
     per_distribution_seconds: dict[str, float] = field(default_factory=dict)
-    # Each distribution's CacheTagConfig.HeaderName: moto keeps no CacheTagConfig, so the stack
-    # sets it here (local/README.md, "Cache tags").
-    cache_tag_headers: dict[str, str] = field(default_factory=dict)
+    # A distribution's configuration as moto keeps it (None for an unknown id). Its
+    # CacheTagConfig lives there and nowhere else: moto keeps the element a CreateDistribution
+    # or UpdateDistribution request gives and answers it in GetDistribution(Config), so what
+    # the API shows and what the edge honours cannot disagree.
+    distribution_config: Callable[[str], Any] = lambda _id: None
     invalidations: dict[str, list[Invalidation]] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -119,15 +121,22 @@ class CloudFrontModel:
                 self.per_distribution_seconds[distribution_id] = float(seconds)
 
     def set_cache_tag_header(self, distribution_id: str, header: str | None) -> None:
-        with self._lock:
-            if header:
-                self.cache_tag_headers[distribution_id] = header.lower()
-            else:
-                self.cache_tag_headers.pop(distribution_id, None)
+        """Set (or, without ``header``, remove) the distribution's ``CacheTagConfig``, as an
+        UpdateDistribution that changed only that element would."""
+        config = self.distribution_config(distribution_id)
+        if config is None:
+            raise ValueError(f"no distribution {distribution_id}")
+        if header:
+            config.CacheTagConfig = {"HeaderName": header}
+        else:
+            config.__dict__.pop("CacheTagConfig", None)
 
     def cache_tag_header(self, distribution_id: str) -> str | None:
-        with self._lock:
-            return self.cache_tag_headers.get(distribution_id)
+        """``CacheTagConfig.HeaderName`` as configured (HTTP header names compare
+        case-insensitively), None without a ``CacheTagConfig``."""
+        config = self.distribution_config(distribution_id)
+        tag_config = getattr(config, "CacheTagConfig", None) if config is not None else None
+        return (tag_config or {}).get("HeaderName") or None
 
     def complete_all(self, distribution_id: str | None = None) -> int:
         """Mark every in-progress invalidation Completed now (a test shortcut)."""

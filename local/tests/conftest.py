@@ -71,14 +71,16 @@ class StackHandle:
         assert status == expect, (status, data)
         return json.loads(data)
 
-    def add_function(self, logical_id: str, tmp: Path, timeout: float = 5, env: dict | None = None, max_concurrency: int = 4) -> Any:
-        """Create a Lambda function in moto and a pool running the fake bootstrap for it."""
+    def add_function(self, logical_id: str, tmp: Path, timeout: float = 5, env: dict | None = None, max_concurrency: int = 4, role: str | None = None) -> Any:
+        """Create a Lambda function in moto and a pool running the fake bootstrap for it. With
+        ``role`` (an IAM role ARN) its processes sign with sessions of that role, so local/iam.py
+        judges their requests as a deployed function's; without, they are not judged."""
         from local.deploy import base_function_env
         from local.lambda_runtime import FunctionPool
 
         lam = self.client("lambda")
         iam = self.client("iam")
-        role = iam.create_role(RoleName=f"r-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        function_role = role or iam.create_role(RoleName=f"r-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         from local.sam import dummy_zip
 
         name = f"{logical_id}-{uuid.uuid4().hex[:6]}"
@@ -86,7 +88,7 @@ class StackHandle:
             FunctionName=name,
             Runtime="provided.al2023",
             Handler="bootstrap",
-            Role=role,
+            Role=function_role,
             Code={"ZipFile": dummy_zip()},
             Timeout=int(timeout),
             Environment={"Variables": env or {}},
@@ -105,6 +107,7 @@ class StackHandle:
             should_crash=self.stack.faults.lambda_should_crash,
             hold_for=self.stack.faults.lambda_hold_for,
             admit=self.stack.faults.lambda_admit,
+            credentials=(lambda: self.stack.iam.session(role, name)) if role else None,
         )
         self.stack.runtime.add_pool(pool)
         return pool

@@ -9,6 +9,8 @@ base URL from AWS_LAMBDA_RUNTIME_API, which may carry a path) and acts on its in
   {"action": "sleep", "seconds": 5}       -> sleeps, then echoes
   {"action": "aws", "service": "dynamodb", "op": "put_item", "args": {...}, "then": "echo"}
                                           -> one boto3 call to AWS_ENDPOINT_URL, then echo
+                                             (with "report_error": true, an AWS error answer is
+                                             echoed as "aws_error": {"code", "status"})
 Anything else (e.g. an EventBridge/Step Functions event) is echoed.
 """
 import json
@@ -42,15 +44,24 @@ while True:
         sys.exit(int(event.get("code", 1)))
     if action == "sleep":
         time.sleep(float(event.get("seconds", 1)))
+    aws_error = None
     if action == "aws":
         import boto3
+        from botocore.exceptions import ClientError
 
         client = boto3.client(event["service"], endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-        getattr(client, event["op"])(**event.get("args", {}))
+        try:
+            getattr(client, event["op"])(**event.get("args", {}))
+        except ClientError as e:
+            if not event.get("report_error"):
+                raise
+            aws_error = {"code": e.response["Error"]["Code"], "status": e.response["ResponseMetadata"]["HTTPStatusCode"], "message": e.response["Error"].get("Message")}
     children = event.get("children", []) if isinstance(event, dict) else []
     if isinstance(event, dict) and isinstance(event.get("detail"), dict) and "object" in event["detail"]:
         children = [{"name": "c-" + event["detail"]["object"]["sequencer"]}]
     out = {"children": children, "input": event, "env": {k: os.environ.get(k) for k in KEEP}, "deadline": deadline, "pid": os.getpid()}
+    if aws_error is not None:
+        out["aws_error"] = aws_error
     if isinstance(event, dict) and "redrive" in event:
         out["redrive"] = event["redrive"]
     post(f"/invocation/{req_id}/response", out)

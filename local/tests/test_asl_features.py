@@ -299,3 +299,106 @@ def _retried_names(machine: str) -> set[str]:
 
     walk(definition["States"])
     return names
+
+
+def _manual_or_s3(detail_type_path: str) -> dict:
+    """The start object-changed is to have: a Choice on the event's detail-type, then a Pass
+    that turns a manual request's envelope into the machine's own input."""
+    return {
+        "StartAt": "Kind",
+        "States": {
+            "Kind": {
+                "Type": "Choice",
+                "Choices": [{"Variable": detail_type_path, "StringEquals": "Invalidation Requested", "Next": "Manual"}],
+                "Default": "S3",
+            },
+            "Manual": {
+                "Type": "Pass",
+                "Parameters": {"paths": [], "manual": {"request.$": "$.detail", "source.$": "$.source", "account.$": "$.account", "eventId.$": "$.id"}},
+                "End": True,
+            },
+            "S3": {"Type": "Pass", "Result": {"kind": "an S3 event"}, "End": True},
+        },
+    }
+
+
+ENVELOPE = {
+    "version": "0",
+    "id": "6f6c1d0e-0000-4000-8000-000000000001",
+    "detail-type": "Invalidation Requested",
+    "source": "cf-invalidator.manual",
+    "account": "123456789012",
+    "time": "2026-05-04T03:02:01Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {"paths": ["/a.html"], "reason": "r"},
+}
+
+
+def test_choice_on_a_hyphenated_field_in_bracket_notation_and_pass_parameters(stack):
+    # The developer guide, "Using JSONPath paths": a name with punctuation other than _ needs
+    # bracket notation. A Pass state's Parameters build its output from the input (no Result).
+    sm = stack.state_machine(_manual_or_s3("$['detail-type']"))
+    d = stack.run(sm, ENVELOPE)
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == {
+        "paths": [],
+        "manual": {"request": ENVELOPE["detail"], "source": "cf-invalidator.manual", "account": "123456789012", "eventId": ENVELOPE["id"]},
+    }
+    s3 = stack.run(sm, {**ENVELOPE, "detail-type": "Object Created", "source": "aws.s3"})
+    assert s3["status"] == "SUCCEEDED" and json.loads(s3["output"]) == {"kind": "an S3 event"}
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["Variable", "Parameters", "InputPath"],
+)
+def test_a_hyphenated_name_in_dot_notation_is_refused_as_an_invalid_definition(stack, where):
+    # "You must use square bracket notation if your field name contains any character that is
+    # not included in the member-name-shorthand definition of the JsonPath ABNF rule." Whether
+    # AWS refuses the definition or fails the execution is not documented: refused at once here.
+    from botocore.exceptions import ClientError
+
+    definition = _manual_or_s3("$['detail-type']")
+    if where == "Variable":
+        definition = _manual_or_s3("$.detail-type")
+    elif where == "Parameters":
+        definition["States"]["Manual"]["Parameters"]["manual"]["kind.$"] = "$.detail-type"
+    else:
+        definition["States"]["Manual"]["InputPath"] = "$.detail.reason-code"
+    with pytest.raises(ClientError) as e:
+        stack.state_machine(definition)
+    assert e.value.response["Error"]["Code"] == "InvalidDefinition"
+    assert "bracket notation" in e.value.response["Error"]["Message"]
+    # The same names in bracket notation, or as data, are fine; so is UpdateStateMachine's check.
+    sm = stack.state_machine({**_manual_or_s3("$['detail-type']"), "Comment": "$.not-a-path"})
+    sfn = stack.client("stepfunctions")
+    with pytest.raises(ClientError) as e:
+        sfn.update_state_machine(stateMachineArn=sm, definition=json.dumps(definition))
+    assert e.value.response["Error"]["Code"] == "InvalidDefinition"
+
+
+def test_a_definition_moto_cannot_parse_is_named_invalid_definition(stack):
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as e:
+        stack.state_machine({"StartAt": "X", "States": {"X": {"Type": "Nope", "End": True}}})
+    assert e.value.response["Error"]["Code"] == "InvalidDefinition", "moto answered an empty code"
+
+
+def test_the_member_name_check_reads_only_paths():
+    from local.asl_fixes import check_member_names, dotted_names_outside_shorthand
+
+    assert dotted_names_outside_shorthand("$.detail-type") == ["detail-type"]
+    for fine in ("$['detail-type']", "$.['detail-type']", "$.detail.object.key", "$$.Execution.Id", "$.paths[0]", "$..name", "$.a.*", "$.jar[?(@.a-b >= 5)].x", "$.caf\u00e9_1"):
+        assert dotted_names_outside_shorthand(fine) == [], fine
+    machine = {
+        "StartAt": "P",
+        "States": {
+            "P": {"Type": "Pass", "Parameters": {"FilePath": "$.a-b", "x.$": "States.Format('{}', $.id)"}, "Result": {"k.$": "$.a-b"}, "Next": "J"},
+            "J": {"Type": "Pass", "QueryLanguage": "JSONata", "Output": "{% $states.input.a %}", "End": True},
+        },
+    }
+    assert check_member_names(machine) == [], "data, intrinsic functions and JSONata are not JSONPath paths"
+    machine["States"]["P"]["ResultPath"] = "$.out-put"
+    assert check_member_names(machine) == ["/States/P/ResultPath: 'out-put'"]

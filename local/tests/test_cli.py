@@ -55,6 +55,11 @@ def test_stack_json_shape(up):
     # The plain lanes first, then one distribution per profile, which no route names.
     assert len(info["distribution_ids"]) == 2 + len(PROFILES)
     assert info["distribution_profiles"] == dict(zip(info["distribution_ids"][2:], PROFILES))
+    cf = boto3.client("cloudfront", endpoint_url=info["endpoint_url"], region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    configs = {p: cf.get_distribution_config(Id=d)["DistributionConfig"] for d, p in info["distribution_profiles"].items()}
+    assert configs["tags"]["CacheTagConfig"] == {"HeaderName": "x-amz-meta-cache-tag"}
+    assert configs["tags"]["Origins"]["Items"][0]["OriginPath"] == "/tg"
+    assert [p for p, c in configs.items() if "CacheTagConfig" in c] == ["tags"]
     assert [r["keyPrefix"] for r in info["routes"]] == ["d0/", "d1/"]
     assert set(info["state_machines"]) == {"MainStateMachine", "ChildStateMachine"}
     assert set(info["functions"]) == {"EchoFunction", "FailFunction", "RecordFunction"}

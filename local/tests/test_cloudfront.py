@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from xml.etree import ElementTree
 
 import pytest
+from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from .conftest import wait_for
 
+NS = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
 
-def _dist(stack) -> str:
+
+def _dist(stack, **extra) -> str:
     cf = stack.client("cloudfront")
     resp = cf.create_distribution(
         DistributionConfig={
@@ -23,6 +27,7 @@ def _dist(stack) -> str:
             "Enabled": True,
             "Origins": {"Quantity": 1, "Items": [{"Id": "o", "DomainName": "b.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
             "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "allow-all", "MinTTL": 0, "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}}, "TrustedSigners": {"Enabled": False, "Quantity": 0}},
+            **extra,
         }
     )
     return resp["Distribution"]["Id"]
@@ -208,3 +213,59 @@ def test_cache_tag_items_are_accepted_checked_and_never_wildcards(stack, dist):
         assert _code(e) == ("InvalidArgument", 400), bad
     # 16 "#x*" items are 16 file paths, not 16 wildcards over the limit of 15.
     _create(stack, dist, [f"#t{i}*" for i in range(16)])
+
+
+def _raw(client, operation: str, **kwargs) -> ElementTree.Element:
+    """The XML document CloudFront answered (what the Rust SDK parses), not botocore's dict."""
+    raw: dict[str, bytes] = {}
+
+    def keep(http_response, **_):
+        raw["body"] = http_response.content
+
+    event = f"after-call.cloudfront.{operation}"
+    client.meta.events.register(event, keep)
+    try:
+        getattr(client, xform_name(operation))(**kwargs)
+    finally:
+        client.meta.events.unregister(event, keep)
+    return ElementTree.fromstring(raw["body"])
+
+
+def _tag_config(config: ElementTree.Element) -> list[str]:
+    """The HeaderName of each CacheTagConfig child of a DistributionConfig element."""
+    return [h.text or "" for c in config.findall(f"{{{NS}}}CacheTagConfig") for h in c.findall(f"{{{NS}}}HeaderName")]
+
+
+def test_the_distribution_apis_show_its_cache_tag_config(stack):
+    # API reference, DistributionConfig: "CacheTagConfig: Configuration for cache tag extraction
+    # from origin responses" (CacheTagConfig: "HeaderName ... Required: Yes"); DistributionSummary
+    # (ListDistributions) has no such member.
+    cf = stack.client("cloudfront")
+    tagged = _dist(stack, CacheTagConfig={"HeaderName": "x-amz-meta-cache-tag"})
+    assert _tag_config(_raw(cf, "GetDistributionConfig", Id=tagged)) == ["x-amz-meta-cache-tag"]
+    (config,) = _raw(cf, "GetDistribution", Id=tagged).findall(f"{{{NS}}}DistributionConfig")
+    assert _tag_config(config) == ["x-amz-meta-cache-tag"]
+    assert cf.get_distribution_config(Id=tagged)["DistributionConfig"]["CacheTagConfig"] == {"HeaderName": "x-amz-meta-cache-tag"}
+    listed = _raw(cf, "ListDistributions")
+    assert list(listed.iter(f"{{{NS}}}DistributionSummary")) and not list(listed.iter(f"{{{NS}}}CacheTagConfig"))
+    assert stack.stack.cloudfront.cache_tag_header(tagged) == "x-amz-meta-cache-tag", "the edge reads the same store"
+
+    # Set through the control (an UpdateDistribution stand-in), the API shows it too; without a
+    # header it is gone.
+    plain = _dist(stack)
+    assert _tag_config(_raw(cf, "GetDistributionConfig", Id=plain)) == []
+    stack.control("cloudfront/cache-tag-header", {"distribution_id": plain, "header": "X-Cache-Tag"})
+    assert _tag_config(_raw(cf, "GetDistributionConfig", Id=plain)) == ["X-Cache-Tag"]
+    stack.control("cloudfront/cache-tag-header", {"distribution_id": plain})
+    assert _tag_config(_raw(cf, "GetDistributionConfig", Id=plain)) == []
+    assert stack.stack.cloudfront.cache_tag_header(plain) is None
+    stack.control("cloudfront/cache-tag-header", {"distribution_id": "ENOSUCH", "header": "x"}, expect=400)
+
+    # "When CacheTagConfig is removed from a distribution via UpdateDistribution, CloudFront
+    # stops extracting tags from origin responses."
+    current = cf.get_distribution_config(Id=tagged)
+    config = dict(current["DistributionConfig"])
+    del config["CacheTagConfig"]
+    cf.update_distribution(Id=tagged, IfMatch=current["ETag"], DistributionConfig=config)
+    assert _tag_config(_raw(cf, "GetDistributionConfig", Id=tagged)) == []
+    assert stack.stack.cloudfront.cache_tag_header(tagged) is None

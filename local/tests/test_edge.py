@@ -251,3 +251,27 @@ def test_tags_are_ignored_without_a_cache_tag_config(stack, bucket, viewer):
     viewer.invalidate("#home")
     viewer.complete()
     assert viewer.get("/t.html") == ("v1", "Hit"), "Distributions without this configuration ignore cache tag headers"
+
+
+def test_the_tags_profile_serves_tg_and_stores_the_tags_s3_returns(stack, bucket):
+    from local.deploy import PROFILES, distribution_config
+
+    cf = stack.client("cloudfront")
+    dist = cf.create_distribution(DistributionConfig=distribution_config(bucket, "tags", PROFILES["tags"]))["Distribution"]["Id"]
+    stack.control("cloudfront/in-progress-seconds", {"seconds": 3600, "distribution_id": dist})
+    viewer = Viewer(stack, dist)
+    s3 = stack.client("s3")
+    s3.put_object(Bucket=bucket, Key="tg/p.html", Body=b"v1", ContentType="text/html", Metadata={"cache-tag": "Sale, home"})
+    s3.put_object(Bucket=bucket, Key="tg/q.html", Body=b"v1", ContentType="text/html")
+    # S3 "surfaces object metadata as response headers prefixed with x-amz-meta-<Key>": what
+    # S3's GET answers on the wire is what the edge read in process and keeps.
+    sent = s3.get_object(Bucket=bucket, Key="tg/p.html")["ResponseMetadata"]["HTTPHeaders"]
+    status, headers, body = viewer.request("/p.html")
+    assert (status, body) == (200, b"v1") and headers["x-amz-meta-cache-tag"] == sent["x-amz-meta-cache-tag"] == "Sale, home"
+    assert viewer.get("/q.html") == ("v1", "Miss")
+    for key in ("tg/p.html", "tg/q.html"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"v2", ContentType="text/html")
+    viewer.invalidate("#sale")
+    viewer.complete()
+    assert viewer.get("/p.html") == ("v2", "Miss"), "tagged sale: gone"
+    assert viewer.get("/q.html") == ("v1", "Hit"), "untagged: kept"

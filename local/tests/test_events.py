@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 import urllib.request
 import uuid
+from datetime import datetime, timezone
 from xml.etree import ElementTree
 
 import pytest
@@ -147,8 +150,6 @@ def test_lambda_target_and_schedule(stack, tmp_path):
     before = pool.invocations
     stack.client("events").put_events(Entries=[{"Source": "local.other", "DetailType": "x", "Detail": "{}"}])
     stack.client("s3").create_bucket(Bucket=f"quiet-{uuid.uuid4().hex[:6]}")
-    import time
-
     time.sleep(0.5)
     assert pool.invocations == before
     assert stack.control("schedule/fire", {"rule": "every-minute"})["fired"] == ["every-minute"]
@@ -171,3 +172,79 @@ def test_notification_configuration_shows_event_bridge_only_when_on(stack):
         root = ElementTree.fromstring(resp.read())
     assert root.tag == "{http://s3.amazonaws.com/doc/2006-03-01/}NotificationConfiguration", root.tag
     assert len(root) == 0
+
+
+def test_put_events_starts_an_execution_with_the_whole_event_envelope(stack):
+    """A custom event from PutEvents reaches a Step Functions target as the event EventBridge
+    builds ("Amazon EventBridge events": version, id, detail-type, source, account, time,
+    region, resources, detail), the Detail string parsed into an object."""
+    sm = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    _rule(stack, {"detail-type": ["Invalidation Requested"]}, [{"Id": "sfn", "Arn": sm, "RoleArn": "arn:aws:iam::123456789012:role/eb"}])
+    request = {"paths": ["/a b.html", "#sale"], "reason": "a manual request"}
+    sent = stack.client("events").put_events(
+        Entries=[
+            {"Source": "cf-invalidator.manual", "DetailType": "Invalidation Requested", "Detail": json.dumps(request), "Resources": ["arn:aws:cloudfront::123456789012:distribution/E1"], "Time": datetime(2026, 5, 4, 3, 2, 1, tzinfo=timezone.utc)},
+            {"Source": "cf-invalidator.other", "DetailType": "Invalidation Requested", "Detail": "{}"},
+        ]
+    )
+    assert sent["FailedEntryCount"] == 0
+    ids = [e["EventId"] for e in sent["Entries"]]
+    sfn = stack.client("stepfunctions")
+    execs = wait_for(lambda: len(e := sfn.list_executions(stateMachineArn=sm)["executions"]) == 2 and e, what="two executions")
+    inputs = {(i := json.loads(stack.finish(x["executionArn"])["input"]))["id"]: i for x in execs}
+    assert set(inputs) == set(ids)
+    manual = inputs[ids[0]]
+    assert manual == {
+        "version": "0",
+        "id": ids[0],
+        "detail-type": "Invalidation Requested",
+        "source": "cf-invalidator.manual",
+        "account": "123456789012",
+        "time": "2026-05-04T03:02:01Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:cloudfront::123456789012:distribution/E1"],
+        "detail": request,
+    }
+    other = inputs[ids[1]]
+    assert other["source"] == "cf-invalidator.other" and other["resources"] == [] and other["detail"] == {}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", other["time"]), "no Time: when EventBridge received it"
+
+
+def test_put_events_refuses_a_source_aws_services_own(stack):
+    # "Customer-generated events can have any value here, as long as it doesn't begin with
+    # "aws."" (EventBridge user guide): the entry fails, the others in the request go on.
+    sm = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    detail_type = f"Reserved {uuid.uuid4().hex[:8]}"
+    _rule(stack, {"detail-type": [detail_type]}, [{"Id": "sfn", "Arn": sm}])
+    sent = stack.client("events").put_events(
+        Entries=[
+            {"Source": "aws.s3", "DetailType": detail_type, "Detail": "{}"},
+            {"Source": "cf-invalidator.manual", "DetailType": detail_type, "Detail": "{}"},
+            {"Source": "aws.cloudfront", "DetailType": detail_type, "Detail": "{}"},
+        ]
+    )
+    assert sent["FailedEntryCount"] == 2
+    first, second, third = sent["Entries"]
+    assert first["ErrorCode"] == third["ErrorCode"] == "NotAuthorizedForSourceException" and "EventId" not in first
+    assert "ErrorCode" not in second and second["EventId"]
+    sfn = stack.client("stepfunctions")
+    (only,) = wait_for(lambda: sfn.list_executions(stateMachineArn=sm)["executions"], what="the custom event's execution")
+    assert json.loads(stack.finish(only["executionArn"])["input"])["source"] == "cf-invalidator.manual"
+    time.sleep(0.5)
+    assert len(sfn.list_executions(stateMachineArn=sm)["executions"]) == 1
+
+
+def test_a_disabled_rule_receives_no_put_events(stack):
+    # DisableRule: "A disabled rule won't match any events".
+    sm = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    detail_type = f"Disabled {uuid.uuid4().hex[:8]}"
+    name = _rule(stack, {"detail-type": [detail_type]}, [{"Id": "sfn", "Arn": sm}])
+    ev = stack.client("events")
+    ev.disable_rule(Name=name)
+    ev.put_events(Entries=[{"Source": "cf-invalidator.manual", "DetailType": detail_type, "Detail": "{}"}])
+    time.sleep(1.0)
+    sfn = stack.client("stepfunctions")
+    assert sfn.list_executions(stateMachineArn=sm)["executions"] == []
+    ev.enable_rule(Name=name)
+    ev.put_events(Entries=[{"Source": "cf-invalidator.manual", "DetailType": detail_type, "Detail": "{}"}])
+    wait_for(lambda: sfn.list_executions(stateMachineArn=sm)["executions"], what="an execution once enabled")

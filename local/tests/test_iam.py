@@ -7,10 +7,11 @@ the judge, in process, with moto's IAM and STS behind it.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from moto import mock_aws
@@ -39,6 +40,7 @@ def iam() -> Any:
                     "Action": "cloudfront:CreateInvalidation",
                     "Resource": ["arn:*:cloudfront::*:distribution/E1AAAA"],
                 },
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::site/*"},
             ]
         }
         client.put_role_policy(RoleName="fn-role", PolicyName="grants", PolicyDocument=json.dumps(grants))
@@ -112,3 +114,82 @@ def test_a_request_whose_resource_it_cannot_tell_is_refused(iam: Any) -> None:
     session = judge.session(f"arn:aws:iam::{ACCOUNT}:role/fn-role", "fn")
     denied = dynamodb(judge, session, "TransactWriteItems", {"TransactItems": []})
     assert denied is not None and "cannot tell which resource" in denied.message
+
+
+def s3(iam: Iam, session: tuple[str, str, str], method: str, path: str, query: str = "", host: str = HOST) -> Any:
+    """A GET or HEAD on an object, signed as botocore's S3 client signs it (path as sent)."""
+    request = AWSRequest(method=method, url=f"http://{host}{path}" + (f"?{query}" if query else ""), data=b"", headers={"Host": host})
+    S3SigV4Auth(Credentials(*session), "s3", REGION).add_auth(request)
+    op = {"HEAD": "HeadObject", "GET": "GetObject"}[method]
+    return iam.judge(method, path, query, dict(request.headers.items()), b"", "s3", op)
+
+
+def test_head_object_is_judged_as_s3_get_object_on_the_object(iam: Any) -> None:
+    # S3 API reference, HeadObject: "To use HEAD, you must have the s3:GetObject permission."
+    judge, _ = iam
+    session = judge.session(f"arn:aws:iam::{ACCOUNT}:role/fn-role", "fn")
+    assert s3(judge, session, "HEAD", "/site/blog/a%20b.html") is None
+    assert s3(judge, session, "GET", "/site/blog/a%20b.html", "x-id=GetObject") is None
+    assert s3(judge, session, "HEAD", "/a%20b.html", host="site.s3.us-east-1.amazonaws.com") is None, "virtual-hosted style"
+    other = s3(judge, session, "HEAD", "/other/blog/a%20b.html")
+    assert (other.code, other.status) == ("AccessDenied", 403)
+    assert other.message == (
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/fn-role/fn is not authorized to perform: s3:GetObject "
+        "on resource: arn:aws:s3:::other/blog/a b.html because no identity-based policy allows the s3:GetObject action"
+    )
+    # A version is its own permission: "you must have the s3:GetObjectVersion permission".
+    versioned = s3(judge, session, "HEAD", "/site/a.html", "versionId=v1")
+    assert versioned is not None and "s3:GetObjectVersion" in versioned.message
+    # Another operation on the object (GetObjectTagging) is not a read of it: not guessed.
+    tagging = s3(judge, session, "GET", "/site/a.html", "tagging=")
+    assert tagging is not None and "cannot tell which resource" in tagging.message
+    key, secret, token = session
+    forged = s3(judge, (key, secret, token + "x"), "HEAD", "/site/a.html")
+    assert forged is not None and forged.status == 403
+
+
+def test_a_missing_object_is_a_403_without_list_bucket(iam: Any) -> None:
+    # HeadObject: "If you don't have the s3:ListBucket permission, Amazon S3 returns an HTTP
+    # status code 403 Forbidden error."
+    import boto3
+
+    judge, client = iam
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="site")
+    session = judge.session(f"arn:aws:iam::{ACCOUNT}:role/fn-role", "fn")
+    request = AWSRequest(method="HEAD", url=f"http://{HOST}/site/gone.html", data=b"", headers={"Host": HOST})
+    S3SigV4Auth(Credentials(*session), "s3", REGION).add_auth(request)
+    headers = dict(request.headers.items())
+    hidden = judge.missing_object("HEAD", "/site/gone.html", "", headers)
+    assert hidden is not None and (hidden.code, hidden.status) == ("AccessDenied", 403)
+    assert "s3:ListBucket on resource: arn:aws:s3:::site " in hidden.message
+    assert judge.missing_object("HEAD", "/nobucket/gone.html", "", headers) is None, "NoSuchBucket stays a 404"
+    grant = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::site"}]}
+    client.put_role_policy(RoleName="fn-role", PolicyName="list", PolicyDocument=json.dumps(grant))
+    assert judge.missing_object("HEAD", "/site/gone.html", "", headers) is None
+
+
+def test_a_function_heads_an_object_as_its_role_allows(stack, bucket, tmp_path) -> None:
+    """Through the stack, from a function process signing with its role's session."""
+    iam_client = stack.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    name = f"reader-{uuid.uuid4().hex[:8]}"
+    role = iam_client.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    read = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+    iam_client.put_role_policy(RoleName=name, PolicyName="read", PolicyDocument=json.dumps(read))
+    pool = stack.add_function("S3Reader", tmp_path, role=role)
+    stack.client("s3").put_object(Bucket=bucket, Key="here/a b.html", Body=b"x", Metadata={"cache-tag": "home"})
+
+    def call(op: str, key: str, in_bucket: str = bucket) -> Any:
+        event = {"action": "aws", "service": "s3", "op": op, "args": {"Bucket": in_bucket, "Key": key}, "report_error": True}
+        out = stack.client("lambda").invoke(FunctionName=pool.function_name, Payload=json.dumps(event).encode())
+        return json.loads(out["Payload"].read()).get("aws_error")
+
+    assert call("head_object", "here/a b.html") is None
+    assert call("get_object", "here/a b.html") is None
+    assert call("head_object", "gone.html")["status"] == 403, "no s3:ListBucket: S3 does not say the key is missing"
+    assert call("get_object", "gone.html")["code"] == "AccessDenied"
+    assert call("head_object", "x.html", in_bucket=f"{bucket}-other")["status"] == 403
+    listing = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}]}
+    iam_client.put_role_policy(RoleName=name, PolicyName="list", PolicyDocument=json.dumps(listing))
+    assert call("head_object", "gone.html")["status"] == 404
+    assert call("get_object", "gone.html")["code"] == "NoSuchKey"
