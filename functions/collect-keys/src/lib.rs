@@ -1,5 +1,5 @@
-//! collect-keys: one S3 event in, the CloudFront paths to invalidate out (per distribution).
-//! Pure: no AWS calls, so it needs no SDK at all.
+//! collect-keys: one S3 event in, the CloudFront paths to invalidate out (per distribution); a
+//! manual request event passes through to dedupe. Pure: no AWS calls, so it needs no SDK at all.
 
 use cfinv_core::Result;
 use cfinv_core::collect::{CollectOutput, collect};
@@ -61,6 +61,38 @@ mod tests {
         assert!(out.paths.is_empty());
         assert_eq!(out.ignored.len(), 1);
         assert!(!out.ignored[0].reason.is_empty());
+    }
+
+    #[test]
+    fn a_manual_request_event_passes_through_as_it_came() {
+        // A PutEvents entry as EventBridge delivers it (EventBridge user guide, "Amazon
+        // EventBridge events": version, id, detail-type, source, account, time, region,
+        // resources, detail).
+        let manual_event = json!({"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "detail-type": "Invalidation Requested", "source": "cf-invalidator.manual",
+            "account": "111122223333", "time": "2026-12-01T06:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": {"distributionId": "E1", "paths": ["/a"], "anything": 1}});
+        let out = handle(&manual_event, &config()).unwrap();
+        assert!(out.paths.is_empty());
+        let manual = out.manual.expect("passed through");
+        assert_eq!(manual.event_id, "6a7e8feb-b491-4cf7-a9f1-bf3703467718");
+        assert_eq!(manual.account, "111122223333");
+        assert_eq!(manual.source, "cf-invalidator.manual");
+        assert_eq!(
+            manual.request, manual_event["detail"],
+            "unchecked: dedupe admits it"
+        );
+        let serialized = serde_json::to_value(handle(&manual_event, &config()).unwrap()).unwrap();
+        assert_eq!(serialized["manual"]["eventId"], manual_event["id"]);
+        let mut no_account = manual_event.clone();
+        no_account.as_object_mut().unwrap().remove("account");
+        assert_eq!(
+            handle(&no_account, &config()).unwrap_err().name(),
+            "InvalidEvent"
+        );
+        // An S3 event carries no manual request.
+        let s3 = serde_json::to_value(handle(&event("site", "a.png"), &config()).unwrap()).unwrap();
+        assert!(s3.get("manual").is_none(), "{s3}");
     }
 
     #[test]

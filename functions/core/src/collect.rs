@@ -43,6 +43,9 @@ pub struct PathChange {
 pub struct CollectOutput {
     pub paths: Vec<PathChange>,
     pub ignored: Vec<Ignored>,
+    /// A manual request event, passed through to dedupe as it came (docs/design.md §9).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub manual: Option<crate::manual::ManualEvent>,
 }
 
 /// Maps an S3 event to paths. Unknown buckets, keys outside every route and excluded keys are
@@ -51,6 +54,12 @@ pub struct CollectOutput {
 /// When one event names the same path twice (several records, or two readings of a key that
 /// map alike), the last change wins.
 pub fn collect(event: &serde_json::Value, cfg: &MappingConfig) -> Result<CollectOutput> {
+    if let Some(manual) = crate::manual::ManualEvent::from_envelope(event)? {
+        return Ok(CollectOutput {
+            manual: Some(manual),
+            ..CollectOutput::default()
+        });
+    }
     let parsed = parse_event(event)?;
     let mut ignored = parsed.ignored;
     let mut paths = BTreeMap::new();
@@ -93,6 +102,7 @@ pub fn collect(event: &serde_json::Value, cfg: &MappingConfig) -> Result<Collect
     Ok(CollectOutput {
         paths: paths.into_values().collect(),
         ignored,
+        manual: None,
     })
 }
 

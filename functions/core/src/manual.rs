@@ -1,6 +1,6 @@
 //! Manual invalidations through the pipeline (docs/design.md §9): a request for paths,
 //! prefixes or cache tags on one distribution, from `cfinv invalidate` or an EventBridge event
-//! (`detail-type: Invalidation Requested`), checked against bounds, recorded in the audit table
+//! (`detail-type: Invalidation Requested`, passed through collect-keys), checked against bounds, recorded in the audit table
 //! (accepted or refused, with who asked and why), and joined to the distribution's open batch by
 //! the join protocol (`join.rs`), so it is batched, kept within the in-progress limits and
 //! billed like any change.
@@ -414,16 +414,37 @@ pub async fn submit<S: ManualStore + JoinStore>(
     }))
 }
 
-/// A request as the object-changed workflow hands it to dedupe: the EventBridge event's
-/// `detail` (unparsed: a malformed one is refused and recorded, not lost), `source`, `account`
-/// and `id`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// A request as collect-keys hands it to dedupe: the EventBridge event's `detail` (unparsed: a
+/// malformed one is refused and recorded, not lost), `source`, `account` and `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManualEvent {
     pub request: serde_json::Value,
     pub source: String,
     pub account: String,
     pub event_id: String,
+}
+
+impl ManualEvent {
+    /// The request an EventBridge event of detail-type [`EVENT_DETAIL_TYPE`] carries; `None`
+    /// for any other event. EventBridge always sets `source`, `account` and `id`: an envelope
+    /// without them is no event and is an `InvalidEvent`.
+    pub fn from_envelope(event: &serde_json::Value) -> Result<Option<Self>> {
+        if event["detail-type"] != EVENT_DETAIL_TYPE {
+            return Ok(None);
+        }
+        let field = |name: &str| {
+            event[name].as_str().map(str::to_owned).ok_or_else(|| {
+                Error::InvalidEvent(format!("{EVENT_DETAIL_TYPE} event without {name}"))
+            })
+        };
+        Ok(Some(ManualEvent {
+            request: event["detail"].clone(),
+            source: field("source")?,
+            account: field("account")?,
+            event_id: field("id")?,
+        }))
+    }
 }
 
 /// The event path: submits the request; a refusal is recorded, then returned as the named error
