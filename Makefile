@@ -173,10 +173,11 @@ e2e: ## End-to-end tests and the fault matrix, on two fresh local stacks (starte
 
 .PHONY: e2e-discovery
 E2E_STATE_D := $(STATE)/e2e-discovery
-# Its own small stack: deployed with Routes empty, every change goes to every distribution.
+# Its own small stack: deployed with Routes empty, every change goes to every distribution, and
+# cache tags read from the obj's cache-tag metadata (the "tags" profile reads them back).
 e2e-discovery: ## Routing by discovery end to end (tests/tests/e2e/discovery.rs) on its own local stack, Routes empty
 	cargo build -p cfinv -p e2e --locked --bins
-	$(MAKE) --no-print-directory up STATE=$(E2E_STATE_D) DEBOUNCE_SECONDS=5 DISTRIBUTIONS=1 UP_ARGS="--discover"
+	$(MAKE) --no-print-directory up STATE=$(E2E_STATE_D) DEBOUNCE_SECONDS=5 DISTRIBUTIONS=1 UP_ARGS="--discover --param CacheTagMetadata=cache-tag"
 	status=0; CFINV_STACK=$(CURDIR)/$(E2E_STATE_D)/stack.json cargo test -p e2e --locked -- --ignored discovery:: || status=$$?; \
 	$(MAKE) --no-print-directory down STATE=$(E2E_STATE_D); exit $$status
 
