@@ -174,7 +174,7 @@ e2e: ## End-to-end tests and the fault matrix, on two fresh local stacks (starte
 .PHONY: e2e-discovery
 E2E_STATE_D := $(STATE)/e2e-discovery
 # Its own small stack: deployed with Routes empty, every change goes to every distribution, and
-# cache tags read from the obj's cache-tag metadata (the "tags" profile reads them back).
+# cache tags read from objects' cache-tag metadata (the "tags" profile's CacheTagConfig reads it).
 e2e-discovery: ## Routing by discovery end to end (tests/tests/e2e/discovery.rs) on its own local stack, Routes empty
 	cargo build -p cfinv -p e2e --locked --bins
 	$(MAKE) --no-print-directory up STATE=$(E2E_STATE_D) DEBOUNCE_SECONDS=5 DISTRIBUTIONS=1 UP_ARGS="--discover --param CacheTagMetadata=cache-tag"
