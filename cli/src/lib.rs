@@ -220,13 +220,7 @@ async fn batches(target: Target, a: &BatchesArgs, now: OffsetDateTime) -> Result
         (_, Some(from)) => (from, a.range.to),
         (since, None) => (now - since.unwrap_or(DEFAULT_SINCE), None),
     };
-    if let Some(to) = to.filter(|to| *to < from) {
-        return Err(Error::Usage(format!(
-            "--to {} is before --from {}: nothing can be found in that range",
-            At(to),
-            At(from)
-        )));
-    }
+    check_range(from, to, ["--from", "--to"])?;
     let table = AuditTable::connect(target).await?;
     let batches = table.batches(&distribution_id, from, to).await?;
     // None in the range is an answer; none ever is most likely a mistyped id.
@@ -279,6 +273,22 @@ async fn batch(target: Target, a: &BatchArgs) -> Result<BatchDetail> {
 
 /// `batches` without a range: the last day.
 const DEFAULT_SINCE: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// A range that ends before it starts finds nothing: most likely its flags were swapped.
+fn check_range(
+    from: OffsetDateTime,
+    to: Option<OffsetDateTime>,
+    [from_flag, to_flag]: [&str; 2],
+) -> Result<()> {
+    match to.filter(|to| *to < from) {
+        Some(to) => Err(Error::Usage(format!(
+            "{to_flag} {} is before {from_flag} {}: nothing can be found in that range",
+            At(to),
+            At(from)
+        ))),
+        None => Ok(()),
+    }
+}
 
 async fn month(target: Target, a: &MonthArgs, now: OffsetDateTime) -> Result<MonthTotals> {
     let ids = target.distributions(&a.distribution)?;

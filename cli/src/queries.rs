@@ -130,15 +130,29 @@ impl AuditTable {
         from: OffsetDateTime,
         to: Option<OffsetDateTime>,
     ) -> Result<Vec<BatchRecord>> {
-        // The sort key is `<openedAt>#<batchId>`: a bare time sorts before every batch opened
-        // then.
+        let query = self.by_distribution(keys::dist_pk(distribution_id), from, to);
+        self.all(query)
+            .await?
+            .iter()
+            .map(BatchRecord::from_item)
+            .collect()
+    }
+
+    /// A `byDistribution` partition in `[from, to)` (`to`: open-ended), newest first.
+    fn by_distribution(
+        &self,
+        pk: String,
+        from: OffsetDateTime,
+        to: Option<OffsetDateTime>,
+    ) -> QueryFluentBuilder {
+        // The sort key is `<time>#<id>`: a bare time sorts before every item of that time.
         let query = self
             .query()
             .index_name(BY_DISTRIBUTION)
-            .expression_attribute_values(":pk", s(keys::dist_pk(distribution_id)))
+            .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":from", s(timestamp(from)))
             .scan_index_forward(false);
-        let query = match to {
+        match to {
             Some(to) => query
                 .key_condition_expression(format!(
                     "{BY_DISTRIBUTION_PK} = :pk AND {BY_DISTRIBUTION_SK} BETWEEN :from AND :to"
@@ -147,12 +161,7 @@ impl AuditTable {
             None => query.key_condition_expression(format!(
                 "{BY_DISTRIBUTION_PK} = :pk AND {BY_DISTRIBUTION_SK} >= :from"
             )),
-        };
-        self.all(query)
-            .await?
-            .iter()
-            .map(BatchRecord::from_item)
-            .collect()
+        }
     }
 
     /// Whether the table holds any batch of `distribution_id`, of any time.

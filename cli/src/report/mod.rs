@@ -49,6 +49,14 @@ fn error_cell(error: Option<&str>) -> String {
     error.map_or_else(|| "-".into(), |e| clip(&readable(e), ERROR_WIDTH))
 }
 
+/// A time range as the headings say it; `to: None` is up to now.
+fn range(from: At, to: Option<At>) -> String {
+    match to {
+        Some(to) => format!("between {from} and {to}"),
+        None => format!("since {from}"),
+    }
+}
+
 /// An S3 event time (RFC 3339 as S3 wrote it) in the CLI's format.
 fn event_time(raw: Option<&str>) -> String {
     match raw {
