@@ -15,7 +15,9 @@ use cfinv_core::schema::{
 use time::OffsetDateTime;
 
 use crate::config::{self, Target};
-use crate::records::{BatchRecord, ChunkRecord, FailedEvent, Item, PathRecord, is_failed_event};
+use crate::records::{
+    BatchRecord, ChunkRecord, FailedEvent, Item, PathRecord, RequestRecord, is_failed_event,
+};
 use crate::{Error, Result, error_chain};
 
 pub struct AuditTable {
@@ -135,6 +137,21 @@ impl AuditTable {
             .await?
             .iter()
             .map(BatchRecord::from_item)
+            .collect()
+    }
+
+    /// The manual requests of every distribution made in `[from, to)` (`to`: open-ended),
+    /// newest first.
+    pub async fn requests(
+        &self,
+        from: OffsetDateTime,
+        to: Option<OffsetDateTime>,
+    ) -> Result<Vec<RequestRecord>> {
+        let query = self.by_distribution(keys::MANUAL_REQUESTS.to_owned(), from, to);
+        self.all(query)
+            .await?
+            .iter()
+            .map(RequestRecord::from_item)
             .collect()
     }
 

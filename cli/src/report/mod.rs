@@ -9,7 +9,9 @@ use serde::Serialize;
 use cfinv_core::model::{BatchStatus, parse_timestamp};
 use cfinv_core::schema::ChunkStatus;
 
-use crate::records::{BatchRecord, ChunkRecord, FailedEvent, PathRecord};
+use crate::records::{
+    BatchRecord, ChunkRecord, FailedEvent, PathRecord, RequestOutcome, RequestRecord,
+};
 use crate::span::{At, YearMonth, between, human};
 use crate::table::{Table, clip};
 
@@ -69,11 +71,13 @@ mod batch;
 mod batches;
 mod failures;
 mod path;
+mod requests;
 
 pub use batch::*;
 pub use batches::*;
 pub use failures::*;
 pub use path::*;
+pub use requests::*;
 
 #[cfg(test)]
 mod tests {
@@ -258,6 +262,109 @@ mod tests {
             "errors are clipped: {text}"
         );
         assert!(text.contains("redrive-execution"), "{text}");
+    }
+
+    fn request(id: &str, outcome: RequestOutcome) -> RequestRecord {
+        RequestRecord {
+            request_id: id.into(),
+            distribution_id: "E1".into(),
+            requested_at: Some(At(datetime!(2026-11-25 10:00 UTC))),
+            requested_by: Some("arn:aws:iam::1:user/ops".into()),
+            channel: Some("cli".into()),
+            items: vec!["/a.html".into(), "/docs/*".into()],
+            outcome,
+            batch_ids: vec![],
+            refusal: None,
+            request_reason: None,
+        }
+    }
+
+    #[test]
+    fn requests_render_their_batches_or_refusal_and_long_item_lists_are_cut() {
+        let accepted = RequestRecord {
+            batch_ids: vec!["E1-b".into()],
+            request_reason: Some("release 7".into()),
+            ..request("r2", RequestOutcome::Accepted)
+        };
+        let refused = RequestRecord {
+            requested_at: Some(At(datetime!(2026-11-25 09:30 UTC))),
+            requested_by: Some("111122223333/deploy".into()),
+            channel: Some("event".into()),
+            items: (0..20).map(|i| format!("/page-{i}.html")).collect(),
+            refusal: Some("21 items: more than ManualMaxPaths (20)".into()),
+            ..request("r1", RequestOutcome::Refused)
+        };
+        let list = RequestList {
+            from: At(datetime!(2026-11-24 10:00 UTC)),
+            to: None,
+            distribution_id: None,
+            refused_only: false,
+            requests: vec![accepted, refused],
+        };
+        let text = list.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "manual requests since 2026-11-24 10:00:00 (UTC): 2, newest first"
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            [
+                "REQUESTED",
+                "REQUEST",
+                "DISTRIBUTION",
+                "CHANNEL",
+                "BY",
+                "OUTCOME",
+                "ITEMS",
+                "BATCHES",
+                "/",
+                "REFUSAL",
+                "REASON"
+            ]
+        );
+        assert_eq!(
+            lines[2]
+                .split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>(),
+            [
+                "2026-11-25 10:00:00",
+                "r2",
+                "E1",
+                "cli",
+                "arn:aws:iam::1:user/ops",
+                "ACCEPTED",
+                "/a.html /docs/*",
+                "E1-b",
+                "release 7"
+            ]
+        );
+        assert!(
+            lines[3].contains("REFUSED")
+                && lines[3].contains("/page-0.html /page-1.html")
+                && lines[3].contains("… (20 items)")
+                && !lines[3].contains("/page-19.html")
+                && lines[3].contains("more than ManualMaxPaths (20)"),
+            "{text}"
+        );
+
+        let none = RequestList {
+            requests: vec![],
+            distribution_id: Some("E2".into()),
+            refused_only: true,
+            to: Some(At(datetime!(2026-11-25 10:00 UTC))),
+            ..list
+        };
+        assert_eq!(
+            none.text(),
+            "no refused manual requests on E2 between 2026-11-24 10:00:00 and \
+             2026-11-25 10:00:00\n"
+        );
+        let json = serde_json::to_value(&none).unwrap();
+        assert_eq!(json["distributionId"], "E2");
+        assert_eq!(json["refusedOnly"], true);
     }
 
     #[test]
