@@ -270,7 +270,12 @@ async fn batch(target: Target, a: &BatchArgs) -> Result<BatchDetail> {
             batch_id: a.batch_id.clone(),
             table: table.target().table.clone(),
         })?;
-    Ok(BatchDetail::new(items.batch, items.chunks, items.paths))
+    Ok(BatchDetail::new(
+        items.batch,
+        items.plan_basis,
+        items.chunks,
+        items.paths,
+    ))
 }
 
 /// `batches` and `requests` without a range: the last day.

@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use cfinv_core::distribution::PlanBasis;
 use cfinv_core::model::{BatchStatus, timestamp};
 use cfinv_core::schema::item::{key, s, text};
 use cfinv_core::schema::{
@@ -17,6 +18,7 @@ use time::OffsetDateTime;
 use crate::config::{self, Target};
 use crate::records::{
     BatchRecord, ChunkRecord, FailedEvent, Item, PathRecord, RequestRecord, is_failed_event,
+    plan_basis,
 };
 use crate::{Error, Result, error_chain};
 
@@ -35,6 +37,8 @@ pub struct Planned {
 /// Everything stored under `BATCH#<id>`.
 pub struct BatchItems {
     pub batch: BatchRecord,
+    /// What the plan was made from, when it followed the distribution's configuration.
+    pub plan_basis: Option<PlanBasis>,
     /// The chunks of the committed plan.
     pub chunks: Vec<ChunkRecord>,
     pub paths: Vec<PathRecord>,
@@ -295,7 +299,9 @@ impl AuditTable {
         for item in self.all(query).await? {
             let sk = text(&item, attr::SK).map(str::to_owned);
             match sk {
-                Some(sk) if sk == keys::META => meta = Some(BatchRecord::from_item(&item)?),
+                Some(sk) if sk == keys::META => {
+                    meta = Some((BatchRecord::from_item(&item)?, plan_basis(&item)?))
+                }
                 Some(sk) if sk.starts_with(keys::PATH_PREFIX) => {
                     paths.push(PathRecord::from_item(&item)?)
                 }
@@ -303,7 +309,7 @@ impl AuditTable {
                 _ => {}
             }
         }
-        let Some(batch) = meta else {
+        let Some((batch, plan_basis)) = meta else {
             return Ok(None);
         };
         let committed = batch.plan_id.as_deref().map(keys::plan_prefix);
@@ -320,6 +326,7 @@ impl AuditTable {
         paths.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Some(BatchItems {
             batch,
+            plan_basis,
             chunks,
             paths,
         }))

@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use cfinv_core::distribution::PlanBasis;
 use cfinv_core::model::{BatchStatus, ExecutionStatus};
 use cfinv_core::schema::item::{self, string_list, string_set};
 use cfinv_core::schema::{BY_STATUS_SK, ChunkStatus, ItemType, attr, keys};
@@ -87,6 +88,21 @@ impl BatchRecord {
             replay_of: text(item, attr::REPLAY_OF),
         })
     }
+}
+
+/// What a batch's plan was made from (`planBasis`, stored as JSON on the batch item when
+/// create-invalidation planned from the distribution's configuration).
+pub fn plan_basis(item: &Item) -> Result<Option<PlanBasis>> {
+    item::text(item, attr::PLAN_BASIS)
+        .map(|raw| {
+            serde_json::from_str(raw).map_err(|e| {
+                bad_item(
+                    item,
+                    format!("has a {} that does not parse: {e}", attr::PLAN_BASIS),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// A path item (`BATCH#<id>` / `PATH#<sha256>`): one path of a batch and the S3 event that
@@ -456,6 +472,41 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("REQUEST#r3/META"), "{err}");
+    }
+
+    #[test]
+    fn a_batch_item_reads_its_plan_basis_as_stored_by_create_invalidation() {
+        let basis = json!({
+            "bucket": "site",
+            "distribution": {
+                "distributionId": "E1",
+                "origins": [{"id": "s3", "domainName": "site.s3.amazonaws.com", "originPath": "/live"}],
+                "behaviors": [{"pathPattern": "*", "targetOriginId": "s3", "queryStrings": false}],
+                "defaultRootObject": "index.html"
+            },
+            "skipped": [{"path": "/x", "reason": "outside the origin path of every origin serving the bucket"}],
+            "skippedTotal": 1
+        });
+        let batch = |raw: &str| {
+            item(&[
+                ("PK", s("BATCH#E1-b")),
+                ("SK", s("META")),
+                ("planBasis", s(raw)),
+            ])
+        };
+        let read = plan_basis(&batch(&basis.to_string())).unwrap().unwrap();
+        assert_eq!(read.bucket, "site");
+        assert_eq!(read.distribution.origins[0].origin_path, "/live");
+        assert_eq!(read.distribution.cache_tag_header, None);
+        assert_eq!(read.skipped_total, 1);
+        assert_eq!(serde_json::to_value(&read).unwrap(), basis);
+
+        assert!(plan_basis(&item(&[])).unwrap().is_none());
+        let err = plan_basis(&batch("{}")).unwrap_err();
+        assert!(
+            err.to_string().contains("BATCH#E1-b/META has a planBasis"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use cfinv_core::distribution::PlanBasis;
 use cfinv_core::model::{BatchStatus, parse_timestamp};
 use cfinv_core::schema::ChunkStatus;
 
@@ -365,6 +366,67 @@ mod tests {
         let json = serde_json::to_value(&none).unwrap();
         assert_eq!(json["distributionId"], "E2");
         assert_eq!(json["refusedOnly"], true);
+    }
+
+    #[test]
+    fn a_batch_planned_from_the_configuration_shows_its_basis() {
+        use cfinv_core::distribution::{Behavior, DistributionView, Origin, Skipped};
+        let origin = |id: &str, domain: &str, origin_path: &str| Origin {
+            id: id.into(),
+            domain_name: domain.into(),
+            origin_path: origin_path.into(),
+        };
+        let behavior = |pattern: &str, origin: &str, query_strings| Behavior {
+            path_pattern: pattern.into(),
+            target_origin_id: origin.into(),
+            query_strings,
+        };
+        let basis = PlanBasis {
+            bucket: "site".into(),
+            distribution: DistributionView {
+                distribution_id: "E1".into(),
+                origins: vec![
+                    origin("s3", "site.s3.us-east-1.amazonaws.com", "/live"),
+                    origin("api", "api.example.com", ""),
+                ],
+                behaviors: vec![behavior("/api/*", "api", true), behavior("*", "s3", false)],
+                default_root_object: Some("index.html".into()),
+                cache_tag_header: None,
+            },
+            skipped: vec![Skipped {
+                path: "/api/x.json".into(),
+                reason: "behavior \"/api/*\" sends /api/x.json to origin \"api\"".into(),
+            }],
+            skipped_total: 3,
+        };
+        let detail = BatchDetail::new(completed("E1-b"), Some(basis), vec![], vec![]);
+        let text = detail.text();
+        let section = &text[text.find("plan basis").expect("a plan basis section")..];
+        let section = &section[..section.find("\npaths received").unwrap()];
+        assert_eq!(
+            section,
+            "plan basis: E1's configuration for bucket site\n\
+             default root object  index.html\n\
+             cache tag header     - (no CacheTagConfig)\n\
+             ORIGIN SERVING THE BUCKET  DOMAIN                           ORIGIN PATH\n\
+             s3                         site.s3.us-east-1.amazonaws.com  /live\n\
+             BEHAVIOR  ORIGIN  QUERY STRINGS\n\
+             /api/*    api     yes\n\
+             *         s3      no\n\
+             PATH LEFT OUT  REASON\n\
+             /api/x.json    behavior \"/api/*\" sends /api/x.json to origin \"api\"\n\
+             and 2 more (3 paths left out in all)\n"
+        );
+        let json = serde_json::to_value(&detail).unwrap();
+        assert_eq!(json["planBasis"]["skippedTotal"], 3);
+        assert_eq!(
+            json["planBasis"]["distribution"]["origins"][0]["originPath"],
+            "/live"
+        );
+
+        let without = BatchDetail::new(completed("E1-b"), None, vec![], vec![]);
+        assert!(!without.text().contains("plan basis"));
+        assert!(serde_json::to_value(&without).unwrap()["planBasis"].is_null());
     }
 
     #[test]
