@@ -7,7 +7,7 @@ use cfinv_core::path::is_valid_path;
 use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
 
-use crate::span::{YearMonth, parse_duration, parse_time};
+use crate::span::{PointInTime, YearMonth, parse_duration, parse_point_in_time, parse_time};
 
 #[derive(Debug, Parser)]
 #[command(name = "cfinv", version, about = "Operator tools for cf-invalidator")]
@@ -134,6 +134,11 @@ pub enum Audit {
     Batch(BatchArgs),
     /// Totals for a month per distribution: batches, events, paths billed, invalidations.
     Month(MonthArgs),
+    /// Manual invalidation requests (`cfinv invalidate`, "Invalidation Requested" events),
+    /// newest first: who asked, on which distribution, for what and why, and the batches that
+    /// took them or why they were refused. Needs dynamodb:Query on the table's byDistribution
+    /// index.
+    Requests(RequestsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +220,23 @@ pub struct MonthArgs {
     pub distribution: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct RequestsArgs {
+    /// Requests made since then: a DURATION back from now (90s, 30m, 1h, 2d, 1h30m) or an
+    /// RFC 3339 TIME. Default: the day before --until.
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_point_in_time, allow_hyphen_values = true)]
+    pub since: Option<PointInTime>,
+    /// Requests made before then, in the same forms. Default: now.
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_point_in_time, allow_hyphen_values = true)]
+    pub until: Option<PointInTime>,
+    /// Only the requests on this distribution.
+    #[arg(long, short, value_name = "ID")]
+    pub distribution: Option<String>,
+    /// Only the refused requests.
+    #[arg(long)]
+    pub refused: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +255,7 @@ mod tests {
             ["cfinv", "audit", "stuck", "--older-than", "-5m"],
             ["cfinv", "audit", "batches", "--since", "-1h"],
             ["cfinv", "audit", "failed", "--since", "-2d"],
+            ["cfinv", "audit", "requests", "--until", "-3h"],
         ] {
             let err = Cli::try_parse_from(args).unwrap_err().to_string();
             assert!(err.contains("not negative"), "{args:?}: {err}");

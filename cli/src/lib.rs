@@ -17,13 +17,14 @@ use cfinv_core::path::encode_path;
 use time::OffsetDateTime;
 
 use crate::args::{
-    Audit, BatchArgs, BatchesArgs, Cli, Command, FailedArgs, MonthArgs, PathArgs, StuckArgs,
+    Audit, BatchArgs, BatchesArgs, Cli, Command, FailedArgs, MonthArgs, PathArgs, RequestsArgs,
+    StuckArgs,
 };
 use crate::config::Target;
 use crate::queries::AuditTable;
 use crate::report::{
     Answer, BatchDetail, BatchList, DistributionTotals, Failures, InvalidationRef, MonthTotals,
-    PathHistory, PathVisit, Stuck, Totals,
+    PathHistory, PathVisit, RequestList, Stuck, Totals,
 };
 use crate::span::{At, YearMonth};
 
@@ -174,6 +175,7 @@ async fn answer(cli: &Cli, now: OffsetDateTime) -> Result<String> {
         Audit::Stuck(a) => output(&stuck(target, a, now).await?, json),
         Audit::Batch(a) => output(&batch(target, a).await?, json),
         Audit::Month(a) => output(&month(target, a, now).await?, json),
+        Audit::Requests(a) => output(&requests(target, a, now).await?, json),
     }
 }
 
@@ -220,13 +222,7 @@ async fn batches(target: Target, a: &BatchesArgs, now: OffsetDateTime) -> Result
         (_, Some(from)) => (from, a.range.to),
         (since, None) => (now - since.unwrap_or(DEFAULT_SINCE), None),
     };
-    if let Some(to) = to.filter(|to| *to < from) {
-        return Err(Error::Usage(format!(
-            "--to {} is before --from {}: nothing can be found in that range",
-            At(to),
-            At(from)
-        )));
-    }
+    check_range(from, to, ["--from", "--to"])?;
     let table = AuditTable::connect(target).await?;
     let batches = table.batches(&distribution_id, from, to).await?;
     // None in the range is an answer; none ever is most likely a mistyped id.
@@ -274,11 +270,32 @@ async fn batch(target: Target, a: &BatchArgs) -> Result<BatchDetail> {
             batch_id: a.batch_id.clone(),
             table: table.target().table.clone(),
         })?;
-    Ok(BatchDetail::new(items.batch, items.chunks, items.paths))
+    Ok(BatchDetail::new(
+        items.batch,
+        items.plan_basis,
+        items.chunks,
+        items.paths,
+    ))
 }
 
-/// `batches` without a range: the last day.
+/// `batches` and `requests` without a range: the last day.
 const DEFAULT_SINCE: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// A range that ends before it starts finds nothing: most likely its flags were swapped.
+fn check_range(
+    from: OffsetDateTime,
+    to: Option<OffsetDateTime>,
+    [from_flag, to_flag]: [&str; 2],
+) -> Result<()> {
+    match to.filter(|to| *to < from) {
+        Some(to) => Err(Error::Usage(format!(
+            "{to_flag} {} is before {from_flag} {}: nothing can be found in that range",
+            At(to),
+            At(from)
+        ))),
+        None => Ok(()),
+    }
+}
 
 async fn month(target: Target, a: &MonthArgs, now: OffsetDateTime) -> Result<MonthTotals> {
     let ids = target.distributions(&a.distribution)?;
@@ -296,6 +313,28 @@ async fn month(target: Target, a: &MonthArgs, now: OffsetDateTime) -> Result<Mon
     Ok(MonthTotals::new(month, distributions))
 }
 
+async fn requests(target: Target, a: &RequestsArgs, now: OffsetDateTime) -> Result<RequestList> {
+    let to = a.until.map(|u| u.resolve(now));
+    let from = match a.since {
+        Some(since) => since.resolve(now),
+        None => to.unwrap_or(now) - DEFAULT_SINCE,
+    };
+    check_range(from, to, ["--since", "--until"])?;
+    let table = AuditTable::connect(target).await?;
+    let mut requests = table.requests(from, to).await?;
+    // Filtered here rather than by a FilterExpression: DynamoDB reads (and bills) the same
+    // items either way, and the partition is small (requests are bounded per hour).
+    let distribution_id = a.distribution.clone();
+    requests.retain(|r| r.matches(distribution_id.as_deref(), a.refused));
+    Ok(RequestList {
+        from: At(from),
+        to: to.map(At),
+        distribution_id,
+        refused_only: a.refused,
+        requests,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,26 +342,32 @@ mod tests {
 
     #[tokio::test]
     async fn an_inverted_range_is_an_error_before_any_aws_call() {
-        let cli = Cli::parse_from([
-            "cfinv",
-            "--table",
-            "t",
-            "--region",
-            "us-east-1",
-            "audit",
-            "batches",
-            "-d",
-            "E1",
-            "--from",
-            "2026-11-30T08:00:00Z",
-            "--to",
-            "2026-11-30T07:00:00Z",
-        ]);
-        let Err(err) = run(&cli).await else {
-            panic!("an inverted range must fail")
-        };
-        assert!(matches!(err, Error::Usage(_)), "{err}");
-        assert!(err.to_string().contains("is before --from"), "{err}");
+        let target = ["cfinv", "--table", "t", "--region", "us-east-1", "audit"];
+        for (question, expected) in [
+            (
+                &[
+                    "batches",
+                    "-d",
+                    "E1",
+                    "--from",
+                    "2026-11-30T08:00:00Z",
+                    "--to",
+                    "2026-11-30T07:00:00Z",
+                ][..],
+                "is before --from",
+            ),
+            (
+                &["requests", "--since", "1h", "--until", "2h"][..],
+                "is before --since",
+            ),
+        ] {
+            let cli = Cli::parse_from(target.iter().chain(question));
+            let Err(err) = run(&cli).await else {
+                panic!("an inverted range must fail: {question:?}")
+            };
+            assert!(matches!(err, Error::Usage(_)), "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use cfinv_core::distribution::PlanBasis;
 use cfinv_core::model::{BatchStatus, timestamp};
 use cfinv_core::schema::item::{key, s, text};
 use cfinv_core::schema::{
@@ -15,7 +16,10 @@ use cfinv_core::schema::{
 use time::OffsetDateTime;
 
 use crate::config::{self, Target};
-use crate::records::{BatchRecord, ChunkRecord, FailedEvent, Item, PathRecord, is_failed_event};
+use crate::records::{
+    BatchRecord, ChunkRecord, FailedEvent, Item, PathRecord, RequestRecord, is_failed_event,
+    plan_basis,
+};
 use crate::{Error, Result, error_chain};
 
 pub struct AuditTable {
@@ -33,6 +37,8 @@ pub struct Planned {
 /// Everything stored under `BATCH#<id>`.
 pub struct BatchItems {
     pub batch: BatchRecord,
+    /// What the plan was made from, when it followed the distribution's configuration.
+    pub plan_basis: Option<PlanBasis>,
     /// The chunks of the committed plan.
     pub chunks: Vec<ChunkRecord>,
     pub paths: Vec<PathRecord>,
@@ -130,15 +136,44 @@ impl AuditTable {
         from: OffsetDateTime,
         to: Option<OffsetDateTime>,
     ) -> Result<Vec<BatchRecord>> {
-        // The sort key is `<openedAt>#<batchId>`: a bare time sorts before every batch opened
-        // then.
+        let query = self.by_distribution(keys::dist_pk(distribution_id), from, to);
+        self.all(query)
+            .await?
+            .iter()
+            .map(BatchRecord::from_item)
+            .collect()
+    }
+
+    /// The manual requests of every distribution made in `[from, to)` (`to`: open-ended),
+    /// newest first.
+    pub async fn requests(
+        &self,
+        from: OffsetDateTime,
+        to: Option<OffsetDateTime>,
+    ) -> Result<Vec<RequestRecord>> {
+        let query = self.by_distribution(keys::MANUAL_REQUESTS.to_owned(), from, to);
+        self.all(query)
+            .await?
+            .iter()
+            .map(RequestRecord::from_item)
+            .collect()
+    }
+
+    /// A `byDistribution` partition in `[from, to)` (`to`: open-ended), newest first.
+    fn by_distribution(
+        &self,
+        pk: String,
+        from: OffsetDateTime,
+        to: Option<OffsetDateTime>,
+    ) -> QueryFluentBuilder {
+        // The sort key is `<time>#<id>`: a bare time sorts before every item of that time.
         let query = self
             .query()
             .index_name(BY_DISTRIBUTION)
-            .expression_attribute_values(":pk", s(keys::dist_pk(distribution_id)))
+            .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":from", s(timestamp(from)))
             .scan_index_forward(false);
-        let query = match to {
+        match to {
             Some(to) => query
                 .key_condition_expression(format!(
                     "{BY_DISTRIBUTION_PK} = :pk AND {BY_DISTRIBUTION_SK} BETWEEN :from AND :to"
@@ -147,12 +182,7 @@ impl AuditTable {
             None => query.key_condition_expression(format!(
                 "{BY_DISTRIBUTION_PK} = :pk AND {BY_DISTRIBUTION_SK} >= :from"
             )),
-        };
-        self.all(query)
-            .await?
-            .iter()
-            .map(BatchRecord::from_item)
-            .collect()
+        }
     }
 
     /// Whether the table holds any batch of `distribution_id`, of any time.
@@ -269,7 +299,9 @@ impl AuditTable {
         for item in self.all(query).await? {
             let sk = text(&item, attr::SK).map(str::to_owned);
             match sk {
-                Some(sk) if sk == keys::META => meta = Some(BatchRecord::from_item(&item)?),
+                Some(sk) if sk == keys::META => {
+                    meta = Some((BatchRecord::from_item(&item)?, plan_basis(&item)?))
+                }
                 Some(sk) if sk.starts_with(keys::PATH_PREFIX) => {
                     paths.push(PathRecord::from_item(&item)?)
                 }
@@ -277,7 +309,7 @@ impl AuditTable {
                 _ => {}
             }
         }
-        let Some(batch) = meta else {
+        let Some((batch, plan_basis)) = meta else {
             return Ok(None);
         };
         let committed = batch.plan_id.as_deref().map(keys::plan_prefix);
@@ -294,6 +326,7 @@ impl AuditTable {
         paths.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Some(BatchItems {
             batch,
+            plan_basis,
             chunks,
             paths,
         }))

@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use cfinv_core::distribution::PlanBasis;
 use cfinv_core::model::{BatchStatus, ExecutionStatus};
 use cfinv_core::schema::item::{self, string_list, string_set};
 use cfinv_core::schema::{BY_STATUS_SK, ChunkStatus, ItemType, attr, keys};
@@ -87,6 +88,21 @@ impl BatchRecord {
             replay_of: text(item, attr::REPLAY_OF),
         })
     }
+}
+
+/// What a batch's plan was made from (`planBasis`, stored as JSON on the batch item when
+/// create-invalidation planned from the distribution's configuration).
+pub fn plan_basis(item: &Item) -> Result<Option<PlanBasis>> {
+    item::text(item, attr::PLAN_BASIS)
+        .map(|raw| {
+            serde_json::from_str(raw).map_err(|e| {
+                bad_item(
+                    item,
+                    format!("has a {} that does not parse: {e}", attr::PLAN_BASIS),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// A path item (`BATCH#<id>` / `PATH#<sha256>`): one path of a batch and the S3 event that
@@ -204,6 +220,79 @@ impl FailedEvent {
             object: input.as_ref().and_then(s3_object),
             input,
         })
+    }
+}
+
+/// A manual invalidation request (`REQUEST#<id>` / `META`, `type = request`), accepted or
+/// refused, as `functions/core/src/dynamo/manual.rs` records it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    pub request_id: String,
+    pub distribution_id: String,
+    pub requested_at: Option<At>,
+    /// An IAM ARN (`cli`), or `<account>/<source>` (`event`).
+    pub requested_by: Option<String>,
+    /// `cli` or `event`.
+    pub channel: Option<String>,
+    /// As asked (refused) or as joined (accepted).
+    pub items: Vec<String>,
+    pub outcome: RequestOutcome,
+    /// The batches an accepted request joined.
+    pub batch_ids: Vec<String>,
+    /// Why a request was refused.
+    pub refusal: Option<String>,
+    pub request_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RequestOutcome {
+    Accepted,
+    Refused,
+}
+
+impl RequestOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "ACCEPTED",
+            Self::Refused => "REFUSED",
+        }
+    }
+}
+
+impl FromStr for RequestOutcome {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        [Self::Accepted, Self::Refused]
+            .into_iter()
+            .find(|o| o.as_str() == text)
+            .ok_or(())
+    }
+}
+
+impl RequestRecord {
+    pub fn from_item(item: &Item) -> Result<Self> {
+        Ok(Self {
+            request_id: required(item, attr::REQUEST_ID)?,
+            distribution_id: required(item, attr::DISTRIBUTION_ID)?,
+            requested_at: time(item, attr::REQUESTED_AT),
+            requested_by: text(item, attr::REQUESTED_BY),
+            channel: text(item, attr::CHANNEL),
+            items: string_list(item, attr::ITEMS).unwrap_or_default(),
+            outcome: parsed(item, attr::OUTCOME)?,
+            batch_ids: string_list(item, attr::BATCH_IDS).unwrap_or_default(),
+            refusal: text(item, attr::REFUSAL),
+            request_reason: text(item, attr::REQUEST_REASON),
+        })
+    }
+
+    /// Whether it passes `cfinv audit requests`' filters: on `distribution_id` when one is
+    /// given, and refused when `refused_only`.
+    pub fn matches(&self, distribution_id: Option<&str>, refused_only: bool) -> bool {
+        distribution_id.is_none_or(|d| d == self.distribution_id)
+            && (!refused_only || self.outcome == RequestOutcome::Refused)
     }
 }
 
@@ -326,6 +415,98 @@ mod tests {
         assert_eq!(chunk.covering("/img/x/y.png"), Some("/img/*"));
         assert_eq!(chunk.covering("/a.html"), Some("/a.html"));
         assert_eq!(chunk.covering("/b.html"), None);
+    }
+
+    #[test]
+    fn a_request_item_reads_its_outcome_and_the_filters_pick_it() {
+        let accepted = RequestRecord::from_item(&item(&[
+            ("PK", s("REQUEST#r1")),
+            ("SK", s("META")),
+            ("type", s("request")),
+            ("requestId", s("r1")),
+            ("distributionId", s("E1")),
+            ("requestedBy", s("arn:aws:iam::1:user/ops")),
+            ("channel", s("cli")),
+            ("items", AttributeValue::L(vec![s("/a.html"), s("/docs/*")])),
+            ("outcome", s("ACCEPTED")),
+            ("batchIds", AttributeValue::L(vec![s("E1-b")])),
+            ("requestReason", s("release 7")),
+            ("requestedAt", s("2026-11-25T10:00:00.000Z")),
+            ("gsi1pk", s("MANUAL")),
+        ]))
+        .unwrap();
+        assert_eq!(accepted.outcome, RequestOutcome::Accepted);
+        assert_eq!(accepted.items, ["/a.html", "/docs/*"]);
+        assert_eq!(accepted.batch_ids, ["E1-b"]);
+        assert_eq!(accepted.refusal, None);
+        assert_eq!(
+            accepted.requested_at.unwrap().to_string(),
+            "2026-11-25 10:00:00"
+        );
+        let json = serde_json::to_value(&accepted).unwrap();
+        assert_eq!(json["outcome"], "ACCEPTED");
+        assert_eq!(json["requestReason"], "release 7");
+        assert_eq!(json["batchIds"], json!(["E1-b"]));
+
+        let refused = RequestRecord::from_item(&item(&[
+            ("requestId", s("r2")),
+            ("distributionId", s("E2")),
+            ("channel", s("event")),
+            ("outcome", s("REFUSED")),
+            ("refusal", s("/* needs --all")),
+        ]))
+        .unwrap();
+        assert!(refused.batch_ids.is_empty() && refused.items.is_empty());
+        assert_eq!(refused.refusal.as_deref(), Some("/* needs --all"));
+
+        assert!(accepted.matches(None, false) && accepted.matches(Some("E1"), false));
+        assert!(!accepted.matches(Some("E2"), false) && !accepted.matches(None, true));
+        assert!(refused.matches(Some("E2"), true) && !refused.matches(Some("E1"), true));
+
+        let err = RequestRecord::from_item(&item(&[
+            ("PK", s("REQUEST#r3")),
+            ("SK", s("META")),
+            ("requestId", s("r3")),
+            ("distributionId", s("E1")),
+            ("outcome", s("accepted")),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("REQUEST#r3/META"), "{err}");
+    }
+
+    #[test]
+    fn a_batch_item_reads_its_plan_basis_as_stored_by_create_invalidation() {
+        let basis = json!({
+            "bucket": "site",
+            "distribution": {
+                "distributionId": "E1",
+                "origins": [{"id": "s3", "domainName": "site.s3.amazonaws.com", "originPath": "/live"}],
+                "behaviors": [{"pathPattern": "*", "targetOriginId": "s3", "queryStrings": false}],
+                "defaultRootObject": "index.html"
+            },
+            "skipped": [{"path": "/x", "reason": "outside the origin path of every origin serving the bucket"}],
+            "skippedTotal": 1
+        });
+        let batch = |raw: &str| {
+            item(&[
+                ("PK", s("BATCH#E1-b")),
+                ("SK", s("META")),
+                ("planBasis", s(raw)),
+            ])
+        };
+        let read = plan_basis(&batch(&basis.to_string())).unwrap().unwrap();
+        assert_eq!(read.bucket, "site");
+        assert_eq!(read.distribution.origins[0].origin_path, "/live");
+        assert_eq!(read.distribution.cache_tag_header, None);
+        assert_eq!(read.skipped_total, 1);
+        assert_eq!(serde_json::to_value(&read).unwrap(), basis);
+
+        assert!(plan_basis(&item(&[])).unwrap().is_none());
+        let err = plan_basis(&batch("{}")).unwrap_err();
+        assert!(
+            err.to_string().contains("BATCH#E1-b/META has a planBasis"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@ use super::*;
 #[serde(rename_all = "camelCase")]
 pub struct BatchDetail {
     pub batch: BatchRecord,
+    /// What the plan was made from, when it followed the distribution's configuration.
+    pub plan_basis: Option<PlanBasis>,
     pub timeline: Vec<Moment>,
     /// The chunks of the committed plan, in order.
     pub chunks: Vec<ChunkRecord>,
@@ -20,10 +22,16 @@ pub struct Moment {
 }
 
 impl BatchDetail {
-    pub fn new(batch: BatchRecord, chunks: Vec<ChunkRecord>, paths: Vec<PathRecord>) -> Self {
+    pub fn new(
+        batch: BatchRecord,
+        plan_basis: Option<PlanBasis>,
+        chunks: Vec<ChunkRecord>,
+        paths: Vec<PathRecord>,
+    ) -> Self {
         let timeline = timeline(&batch, &chunks, &paths);
         Self {
             batch,
+            plan_basis,
             timeline,
             chunks,
             paths,
@@ -175,6 +183,10 @@ impl Answer for BatchDetail {
             }
         }
 
+        if let Some(basis) = &self.plan_basis {
+            out.push_str(&plan_basis_text(basis));
+        }
+
         let mut t = Table::new(&[
             "PATH",
             "CHANGE",
@@ -208,4 +220,62 @@ impl Answer for BatchDetail {
         }
         out
     }
+}
+
+/// The distribution's configuration a plan followed, and the paths it left out.
+fn plan_basis_text(basis: &PlanBasis) -> String {
+    let d = &basis.distribution;
+    let mut out = format!(
+        "\nplan basis: {}'s configuration for bucket {}\n",
+        d.distribution_id, basis.bucket
+    );
+    let mut head = Table::new(&["", ""]);
+    head.row([
+        "default root object",
+        d.default_root_object.as_deref().unwrap_or("-"),
+    ]);
+    head.row([
+        "cache tag header",
+        d.cache_tag_header
+            .as_deref()
+            .unwrap_or("- (no CacheTagConfig)"),
+    ]);
+    out.push_str(&head.render_rows());
+
+    let serving: Vec<_> = d.bucket_origins(&basis.bucket).collect();
+    if serving.is_empty() {
+        out.push_str("no origin serves the bucket\n");
+    } else {
+        let mut origins = Table::new(&["ORIGIN SERVING THE BUCKET", "DOMAIN", "ORIGIN PATH"]);
+        for o in serving {
+            let origin_path = Some(o.origin_path.as_str()).filter(|p| !p.is_empty());
+            origins.row([o.id.as_str(), &o.domain_name, origin_path.unwrap_or("-")]);
+        }
+        out.push_str(&origins.render());
+    }
+    let mut behaviors = Table::new(&["BEHAVIOR", "ORIGIN", "QUERY STRINGS"]);
+    for b in &d.behaviors {
+        let query_strings = if b.query_strings { "yes" } else { "no" };
+        behaviors.row([b.path_pattern.as_str(), &b.target_origin_id, query_strings]);
+    }
+    out.push_str(&behaviors.render());
+
+    if basis.skipped_total == 0 {
+        out.push_str("no path left out\n");
+        return out;
+    }
+    let mut skipped = Table::new(&["PATH LEFT OUT", "REASON"]);
+    for s in &basis.skipped {
+        skipped.row([s.path.clone(), clip(&s.reason, 2 * ERROR_WIDTH)]);
+    }
+    out.push_str(&skipped.render());
+    let more = basis.skipped_total.saturating_sub(basis.skipped.len());
+    if more > 0 {
+        let _ = writeln!(
+            out,
+            "and {more} more ({} left out in all)",
+            plural(basis.skipped_total as u64, "path", "paths")
+        );
+    }
+    out
 }

@@ -71,22 +71,13 @@ pub struct BatchList {
     pub total: Totals,
 }
 
-impl BatchList {
-    fn range(&self) -> String {
-        match self.to {
-            Some(to) => format!("between {} and {}", self.from, to),
-            None => format!("since {}", self.from),
-        }
-    }
-}
-
 impl Answer for BatchList {
     fn text(&self) -> String {
         if self.batches.is_empty() {
             return format!(
                 "no batches for distribution {} {}\n",
                 self.distribution_id,
-                self.range()
+                range(self.from, self.to)
             );
         }
         let mut t = Table::new(&[
@@ -116,7 +107,7 @@ impl Answer for BatchList {
         format!(
             "batches of {} opened {} (UTC), newest first\n{}total: {}\n",
             self.distribution_id,
-            self.range(),
+            range(self.from, self.to),
             t.render(),
             self.total.summary()
         )

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use cfinv_core::distribution::PlanBasis;
 use cfinv_core::model::{BatchStatus, parse_timestamp};
 use cfinv_core::schema::ChunkStatus;
 
-use crate::records::{BatchRecord, ChunkRecord, FailedEvent, PathRecord};
+use crate::records::{
+    BatchRecord, ChunkRecord, FailedEvent, PathRecord, RequestOutcome, RequestRecord,
+};
 use crate::span::{At, YearMonth, between, human};
 use crate::table::{Table, clip};
 
@@ -49,6 +52,14 @@ fn error_cell(error: Option<&str>) -> String {
     error.map_or_else(|| "-".into(), |e| clip(&readable(e), ERROR_WIDTH))
 }
 
+/// A time range as the headings say it; `to: None` is up to now.
+fn range(from: At, to: Option<At>) -> String {
+    match to {
+        Some(to) => format!("between {from} and {to}"),
+        None => format!("since {from}"),
+    }
+}
+
 /// An S3 event time (RFC 3339 as S3 wrote it) in the CLI's format.
 fn event_time(raw: Option<&str>) -> String {
     match raw {
@@ -61,11 +72,13 @@ mod batch;
 mod batches;
 mod failures;
 mod path;
+mod requests;
 
 pub use batch::*;
 pub use batches::*;
 pub use failures::*;
 pub use path::*;
+pub use requests::*;
 
 #[cfg(test)]
 mod tests {
@@ -250,6 +263,170 @@ mod tests {
             "errors are clipped: {text}"
         );
         assert!(text.contains("redrive-execution"), "{text}");
+    }
+
+    fn request(id: &str, outcome: RequestOutcome) -> RequestRecord {
+        RequestRecord {
+            request_id: id.into(),
+            distribution_id: "E1".into(),
+            requested_at: Some(At(datetime!(2026-11-25 10:00 UTC))),
+            requested_by: Some("arn:aws:iam::1:user/ops".into()),
+            channel: Some("cli".into()),
+            items: vec!["/a.html".into(), "/docs/*".into()],
+            outcome,
+            batch_ids: vec![],
+            refusal: None,
+            request_reason: None,
+        }
+    }
+
+    #[test]
+    fn requests_render_their_batches_or_refusal_and_long_item_lists_are_cut() {
+        let accepted = RequestRecord {
+            batch_ids: vec!["E1-b".into()],
+            request_reason: Some("release 7".into()),
+            ..request("r2", RequestOutcome::Accepted)
+        };
+        let refused = RequestRecord {
+            requested_at: Some(At(datetime!(2026-11-25 09:30 UTC))),
+            requested_by: Some("111122223333/deploy".into()),
+            channel: Some("event".into()),
+            items: (0..20).map(|i| format!("/page-{i}.html")).collect(),
+            refusal: Some("21 items: more than ManualMaxPaths (20)".into()),
+            ..request("r1", RequestOutcome::Refused)
+        };
+        let list = RequestList {
+            from: At(datetime!(2026-11-24 10:00 UTC)),
+            to: None,
+            distribution_id: None,
+            refused_only: false,
+            requests: vec![accepted, refused],
+        };
+        let text = list.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "manual requests since 2026-11-24 10:00:00 (UTC): 2, newest first"
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            [
+                "REQUESTED",
+                "REQUEST",
+                "DISTRIBUTION",
+                "CHANNEL",
+                "BY",
+                "OUTCOME",
+                "ITEMS",
+                "BATCHES",
+                "/",
+                "REFUSAL",
+                "REASON"
+            ]
+        );
+        assert_eq!(
+            lines[2]
+                .split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>(),
+            [
+                "2026-11-25 10:00:00",
+                "r2",
+                "E1",
+                "cli",
+                "arn:aws:iam::1:user/ops",
+                "ACCEPTED",
+                "/a.html /docs/*",
+                "E1-b",
+                "release 7"
+            ]
+        );
+        assert!(
+            lines[3].contains("REFUSED")
+                && lines[3].contains("/page-0.html /page-1.html")
+                && lines[3].contains("… (20 items)")
+                && !lines[3].contains("/page-19.html")
+                && lines[3].contains("more than ManualMaxPaths (20)"),
+            "{text}"
+        );
+
+        let none = RequestList {
+            requests: vec![],
+            distribution_id: Some("E2".into()),
+            refused_only: true,
+            to: Some(At(datetime!(2026-11-25 10:00 UTC))),
+            ..list
+        };
+        assert_eq!(
+            none.text(),
+            "no refused manual requests on E2 between 2026-11-24 10:00:00 and \
+             2026-11-25 10:00:00\n"
+        );
+        let json = serde_json::to_value(&none).unwrap();
+        assert_eq!(json["distributionId"], "E2");
+        assert_eq!(json["refusedOnly"], true);
+    }
+
+    #[test]
+    fn a_batch_planned_from_the_configuration_shows_its_basis() {
+        use cfinv_core::distribution::{Behavior, DistributionView, Origin, Skipped};
+        let origin = |id: &str, domain: &str, origin_path: &str| Origin {
+            id: id.into(),
+            domain_name: domain.into(),
+            origin_path: origin_path.into(),
+        };
+        let behavior = |pattern: &str, origin: &str, query_strings| Behavior {
+            path_pattern: pattern.into(),
+            target_origin_id: origin.into(),
+            query_strings,
+        };
+        let basis = PlanBasis {
+            bucket: "site".into(),
+            distribution: DistributionView {
+                distribution_id: "E1".into(),
+                origins: vec![
+                    origin("s3", "site.s3.us-east-1.amazonaws.com", "/live"),
+                    origin("api", "api.example.com", ""),
+                ],
+                behaviors: vec![behavior("/api/*", "api", true), behavior("*", "s3", false)],
+                default_root_object: Some("index.html".into()),
+                cache_tag_header: None,
+            },
+            skipped: vec![Skipped {
+                path: "/api/x.json".into(),
+                reason: "behavior \"/api/*\" sends /api/x.json to origin \"api\"".into(),
+            }],
+            skipped_total: 3,
+        };
+        let detail = BatchDetail::new(completed("E1-b"), Some(basis), vec![], vec![]);
+        let text = detail.text();
+        let section = &text[text.find("plan basis").expect("a plan basis section")..];
+        let section = &section[..section.find("\npaths received").unwrap()];
+        assert_eq!(
+            section,
+            "plan basis: E1's configuration for bucket site\n\
+             default root object  index.html\n\
+             cache tag header     - (no CacheTagConfig)\n\
+             ORIGIN SERVING THE BUCKET  DOMAIN                           ORIGIN PATH\n\
+             s3                         site.s3.us-east-1.amazonaws.com  /live\n\
+             BEHAVIOR  ORIGIN  QUERY STRINGS\n\
+             /api/*    api     yes\n\
+             *         s3      no\n\
+             PATH LEFT OUT  REASON\n\
+             /api/x.json    behavior \"/api/*\" sends /api/x.json to origin \"api\"\n\
+             and 2 more (3 paths left out in all)\n"
+        );
+        let json = serde_json::to_value(&detail).unwrap();
+        assert_eq!(json["planBasis"]["skippedTotal"], 3);
+        assert_eq!(
+            json["planBasis"]["distribution"]["origins"][0]["originPath"],
+            "/live"
+        );
+
+        let without = BatchDetail::new(completed("E1-b"), None, vec![], vec![]);
+        assert!(!without.text().contains("plan basis"));
+        assert!(serde_json::to_value(&without).unwrap()["planBasis"].is_null());
     }
 
     #[test]
