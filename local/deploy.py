@@ -448,6 +448,34 @@ def install_parameter_list() -> None:
     CfnStack.parameter_list = property(parameter_list)  # type: ignore[method-assign,assignment]
 
 
+def install_list_defaults() -> None:
+    """A list parameter left to its ``Default`` is that default split at its commas.
+
+    Why: moto 5.2.5 splits a ``CommaDelimitedList`` given as input but keeps its default as one
+    string, which ``Fn::Join`` then joins character by character (``ManualEventSources``'s
+    default reached dedupe as ``c,f,-,i,n,v,...``). The CloudFormation user guide (Parameters,
+    ``Type``): "CommaDelimitedList: An array of literal strings that are separated by commas";
+    a default is a value of the parameter's type like any input.
+    """
+    from moto.cloudformation.parsing import ResourceMap
+
+    original = ResourceMap.load_parameters
+    if getattr(original, "_local_list_defaults", False):
+        return
+
+    def load_parameters(self: Any) -> None:
+        original(self)
+        for name, slot in self._template.get("Parameters", {}).items():
+            listed = slot.get("Type") == "CommaDelimitedList" or slot.get("Type", "").startswith("List<")
+            value = self.resolved_parameters.get(name)
+            if listed and isinstance(value, str) and name not in self.input_parameters:
+                # Both copies: Ref reads the parsed one.
+                self.resolved_parameters[name] = self._parsed_resources[name] = value.split(",")
+
+    load_parameters._local_list_defaults = True  # type: ignore[attr-defined]
+    ResourceMap.load_parameters = load_parameters  # type: ignore[method-assign]
+
+
 def install_no_value() -> None:
     """``Fn::If`` with ``AWS::NoValue`` in a list removes the element, as CloudFormation does.
 

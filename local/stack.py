@@ -79,7 +79,7 @@ class Stack:
 
         from . import asl_fixes, dynamodb_query, event_targets, lambda_patch, s3_events, sfn_ext
         from .cloudfront.edge import Edges
-        from .deploy import install_no_value, install_parameter_list
+        from .deploy import install_list_defaults, install_no_value, install_parameter_list
         from .cloudfront.models import CloudFrontModel
         from .cloudfront.responses import CloudFrontResponse
         from .control import Control
@@ -153,6 +153,7 @@ class Stack:
         asl_fixes.install()
         dynamodb_query.install()
         install_parameter_list()
+        install_list_defaults()
         install_no_value()
 
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")

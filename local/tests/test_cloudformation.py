@@ -1,4 +1,5 @@
-"""DescribeStacks as CloudFormation answers it (local/deploy.py ``install_parameter_list``)."""
+"""Parameters as CloudFormation resolves and describes them (local/deploy.py
+``install_parameter_list``, ``install_list_defaults``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ TEMPLATE = {
     "Parameters": {
         "DistributionIds": {"Type": "CommaDelimitedList"},
         "Routes": {"Type": "String"},
+        "Sources": {"Type": "CommaDelimitedList", "Default": "a.b,c-d"},
     },
     "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
-    "Outputs": {"Joined": {"Value": {"Fn::Join": ["|", {"Ref": "DistributionIds"}]}}},
+    "Outputs": {
+        "Joined": {"Value": {"Fn::Join": ["|", {"Ref": "DistributionIds"}]}},
+        "Sources": {"Value": {"Fn::Join": ["|", {"Ref": "Sources"}]}},
+    },
 }
 
 
@@ -32,9 +37,11 @@ def test_a_list_parameter_is_described_as_the_string_it_was_given(stack: Any) ->
     described = describe(stack, {"DistributionIds": "E1,E2", "Routes": '[{"a":1},{"b":2}]'})
     values = {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}
     # moto 5.2.5 alone printed the resolved list: "['E1', 'E2']".
-    assert values == {"DistributionIds": "E1,E2", "Routes": '[{"a":1},{"b":2}]'}
-    # The template still reads the parameter as a list.
-    assert described["Outputs"] == [{"OutputKey": "Joined", "OutputValue": "E1|E2"}]
+    assert values == {"DistributionIds": "E1,E2", "Routes": '[{"a":1},{"b":2}]', "Sources": "a.b,c-d"}
+    # The template still reads the parameter as a list, its default too (moto alone joined the
+    # default's characters: "a|.|b|,|c|-|d").
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+    assert outputs == {"Joined": "E1|E2", "Sources": "a.b|c-d"}
 
 
 def test_a_one_item_list_parameter_is_that_item(stack: Any) -> None:

@@ -149,6 +149,7 @@ async fn an_event_asks_for_an_invalidation_within_the_stack_bounds() {
     let dist = lane.distribution_id.as_str();
     let source = cfinv_core::manual::EVENT_SOURCE;
     let path = format!("/{}event/page.html", lane.prefix);
+    let before = invalidations(&stack, &lane).len();
 
     // Refused, each recorded with its reason, none invalidated: a sender the stack does not
     // allow, a request over ManualMaxPaths (the template's default, 100), a malformed detail.
@@ -239,7 +240,7 @@ async fn an_event_asks_for_an_invalidation_within_the_stack_bounds() {
     let all = invalidations(&stack, &lane);
     assert_eq!(
         all.len(),
-        1,
+        before + 1,
         "one invalidation, none for the refused: {all:?}"
     );
     let mut paths: Vec<&str> = all[0]["paths"]
@@ -256,5 +257,43 @@ async fn an_event_asks_for_an_invalidation_within_the_stack_bounds() {
             "manual request {accepted} by {account_source}: deploy 8"
         )),
         "{audit}"
+    );
+    // The requests, accepted and refused, as the audit lists them.
+    let listed = cfinv(&["audit", "requests", "-d", dist, "--since", "1h", "--json"]).json();
+    let outcomes: Vec<(&str, &str)> = listed["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .map(|r| {
+            (
+                r["requestId"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for (id, outcome) in [
+        (&accepted, "ACCEPTED"),
+        (&stranger, "REFUSED"),
+        (&over, "REFUSED"),
+        (&malformed, "REFUSED"),
+    ] {
+        assert!(
+            outcomes.contains(&(id.as_str(), outcome)),
+            "{id} {outcome}: {listed}"
+        );
+    }
+    let refused = cfinv(&[
+        "audit",
+        "requests",
+        "-d",
+        dist,
+        "--since",
+        "1h",
+        "--refused",
+    ])
+    .ok();
+    assert!(
+        refused.contains("someone.else") && !refused.contains(&accepted),
+        "{refused}"
     );
 }
