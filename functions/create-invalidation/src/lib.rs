@@ -12,6 +12,7 @@
 //! reads the configuration again.
 
 use cfinv_core::cdn::Cdn;
+use cfinv_core::cdn::FAST_POLL_SECONDS;
 use cfinv_core::distribution::DistributionConfigs;
 use cfinv_core::metrics::{BATCHES_SUBMITTED, Metrics, PATHS_BILLED, PATHS_PLANNED};
 use cfinv_core::model::{BatchRef, Clock};
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub plan: PlanOptions,
-    /// How long the state machine waits before the first poll (`waitSeconds` in the output).
+    /// `PollSeconds`: the first poll comes after the shorter of it and the fast polls' wait.
     pub poll_seconds: u64,
     /// The bucket whose paths are mapped through each distribution's configuration; `None`
     /// when the hand-written routes already mapped them.
@@ -50,6 +51,12 @@ impl Settings {
                 .map(|b| b.trim().to_owned())
                 .filter(|b| !b.is_empty()),
         })
+    }
+
+    /// How long the state machine waits before the first poll (`waitSeconds` in the output):
+    /// the start of poll-status's fast polls (`functions/core/src/cdn.rs`).
+    pub fn first_wait_seconds(&self) -> u64 {
+        FAST_POLL_SECONDS.min(self.poll_seconds)
     }
 }
 
@@ -215,7 +222,7 @@ async fn submit_batch<S: SubmitStore, C: Cdn, D: DistributionConfigs>(
         distribution_id: batch.distribution_id,
         invalidation_ids,
         billed_paths,
-        wait_seconds: settings.poll_seconds,
+        wait_seconds: settings.first_wait_seconds(),
     })
 }
 
@@ -229,7 +236,7 @@ fn nothing_submitted(
         distribution_id,
         invalidation_ids: Vec::new(),
         billed_paths: 0,
-        wait_seconds: settings.poll_seconds,
+        wait_seconds: settings.first_wait_seconds(),
     }
 }
 
@@ -323,7 +330,8 @@ mod tests {
         let input = open_batch(&store, &["/a.png".into(), "/b%20c.png".into()]).await;
         let out = submit_to(&store, &cdn, &SETTINGS, input).await.unwrap();
         assert_eq!(out.invalidation_ids, ["I1"]);
-        assert_eq!((out.billed_paths, out.wait_seconds), (2, 7));
+        // The first poll comes with the fast polls (5 s), not after PollSeconds (7 here).
+        assert_eq!((out.billed_paths, out.wait_seconds), (2, 5));
         assert_eq!(
             cdn.invalidations(),
             [(

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use cfinv_core::cdn::{Cdn, InvalidationStatus};
+use cfinv_core::cdn::{Cdn, FAST_POLL_SECONDS, FAST_POLL_WINDOW_SECONDS, InvalidationStatus};
 use cfinv_core::metrics::{BATCHES_COMPLETED, Metrics, OPEN_TO_COMPLETED_SECONDS};
 use cfinv_core::model::{BatchRef, Clock, batch_opened_at};
 use cfinv_core::setup::env_number;
@@ -26,8 +26,9 @@ pub const MAX_ROUNDS_PER_WINDOW: u64 = 400;
 pub struct Settings {
     /// How long one poll window may last before the execution fails for an operator to look.
     pub max_wait: Duration,
-    /// How long the state machine waits between polls (`waitSeconds` in the output), unless
-    /// the window would then take more than [`MAX_ROUNDS_PER_WINDOW`] rounds.
+    /// How long the state machine waits between polls (`waitSeconds` in the output) once the
+    /// window's fast polls are over, unless the window would then take more than
+    /// [`MAX_ROUNDS_PER_WINDOW`] rounds.
     pub poll_seconds: u64,
 }
 
@@ -40,11 +41,22 @@ impl Settings {
         })
     }
 
-    /// The wait between polls: `poll_seconds`, stretched so a window has at most
-    /// [`MAX_ROUNDS_PER_WINDOW`] rounds.
-    pub fn wait_seconds(&self) -> u64 {
-        self.poll_seconds
-            .max(self.max_wait.as_secs().div_ceil(MAX_ROUNDS_PER_WINDOW))
+    /// The wait before the next poll, `polling_for` into the window: [`FAST_POLL_SECONDS`] in
+    /// its first [`FAST_POLL_WINDOW_SECONDS`] (never longer than `poll_seconds`), then
+    /// `poll_seconds`, stretched so the window has at most [`MAX_ROUNDS_PER_WINDOW`] rounds, the
+    /// fast ones included.
+    pub fn wait_seconds(&self, polling_for: Duration) -> u64 {
+        let fast_rounds = FAST_POLL_WINDOW_SECONDS.div_ceil(FAST_POLL_SECONDS);
+        let steady = self.poll_seconds.max(
+            self.max_wait
+                .as_secs()
+                .div_ceil(MAX_ROUNDS_PER_WINDOW - fast_rounds),
+        );
+        if polling_for.as_secs() < FAST_POLL_WINDOW_SECONDS {
+            FAST_POLL_SECONDS.min(steady)
+        } else {
+            steady
+        }
     }
 }
 
@@ -118,12 +130,12 @@ async fn poll_batch<S: PollStore, C: Cdn>(
             InvalidationStatus::InProgress => pending += 1,
         }
     }
-    let out = |done| PollOutput {
+    let out = |done, wait_seconds| PollOutput {
         batch_id: batch.batch_id.clone(),
         distribution_id: batch.distribution_id.clone(),
         done,
         pending,
-        wait_seconds: settings.wait_seconds(),
+        wait_seconds,
     };
     if pending == 0 {
         let now = clock.now();
@@ -140,20 +152,22 @@ async fn poll_batch<S: PollStore, C: Cdn>(
             }
         }
         metrics.publish_for(&batch.distribution_id, now, &figures);
-        return Ok(out(true));
+        return Ok(out(true, 0));
     }
     let now = clock.now();
     let since = store
         .poll_window(&batch.batch_id, redrive_count, now)
         .await?;
-    if now - since > settings.max_wait {
+    let polling_for = now - since;
+    if polling_for > settings.max_wait {
         return Err(Error::InvalidationNotCompleted(format!(
             "{pending} invalidation(s) of batch {} still in progress after {}s; redrive to keep polling",
             batch.batch_id,
             settings.max_wait.as_secs()
         )));
     }
-    Ok(out(false))
+    let polling_for = Duration::try_from(polling_for).unwrap_or_default();
+    Ok(out(false, settings.wait_seconds(polling_for)))
 }
 
 #[cfg(test)]
@@ -204,29 +218,61 @@ mod tests {
         }
     }
 
+    /// The rounds a window takes when nothing completes: polls until `max_wait` has passed.
+    fn rounds(settings: &Settings) -> (u64, Vec<u64>) {
+        let (mut at, mut waits) = (0, Vec::new());
+        while at <= settings.max_wait.as_secs() {
+            let wait = settings.wait_seconds(Duration::from_secs(at));
+            waits.push(wait);
+            at += wait;
+        }
+        (waits.len() as u64, waits)
+    }
+
     #[test]
     fn a_window_never_takes_more_rounds_than_the_history_allows() {
         // The template's bounds: PollSeconds >= 1, MaxPollMinutes up to a day.
-        for (minutes, poll_seconds) in [(60, 1), (60, 60), (1440, 1), (1, 1)] {
+        for (minutes, poll_seconds) in [(60, 1), (60, 60), (1440, 1), (1, 1), (1440, 60)] {
             let settings = Settings {
                 max_wait: Duration::from_secs(60 * minutes),
                 poll_seconds,
             };
-            let rounds = settings
-                .max_wait
-                .as_secs()
-                .div_ceil(settings.wait_seconds());
+            let (rounds, waits) = rounds(&settings);
             assert!(
                 rounds <= MAX_ROUNDS_PER_WINDOW,
                 "{minutes} min / {poll_seconds} s: {rounds}"
             );
-            assert!(settings.wait_seconds() >= poll_seconds);
+            assert!(
+                waits
+                    .iter()
+                    .all(|w| *w >= poll_seconds.min(FAST_POLL_SECONDS))
+            );
         }
         let every_second_for_an_hour = Settings {
             max_wait: Duration::from_secs(3600),
             poll_seconds: 1,
         };
-        assert_eq!(every_second_for_an_hour.wait_seconds(), 9);
+        assert_eq!(
+            every_second_for_an_hour.wait_seconds(Duration::from_secs(90)),
+            10
+        );
+    }
+
+    #[test]
+    fn the_first_minute_is_polled_every_five_seconds_then_every_poll_seconds() {
+        let deployed = Settings {
+            max_wait: Duration::from_secs(3600),
+            poll_seconds: 60,
+        };
+        let (_, waits) = rounds(&deployed);
+        assert_eq!(waits[..12], [5; 12]);
+        assert!(waits[12..].iter().all(|w| *w == 60), "{waits:?}");
+        // PollSeconds shorter than the fast polls' wait keeps its own.
+        let quick = Settings {
+            max_wait: Duration::from_secs(600),
+            poll_seconds: 2,
+        };
+        assert_eq!(quick.wait_seconds(Duration::ZERO), 2);
     }
 
     #[tokio::test]
