@@ -97,6 +97,26 @@ pub struct Ask {
     pub request_id: String,
 }
 
+impl Ask {
+    /// The audit record of this request with `items` (as joined, or as asked when refused).
+    fn record(
+        &self,
+        items: Vec<String>,
+        at: OffsetDateTime,
+        outcome: std::result::Result<Vec<String>, Refusal>,
+    ) -> RequestRecord {
+        RequestRecord {
+            request_id: self.request_id.clone(),
+            distribution_id: self.request.distribution_id.clone(),
+            requested_by: self.requester.clone(),
+            reason: self.request.reason.clone(),
+            items,
+            at,
+            outcome,
+        }
+    }
+}
+
 /// The bounds: the stack's distributions, items per request and per distribution-hour, and who
 /// may ask by event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,15 +363,7 @@ async fn refuse<S: ManualStore>(
 ) -> Result<()> {
     tracing::warn!(request = %ask.request_id, distribution = %ask.request.distribution_id, by = %ask.requester.identity, %refusal, "manual request refused");
     store
-        .record_request(&RequestRecord {
-            request_id: ask.request_id.clone(),
-            distribution_id: ask.request.distribution_id.clone(),
-            requested_by: ask.requester.clone(),
-            reason: ask.request.reason.clone(),
-            items,
-            at: now,
-            outcome: Err(refusal.clone()),
-        })
+        .record_request(&ask.record(items, now, Err(refusal.clone())))
         .await
 }
 
@@ -397,15 +409,7 @@ pub async fn submit<S: ManualStore + JoinStore>(
         .collect();
     tracing::info!(request = %ask.request_id, distribution = %ask.request.distribution_id, by = %ask.requester.identity, paths = items.len(), "manual request joined");
     store
-        .record_request(&RequestRecord {
-            request_id: ask.request_id.clone(),
-            distribution_id: ask.request.distribution_id.clone(),
-            requested_by: ask.requester.clone(),
-            reason: ask.request.reason.clone(),
-            items: items.clone(),
-            at: now,
-            outcome: Ok(batches),
-        })
+        .record_request(&ask.record(items.clone(), now, Ok(batches)))
         .await?;
     Ok(Ok(Submitted {
         request_id: ask.request_id.clone(),
