@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::Deployment;
 use super::deployed::DeployedStack;
+use crate::records::FailedEvent;
 use crate::report::Answer;
 use crate::{Result, error_chain};
 
@@ -358,19 +359,7 @@ pub async fn run(
         .iter()
         .filter(|b| in_scope(&b.distribution_id))
         .collect();
-    checks.push(if failed.is_empty() && failed_events.is_empty() {
-        Check::pass("failures", "no FAILED batch, no failed S3 event")
-    } else {
-        Check::fail(
-            "failures",
-            format!(
-                "{} FAILED batch(es), {} failed S3 event(s)",
-                failed.len(),
-                failed_events.len()
-            ),
-            "`cfinv audit failed` lists them with the execution to redrive (or `cfinv replay`)",
-        )
-    });
+    checks.push(failures(failed.len(), &failed_events));
     let stuck = d.table.stuck(now - opts.stale_after).await?;
     let stuck: Vec<_> = stuck
         .iter()
@@ -450,6 +439,38 @@ fn unreadable(name: &str, e: &dyn std::error::Error) -> Check {
         format!("cannot read: {}", error_chain(e)),
         "grant the read-only permissions README.md lists for `cfinv doctor`",
     )
+}
+
+/// FAILED batches and failed S3 events fail the check. A manual request refused by a bound
+/// fails its execution too (`ManualRequestRefused`, docs/design.md §9): that is the bounds
+/// working, not the pipeline failing, so it is counted apart and passes.
+fn failures(failed_batches: usize, failed_events: &[FailedEvent]) -> Check {
+    let refused_name = cfinv_core::Error::ManualRequestRefused(String::new()).name();
+    let refused = failed_events
+        .iter()
+        .filter(|e| {
+            e.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(refused_name))
+        })
+        .count();
+    let events = failed_events.len() - refused;
+    let refused = match refused {
+        0 => String::new(),
+        n => format!("; {n} refused manual request(s): `cfinv audit requests --refused`"),
+    };
+    if failed_batches == 0 && events == 0 {
+        Check::pass(
+            "failures",
+            format!("no FAILED batch, no failed S3 event{refused}"),
+        )
+    } else {
+        Check::fail(
+            "failures",
+            format!("{failed_batches} FAILED batch(es), {events} failed S3 event(s){refused}"),
+            "`cfinv audit failed` lists them with the execution to redrive (or `cfinv replay`)",
+        )
+    }
 }
 
 #[cfg(test)]
@@ -602,6 +623,34 @@ mod tests {
             );
             assert!(check.fix.unwrap().contains("read-only permissions"));
         }
+    }
+
+    #[test]
+    fn refused_manual_requests_are_counted_apart_and_pass() {
+        let event = |error: &str| FailedEvent {
+            execution_name: "x".into(),
+            execution_arn: None,
+            failed_at: None,
+            error: Some(error.into()),
+            object: None,
+            input: None,
+        };
+        let refused = event("ManualRequestRefused: request e-1 (recorded in the audit): ...");
+        let check = failures(0, std::slice::from_ref(&refused));
+        assert!(check.ok, "{check:?}");
+        assert!(
+            check.detail.contains("1 refused manual request(s)"),
+            "{check:?}"
+        );
+        let check = failures(0, &[refused, event("InvalidEvent: no detail")]);
+        assert!(!check.ok);
+        assert!(
+            check
+                .detail
+                .starts_with("0 FAILED batch(es), 1 failed S3 event(s)"),
+            "{check:?}"
+        );
+        assert!(failures(1, &[]).detail.starts_with("1 FAILED batch(es)"));
     }
 
     #[test]
