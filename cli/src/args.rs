@@ -7,7 +7,7 @@ use cfinv_core::path::is_valid_path;
 use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
 
-use crate::span::{PointInTime, YearMonth, parse_duration, parse_point_in_time, parse_time};
+use crate::span::{YearMonth, parse_duration, parse_time};
 
 #[derive(Debug, Parser)]
 #[command(name = "cfinv", version, about = "Operator tools for cf-invalidator")]
@@ -175,16 +175,16 @@ pub struct BatchesArgs {
     pub range: RangeArgs,
 }
 
-/// A time range of batch openings: `--since` back from now, or `--from` [`--to`].
+/// A time range (of batch openings, of requests): `--since` back from now, or `--from` [`--to`].
 #[derive(Debug, Args)]
 pub struct RangeArgs {
-    /// Batches opened in the last DURATION (90s, 30m, 1h, 2d, 1h30m). Default: 24h.
+    /// In the last DURATION (90s, 30m, 1h, 2d, 1h30m). Default: 24h.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true, conflicts_with_all = ["from", "to"])]
     pub since: Option<Duration>,
-    /// Batches opened at or after this time (RFC 3339, e.g. 2026-11-25T10:00:00Z).
+    /// At or after this time (RFC 3339, e.g. 2026-11-25T10:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub from: Option<OffsetDateTime>,
-    /// Batches opened before this time (RFC 3339). Default: now.
+    /// Before this time (RFC 3339). Default: now.
     #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "from")]
     pub to: Option<OffsetDateTime>,
 }
@@ -222,13 +222,8 @@ pub struct MonthArgs {
 
 #[derive(Debug, Args)]
 pub struct RequestsArgs {
-    /// Requests made since then: a DURATION back from now (90s, 30m, 1h, 2d, 1h30m) or an
-    /// RFC 3339 TIME. Default: the day before --until.
-    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_point_in_time, allow_hyphen_values = true)]
-    pub since: Option<PointInTime>,
-    /// Requests made before then, in the same forms. Default: now.
-    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_point_in_time, allow_hyphen_values = true)]
-    pub until: Option<PointInTime>,
+    #[command(flatten)]
+    pub range: RangeArgs,
     /// Only the requests on this distribution.
     #[arg(long, short, value_name = "ID")]
     pub distribution: Option<String>,
@@ -255,7 +250,7 @@ mod tests {
             ["cfinv", "audit", "stuck", "--older-than", "-5m"],
             ["cfinv", "audit", "batches", "--since", "-1h"],
             ["cfinv", "audit", "failed", "--since", "-2d"],
-            ["cfinv", "audit", "requests", "--until", "-3h"],
+            ["cfinv", "audit", "requests", "--since", "-3h"],
         ] {
             let err = Cli::try_parse_from(args).unwrap_err().to_string();
             assert!(err.contains("not negative"), "{args:?}: {err}");

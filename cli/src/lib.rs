@@ -17,8 +17,8 @@ use cfinv_core::path::encode_path;
 use time::OffsetDateTime;
 
 use crate::args::{
-    Audit, BatchArgs, BatchesArgs, Cli, Command, FailedArgs, MonthArgs, PathArgs, RequestsArgs,
-    StuckArgs,
+    Audit, BatchArgs, BatchesArgs, Cli, Command, FailedArgs, MonthArgs, PathArgs, RangeArgs,
+    RequestsArgs, StuckArgs,
 };
 use crate::config::Target;
 use crate::queries::AuditTable;
@@ -218,11 +218,7 @@ async fn path_history(target: Target, a: &PathArgs) -> Result<PathHistory> {
 
 async fn batches(target: Target, a: &BatchesArgs, now: OffsetDateTime) -> Result<BatchList> {
     let distribution_id = target.one_distribution(a.distribution.as_deref())?;
-    let (from, to) = match (a.range.since, a.range.from) {
-        (_, Some(from)) => (from, a.range.to),
-        (since, None) => (now - since.unwrap_or(DEFAULT_SINCE), None),
-    };
-    check_range(from, to, ["--from", "--to"])?;
+    let (from, to) = time_range(&a.range, now)?;
     let table = AuditTable::connect(target).await?;
     let batches = table.batches(&distribution_id, from, to).await?;
     // None in the range is an answer; none ever is most likely a mistyped id.
@@ -281,20 +277,24 @@ async fn batch(target: Target, a: &BatchArgs) -> Result<BatchDetail> {
 /// `batches` and `requests` without a range: the last day.
 const DEFAULT_SINCE: std::time::Duration = std::time::Duration::from_secs(86_400);
 
-/// A range that ends before it starts finds nothing: most likely its flags were swapped.
-fn check_range(
-    from: OffsetDateTime,
-    to: Option<OffsetDateTime>,
-    [from_flag, to_flag]: [&str; 2],
-) -> Result<()> {
-    match to.filter(|to| *to < from) {
-        Some(to) => Err(Error::Usage(format!(
-            "{to_flag} {} is before {from_flag} {}: nothing can be found in that range",
+/// `--since` back from now (default: the last day), or `--from` [`--to`]. A range that ends
+/// before it starts finds nothing: most likely its flags were swapped.
+fn time_range(
+    range: &RangeArgs,
+    now: OffsetDateTime,
+) -> Result<(OffsetDateTime, Option<OffsetDateTime>)> {
+    let (from, to) = match (range.since, range.from) {
+        (_, Some(from)) => (from, range.to),
+        (since, None) => (now - since.unwrap_or(DEFAULT_SINCE), None),
+    };
+    if let Some(to) = to.filter(|to| *to < from) {
+        return Err(Error::Usage(format!(
+            "--to {} is before --from {}: nothing can be found in that range",
             At(to),
             At(from)
-        ))),
-        None => Ok(()),
+        )));
     }
+    Ok((from, to))
 }
 
 async fn month(target: Target, a: &MonthArgs, now: OffsetDateTime) -> Result<MonthTotals> {
@@ -314,12 +314,7 @@ async fn month(target: Target, a: &MonthArgs, now: OffsetDateTime) -> Result<Mon
 }
 
 async fn requests(target: Target, a: &RequestsArgs, now: OffsetDateTime) -> Result<RequestList> {
-    let to = a.until.map(|u| u.resolve(now));
-    let from = match a.since {
-        Some(since) => since.resolve(now),
-        None => to.unwrap_or(now) - DEFAULT_SINCE,
-    };
-    check_range(from, to, ["--since", "--until"])?;
+    let (from, to) = time_range(&a.range, now)?;
     let table = AuditTable::connect(target).await?;
     let mut requests = table.requests(from, to).await?;
     // Filtered here rather than by a FilterExpression: DynamoDB reads (and bills) the same
@@ -357,8 +352,14 @@ mod tests {
                 "is before --from",
             ),
             (
-                &["requests", "--since", "1h", "--until", "2h"][..],
-                "is before --since",
+                &[
+                    "requests",
+                    "--from",
+                    "2026-11-30T08:00:00Z",
+                    "--to",
+                    "2026-11-30T07:00:00Z",
+                ][..],
+                "is before --from",
             ),
         ] {
             let cli = Cli::parse_from(target.iter().chain(question));

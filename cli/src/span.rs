@@ -54,32 +54,6 @@ pub fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
     })
 }
 
-/// A bound of a time range: a duration back from now, or a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PointInTime {
-    Ago(Duration),
-    Time(OffsetDateTime),
-}
-
-impl PointInTime {
-    pub fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
-        match self {
-            Self::Ago(d) => now - d,
-            Self::Time(t) => t,
-        }
-    }
-}
-
-/// A [`parse_duration`] duration (back from now) or a [`parse_time`] time.
-pub fn parse_point_in_time(text: &str) -> Result<PointInTime, String> {
-    match parse_timestamp(text) {
-        Some(t) => Ok(PointInTime::Time(t)),
-        None => parse_duration(text)
-            .map(PointInTime::Ago)
-            .map_err(|e| format!("{e}; or an RFC 3339 time, e.g. 2026-11-25T10:00:00Z")),
-    }
-}
-
 /// `41.2s`, `3m05s`, `2h07m`, `3d04h`: precise while short, coarse when long.
 pub fn human(d: Duration) -> String {
     let millis = d.as_millis();
@@ -248,24 +222,6 @@ mod tests {
         );
         assert!(parse_time("2026-11-25T10:00:00Z").is_ok());
         assert!(parse_time("2026-11-25").unwrap_err().contains("RFC 3339"));
-    }
-
-    #[test]
-    fn a_point_in_time_is_a_duration_back_from_now_or_a_time() {
-        let now = datetime!(2026-11-25 10:00 UTC);
-        let at = |text| parse_point_in_time(text).map(|p| p.resolve(now));
-        assert_eq!(at("90m"), Ok(datetime!(2026-11-25 08:30 UTC)));
-        assert_eq!(
-            at("2026-11-24T10:00:00+01:00"),
-            Ok(datetime!(2026-11-24 09:00 UTC))
-        );
-        let err = parse_point_in_time("yesterday").unwrap_err();
-        assert!(err.contains("30m") && err.contains("RFC 3339"), "{err}");
-        assert!(
-            parse_point_in_time("-1h")
-                .unwrap_err()
-                .contains("not negative")
-        );
     }
 
     #[test]
