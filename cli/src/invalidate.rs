@@ -236,7 +236,7 @@ pub async fn invalidate(
         None
     };
     Ok(Invalidated {
-        request_id: submitted.request_id,
+        request_id: ask.request_id,
         distribution_id: ask.request.distribution_id,
         requested_by: ask.requester.identity,
         items: submitted.items,

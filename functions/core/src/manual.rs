@@ -259,13 +259,6 @@ pub trait ManualStore: Send + Sync {
     fn record_request(&self, record: &RequestRecord) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// A request that passed every bound: the path changes to join, each saying who asked and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Admitted {
-    pub request_id: String,
-    pub changes: Vec<PathChange>,
-}
-
 /// An id for a CLI request: unique per request, readable in the audit.
 pub fn new_request_id(now: OffsetDateTime) -> String {
     // A batch id's form (letters, digits, `-`), for a distribution named "M".
@@ -273,21 +266,22 @@ pub fn new_request_id(now: OffsetDateTime) -> String {
 }
 
 /// Checks a request against the bounds, in order: source, distribution, the request itself,
-/// its size, the hour's budget (reserved only when everything else passed). A refusal is
-/// recorded before it is returned; an admitted request is recorded by [`submit`] once it
-/// joined.
+/// its size, the hour's budget (reserved only when everything else passed). Admitted, it is
+/// the path changes to join, each saying who asked and why; a refusal is recorded before it is
+/// returned. An admitted request is recorded by [`submit`] once it joined.
 pub async fn admit<S: ManualStore>(
     store: &S,
     ask: &Ask,
     limits: &ManualLimits,
     now: OffsetDateTime,
-) -> Result<std::result::Result<Admitted, Refusal>> {
+) -> Result<std::result::Result<Vec<PathChange>, Refusal>> {
     let Ask {
         request,
         requester,
         request_id,
     } = ask;
-    let checked = match check(request, requester, limits) {
+    let refusal = match check(request, requester, limits) {
+        Err(refusal) => refusal,
         Ok(items) => {
             let hour = now
                 .replace_minute(0)
@@ -303,54 +297,42 @@ pub async fn admit<S: ManualStore>(
                 )
                 .await?;
             if fits {
-                Ok(items)
-            } else {
-                Err(Refusal::HourlyLimit {
-                    distribution_id: request.distribution_id.clone(),
-                    count: items.len(),
-                    limit: limits.max_paths_per_hour,
-                })
+                let why = format!(
+                    "manual request {request_id} by {}{}",
+                    requester.identity,
+                    request
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
+                let changes = items
+                    .into_iter()
+                    .map(|path| PathChange {
+                        distribution_id: request.distribution_id.clone(),
+                        path,
+                        bucket: String::new(),
+                        key: String::new(),
+                        version_id: None,
+                        etag: None,
+                        sequencer: None,
+                        event_time: Some(crate::model::timestamp(now)),
+                        event_id: Some(request_id.clone()),
+                        change: ChangeKind::Manual,
+                        reason: Some(why.clone()),
+                    })
+                    .collect();
+                return Ok(Ok(changes));
+            }
+            Refusal::HourlyLimit {
+                distribution_id: request.distribution_id.clone(),
+                count: items.len(),
+                limit: limits.max_paths_per_hour,
             }
         }
-        Err(refusal) => Err(refusal),
     };
-    match checked {
-        Ok(items) => {
-            let why = format!(
-                "manual request {request_id} by {}{}",
-                requester.identity,
-                request
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            );
-            let changes = items
-                .into_iter()
-                .map(|path| PathChange {
-                    distribution_id: request.distribution_id.clone(),
-                    path,
-                    bucket: String::new(),
-                    key: String::new(),
-                    version_id: None,
-                    etag: None,
-                    sequencer: None,
-                    event_time: Some(crate::model::timestamp(now)),
-                    event_id: Some(request_id.clone()),
-                    change: ChangeKind::Manual,
-                    reason: Some(why.clone()),
-                })
-                .collect();
-            Ok(Ok(Admitted {
-                request_id: request_id.clone(),
-                changes,
-            }))
-        }
-        Err(refusal) => {
-            refuse(store, ask, request_items_for_audit(request), &refusal, now).await?;
-            Ok(Err(refusal))
-        }
-    }
+    refuse(store, ask, request_items_for_audit(request), &refusal, now).await?;
+    Ok(Err(refusal))
 }
 
 /// Records a refusal: who asked, why, what (as asked), and the refusal. Nothing is joined.
@@ -370,7 +352,6 @@ async fn refuse<S: ManualStore>(
 /// What an accepted request became.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Submitted {
-    pub request_id: String,
     pub items: Vec<String>,
     /// The batches joined: their flushes must be started (by name, as dedupe's StartFlushes).
     pub joined: EnqueueOutput,
@@ -387,19 +368,17 @@ pub async fn submit<S: ManualStore + JoinStore>(
     limits: &ManualLimits,
 ) -> Result<std::result::Result<Submitted, Refusal>> {
     let now = clock.now();
-    let admitted = match admit(store, ask, limits, now).await? {
-        Ok(admitted) => admitted,
+    let changes = match admit(store, ask, limits, now).await? {
+        Ok(changes) => changes,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let items: Vec<String> = admitted.changes.iter().map(|c| c.path.clone()).collect();
+    let items: Vec<String> = changes.iter().map(|c| c.path.clone()).collect();
     let joined = enqueue(
         store,
         clock,
         settings,
         metrics,
-        EnqueueInput {
-            paths: admitted.changes,
-        },
+        EnqueueInput { paths: changes },
     )
     .await?;
     let batches = joined
@@ -411,11 +390,7 @@ pub async fn submit<S: ManualStore + JoinStore>(
     store
         .record_request(&ask.record(items.clone(), now, Ok(batches)))
         .await?;
-    Ok(Ok(Submitted {
-        request_id: ask.request_id.clone(),
-        items,
-        joined,
-    }))
+    Ok(Ok(Submitted { items, joined }))
 }
 
 /// A request as collect-keys hands it to dedupe: the EventBridge event's `detail` (unparsed: a
@@ -591,7 +566,7 @@ mod tests {
         store: &MemoryStore,
         r: &ManualRequest,
         source: Option<(&str, &str)>,
-    ) -> std::result::Result<Admitted, Refusal> {
+    ) -> std::result::Result<Vec<PathChange>, Refusal> {
         admit(store, &ask(r, source), &limits(), NOW).await.unwrap()
     }
 
@@ -632,12 +607,16 @@ mod tests {
     #[tokio::test]
     async fn an_admitted_request_says_who_asked_and_why_on_every_path() {
         let store = MemoryStore::new();
-        let admitted = run(&store, &request(&["/a", "/b"]), None).await.unwrap();
-        assert_eq!(admitted.changes.len(), 2);
-        let c = &admitted.changes[0];
+        let asked = ask(&request(&["/a", "/b"]), None);
+        let changes = admit(&store, &asked, &limits(), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(changes.len(), 2);
+        let c = &changes[0];
         assert_eq!(c.change, ChangeKind::Manual);
         let why = c.reason.as_deref().unwrap();
-        assert!(why.contains(&admitted.request_id), "{why}");
+        assert!(why.contains(&asked.request_id), "{why}");
         assert!(
             why.ends_with("by arn:aws:iam::123456789012:user/ops: deploy 42"),
             "{why}"
