@@ -13,6 +13,12 @@ use crate::Result;
 pub const FAST_POLL_SECONDS: u64 = 5;
 pub const FAST_POLL_WINDOW_SECONDS: u64 = 60;
 
+/// The wait between fast polls: [`FAST_POLL_SECONDS`], or `poll_seconds` when that is shorter
+/// (a stack that asks for quicker polls keeps them).
+pub fn fast_poll_seconds(poll_seconds: u64) -> u64 {
+    FAST_POLL_SECONDS.min(poll_seconds)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvalidationStatus {
     InProgress,

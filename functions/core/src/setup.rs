@@ -15,6 +15,15 @@ pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> crate::Result
     }
 }
 
+/// An optional setting from the environment, trimmed; unset or blank is `None` (the template
+/// passes an empty string for an option left off).
+pub fn env_optional(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// A required setting from the environment.
 pub fn env_required(name: &str) -> crate::Result<String> {
     std::env::var(name)

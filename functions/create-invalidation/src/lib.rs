@@ -12,13 +12,13 @@
 //! reads the configuration again.
 
 use cfinv_core::cdn::Cdn;
-use cfinv_core::cdn::FAST_POLL_SECONDS;
+use cfinv_core::cdn::fast_poll_seconds;
 use cfinv_core::distribution::DistributionConfigs;
 use cfinv_core::metrics::{BATCHES_SUBMITTED, Metrics, PATHS_BILLED, PATHS_PLANNED};
 use cfinv_core::model::{BatchRef, Clock};
 use cfinv_core::plan::{PlanOptions, plan};
 use cfinv_core::schema::keys;
-use cfinv_core::setup::env_number;
+use cfinv_core::setup::{env_number, env_optional};
 use cfinv_core::store::SubmitStore;
 use cfinv_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -46,17 +46,14 @@ impl Settings {
                 ..PlanOptions::default()
             },
             poll_seconds: env_number("POLL_SECONDS", 60)?,
-            discovery_bucket: std::env::var("DISCOVERY_BUCKET")
-                .ok()
-                .map(|b| b.trim().to_owned())
-                .filter(|b| !b.is_empty()),
+            discovery_bucket: env_optional("DISCOVERY_BUCKET"),
         })
     }
 
     /// How long the state machine waits before the first poll (`waitSeconds` in the output):
     /// the start of poll-status's fast polls (`functions/core/src/cdn.rs`).
     pub fn first_wait_seconds(&self) -> u64 {
-        FAST_POLL_SECONDS.min(self.poll_seconds)
+        fast_poll_seconds(self.poll_seconds)
     }
 }
 

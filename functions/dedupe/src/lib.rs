@@ -11,6 +11,7 @@ use cfinv_core::manual::{ManualEvent, ManualLimits, ManualStore, submit_event};
 use cfinv_core::metrics::Metrics;
 use cfinv_core::model::Clock;
 use cfinv_core::object_tags::{self, ObjectMetadata, TagStore};
+use cfinv_core::setup::env_optional;
 use cfinv_core::store::JoinStore;
 use serde::Deserialize;
 
@@ -38,10 +39,7 @@ impl Config {
         Ok(Config {
             window: Settings::from_env()?,
             limits: ManualLimits::from_env()?,
-            cache_tag_metadata: std::env::var("CACHE_TAG_METADATA")
-                .ok()
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty()),
+            cache_tag_metadata: env_optional("CACHE_TAG_METADATA"),
         })
     }
 }

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use cfinv_core::cdn::{Cdn, FAST_POLL_SECONDS, FAST_POLL_WINDOW_SECONDS, InvalidationStatus};
+use cfinv_core::cdn::{
+    Cdn, FAST_POLL_SECONDS, FAST_POLL_WINDOW_SECONDS, InvalidationStatus, fast_poll_seconds,
+};
 use cfinv_core::metrics::{BATCHES_COMPLETED, Metrics, OPEN_TO_COMPLETED_SECONDS};
 use cfinv_core::model::{BatchRef, Clock, batch_opened_at};
 use cfinv_core::setup::env_number;
@@ -53,7 +55,7 @@ impl Settings {
                 .div_ceil(MAX_ROUNDS_PER_WINDOW - fast_rounds),
         );
         if polling_for.as_secs() < FAST_POLL_WINDOW_SECONDS {
-            FAST_POLL_SECONDS.min(steady)
+            fast_poll_seconds(steady)
         } else {
             steady
         }
