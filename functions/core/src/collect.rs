@@ -37,6 +37,27 @@ pub struct PathChange {
     pub reason: Option<String>,
 }
 
+#[cfg(test)]
+impl PathChange {
+    /// The tests' path change: a created object's `path` on `distribution_id`, from event
+    /// `event_id`, nothing else known.
+    pub(crate) fn created(distribution_id: &str, path: &str, key: &str, event_id: &str) -> Self {
+        PathChange {
+            distribution_id: distribution_id.into(),
+            path: path.into(),
+            bucket: "site".into(),
+            key: key.into(),
+            version_id: None,
+            etag: None,
+            sequencer: None,
+            event_time: None,
+            event_id: Some(event_id.into()),
+            change: ChangeKind::Created,
+            reason: None,
+        }
+    }
+}
+
 /// The task output: paths sorted by distribution then path, each pair once; and what was skipped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

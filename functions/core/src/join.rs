@@ -166,7 +166,6 @@ fn push_once(flushes: &mut Vec<FlushRequest>, request: FlushRequest) {
 mod tests {
     use std::time::Duration;
 
-    use crate::event::ChangeKind;
     use crate::memory::{ManualClock, MemoryStore};
     use crate::store::{PointerStore, SubmitStore};
     use time::macros::datetime;
@@ -183,19 +182,7 @@ mod tests {
     };
 
     fn change(dist: &str, path: &str, event: &str) -> PathChange {
-        PathChange {
-            distribution_id: dist.into(),
-            path: path.into(),
-            bucket: "site".into(),
-            key: path.trim_start_matches('/').into(),
-            version_id: None,
-            etag: None,
-            sequencer: None,
-            event_time: None,
-            event_id: Some(event.into()),
-            change: ChangeKind::Created,
-            reason: None,
-        }
+        PathChange::created(dist, path, path.trim_start_matches('/'), event)
     }
 
     async fn enqueue_ok(

@@ -255,17 +255,8 @@ mod tests {
 
     fn change(distribution: &str, path: &str, key: &str, kind: ChangeKind) -> PathChange {
         PathChange {
-            distribution_id: distribution.into(),
-            path: path.into(),
-            bucket: "site".into(),
-            key: key.into(),
-            version_id: None,
-            etag: None,
-            sequencer: None,
-            event_time: None,
-            event_id: Some("ev1".into()),
             change: kind,
-            reason: None,
+            ..PathChange::created(distribution, path, key, "ev1")
         }
     }
 

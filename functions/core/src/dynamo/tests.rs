@@ -184,19 +184,7 @@ async fn an_empty_batch_leaves_the_listing_and_the_failures_index() {
 }
 
 fn path_change(path: &str, key: &str, event_id: &str) -> PathChange {
-    PathChange {
-        distribution_id: "E1".into(),
-        path: path.into(),
-        bucket: "site".into(),
-        key: key.into(),
-        version_id: None,
-        etag: None,
-        sequencer: None,
-        event_time: None,
-        event_id: Some(event_id.into()),
-        change: crate::event::ChangeKind::Created,
-        reason: None,
-    }
+    PathChange::created("E1", path, key, event_id)
 }
 
 #[tokio::test]

@@ -12,7 +12,6 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::collect::PathChange;
-use crate::event::ChangeKind;
 use crate::model::{BatchRef, BatchStatus, ExecutionStatus, MAX_EVENT_IDS_PER_PATH, OpenPointer};
 use crate::plan::Plan;
 use crate::store::{JoinStore, Outcome, OutcomeStore, PollStore, SubmitStore, SweepStore};
@@ -70,18 +69,10 @@ fn batch(scenario: &str, tag: &str) -> BatchRef {
 }
 
 fn change(batch: &BatchRef, path: &str, event_id: &str) -> PathChange {
+    let key = path.trim_start_matches('/');
     PathChange {
-        distribution_id: batch.distribution_id.clone(),
-        path: path.into(),
-        bucket: "site".into(),
-        key: path.trim_start_matches('/').into(),
-        version_id: None,
         etag: Some("e".into()),
-        sequencer: None,
-        event_time: None,
-        event_id: Some(event_id.into()),
-        change: ChangeKind::Created,
-        reason: None,
+        ..PathChange::created(&batch.distribution_id, path, key, event_id)
     }
 }
 
