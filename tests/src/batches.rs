@@ -82,18 +82,25 @@ impl Stack {
 
     /// A batch's item (`BATCH#<id>` / `META`), read strongly consistently, as text values.
     pub async fn batch_item(&self, batch_id: &str) -> Option<BTreeMap<String, String>> {
+        let pk = cfinv_core::schema::keys::batch_pk(batch_id);
+        self.meta_item(pk).await.as_ref().map(text_item)
+    }
+
+    /// The `META` item of partition `pk` (a batch, a manual request), read strongly
+    /// consistently.
+    pub async fn meta_item(&self, pk: String) -> Option<HashMap<String, AttributeValue>> {
         use cfinv_core::schema::keys;
         let out = self
             .ddb
             .get_item()
             .table_name(&self.info.table)
             .consistent_read(true)
-            .key("PK", AttributeValue::S(keys::batch_pk(batch_id)))
+            .key("PK", AttributeValue::S(pk))
             .key("SK", AttributeValue::S(keys::META.into()))
             .send()
             .await
-            .expect("GetItem of a batch");
-        out.item().map(text_item)
+            .expect("GetItem of a META item");
+        out.item
     }
 
     /// The keys whose paths have joined the lane's OPEN batches so far.

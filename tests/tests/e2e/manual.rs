@@ -4,7 +4,6 @@
 //! them completes and shows in the audit as manual, with who asked and why. Nothing else writes
 //! to these lanes, so every invalidation on them is this file's.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use cfinv_core::schema::keys;
 use e2e::{Lane, Stack};
@@ -115,17 +114,7 @@ async fn request_by_event(stack: &Stack, source: &str, detail: Value) -> String 
 async fn request_record(stack: &Stack, lane: &Lane, request_id: &str) -> Value {
     stack
         .wait_lane(lane, &format!("the audit record of request {request_id}"), || async {
-            let out = stack
-                .ddb
-                .get_item()
-                .table_name(&stack.info.table)
-                .consistent_read(true)
-                .key("PK", AttributeValue::S(keys::request_pk(request_id)))
-                .key("SK", AttributeValue::S(keys::META.into()))
-                .send()
-                .await
-                .expect("GetItem of a request");
-            let item = out.item()?;
+            let item = stack.meta_item(keys::request_pk(request_id)).await?;
             let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
             let list = |name: &str| -> Vec<String> {
                 item.get(name)
