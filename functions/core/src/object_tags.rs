@@ -72,14 +72,18 @@ pub async fn add_tags<S: TagStore, M: ObjectMetadata>(
     metadata_name: &str,
     paths: &mut Vec<PathChange>,
 ) -> Result<Vec<ObjectTags>> {
-    // One read per object, whatever its number of paths and distributions.
-    let mut changed: BTreeMap<(&str, &str), &PathChange> = BTreeMap::new();
+    // One read per object, whatever its number of paths; the distributions its paths go to.
+    let mut changed: BTreeMap<(&str, &str), (&PathChange, BTreeSet<&str>)> = BTreeMap::new();
     for p in paths.iter().filter(|p| !p.key.is_empty()) {
-        changed.insert((p.bucket.as_str(), p.key.as_str()), p);
+        let (change, distributions) = changed
+            .entry((p.bucket.as_str(), p.key.as_str()))
+            .or_insert_with(|| (p, BTreeSet::new()));
+        *change = p;
+        distributions.insert(p.distribution_id.as_str());
     }
     let mut tagged = Vec::new();
     let mut added = Vec::new();
-    for ((bucket, key), change) in changed {
+    for ((bucket, key), (change, distributions)) in changed {
         let current = match change.change {
             ChangeKind::Created => {
                 let value = objects.metadata(bucket, key, metadata_name).await?;
@@ -93,11 +97,6 @@ pub async fn add_tags<S: TagStore, M: ObjectMetadata>(
         };
         let mut items = store.last_tags(bucket, key).await?;
         items.extend(current.iter().cloned());
-        let distributions: BTreeSet<&str> = paths
-            .iter()
-            .filter(|p| p.bucket == bucket && p.key == key)
-            .map(|p| p.distribution_id.as_str())
-            .collect();
         for distribution in distributions {
             for item in &items {
                 added.push(PathChange {
