@@ -13,6 +13,7 @@ use cfinv_core::join::Settings;
 use cfinv_core::manual::{Ask, ManualLimits, ManualRequest, Requester, new_request_id, submit};
 use cfinv_core::metrics::Metrics;
 use cfinv_core::model::{BatchStatus, FlushRequest, SystemClock};
+use cfinv_core::workflow::{StepFunctions, Workflow};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -258,33 +259,17 @@ async fn caller_identity(table: &AuditTable) -> Result<String> {
         .ok_or_else(|| Error::Usage("GetCallerIdentity returned no ARN".into()))
 }
 
-/// Starts the batch's flush as dedupe's StartFlushes does: named by the batch, so a flush
-/// already asked for (running, or with another joiner's input) is not started twice.
+/// Starts the batch's flush as the sweep does (core's `StepFunctions`): named by the batch, so
+/// a flush already asked for (running, or with another joiner's input) is not started twice.
 async fn start_flush(table: &AuditTable, machine: &str, flush: &FlushRequest) -> Result<()> {
-    let input = serde_json::to_string(flush).expect("a flush request is JSON");
-    let sfn = aws_sdk_sfn::Client::new(table.sdk_config());
-    let started = sfn
-        .start_execution()
-        .state_machine_arn(machine)
-        .name(&flush.batch.batch_id)
-        .input(&input)
-        .send()
-        .await;
-    match started {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_execution_already_exists()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(Error::Usage(format!(
-            "batch {} holds the paths, but its flush did not start ({}); the sweep restarts it \
+    let sfn = StepFunctions::new(aws_sdk_sfn::Client::new(table.sdk_config()), machine);
+    sfn.start_flush(flush).await.map(drop).map_err(|e| {
+        Error::Usage(format!(
+            "batch {} holds the paths, but its flush did not start ({e}); the sweep restarts it \
              once it is stale",
-            flush.batch.batch_id,
-            error_chain(&e)
-        ))),
-    }
+            flush.batch.batch_id
+        ))
+    })
 }
 
 /// Polls the batches' items until every one is COMPLETED; FAILED or the deadline is an error.
