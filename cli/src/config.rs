@@ -29,12 +29,16 @@ pub struct StackFile {
     /// Each distribution's viewer endpoint (plain http), where the local stack has them.
     #[serde(default)]
     pub edges: BTreeMap<String, String>,
+    /// The distributions made for one routing-by-discovery case each, by id.
+    #[serde(default)]
+    pub distribution_profiles: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct LocalStack {
     pub path: PathBuf,
     pub distribution_ids: Vec<String>,
+    pub distribution_profiles: BTreeMap<String, String>,
     pub stack_name: Option<String>,
     pub edges: BTreeMap<String, String>,
 }
@@ -73,6 +77,7 @@ impl Target {
                 Some(LocalStack {
                     path,
                     distribution_ids: file.distribution_ids.clone(),
+                    distribution_profiles: file.distribution_profiles.clone(),
                     stack_name: file.stack_name.clone(),
                     edges: file.edges.clone(),
                 }),
@@ -129,7 +134,16 @@ impl Target {
         if let Some(id) = given {
             return Ok(id.to_owned());
         }
-        match self.stack.as_ref().map(|s| s.distribution_ids.as_slice()) {
+        // A local stack's profiled distributions (each one routing-by-discovery case, serving
+        // its own part of the bucket) are not what "the stack's distribution" means.
+        let plain: Option<Vec<String>> = self.stack.as_ref().map(|s| {
+            s.distribution_ids
+                .iter()
+                .filter(|id| !s.distribution_profiles.contains_key(*id))
+                .cloned()
+                .collect()
+        });
+        match plain.as_deref() {
             Some([only]) => Ok(only.clone()),
             Some(ids) if !ids.is_empty() => Err(Error::Usage(format!(
                 "pass --distribution: the stack has {} ({})",
@@ -235,6 +249,7 @@ mod tests {
                 distribution_ids: vec!["E0".into(), "E1".into()],
                 stack_name: Some("cf-invalidator-local".into()),
                 edges: BTreeMap::new(),
+                distribution_profiles: BTreeMap::new(),
             },
         )
     }
@@ -250,6 +265,22 @@ mod tests {
         assert_eq!(t.region.as_deref(), Some("eu-west-1"));
         assert_eq!(t.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
         assert!(t.unreachable_hint().contains("/s/stack.json"));
+    }
+
+    #[test]
+    fn the_only_plain_distribution_is_the_default_one() {
+        let (path, mut file) = stack();
+        let both = Target::resolve(&TargetArgs::default(), Some((path.clone(), file.clone())));
+        let err = both.unwrap().one_distribution(None).unwrap_err();
+        assert!(
+            err.to_string().contains("the stack has 2 (E0, E1)"),
+            "{err}"
+        );
+        file.distribution_profiles
+            .insert("E1".into(), "query-strings".into());
+        let t = Target::resolve(&TargetArgs::default(), Some((path, file))).unwrap();
+        assert_eq!(t.one_distribution(None).unwrap(), "E0");
+        assert_eq!(t.one_distribution(Some("E1")).unwrap(), "E1");
     }
 
     #[test]
