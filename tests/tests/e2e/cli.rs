@@ -140,7 +140,7 @@ async fn bad_arguments_get_a_clear_message() {
             cfinv(&["audit", "batches"]),
             format!(
                 "pass --distribution: the stack has {}",
-                stack.info.distribution_ids.len()
+                stack.info.distribution_ids.len() - stack.info.distribution_profiles.len()
             ),
         ),
         (
