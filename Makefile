@@ -151,20 +151,23 @@ E2E_STACK_B_TESTS := faults::access_denied faults::no_such_distribution faults::
   faults::create_invalidation_killed faults::dedupe_killed faults::an_opener
 # AlarmEmail: the alarm topic and its subscription exist, as cfinv doctor's healthy case needs
 # (tests/tests/e2e/ops.rs).
+# The whole workspace selected, as `make unit` selects it (minus e2e, which adds no feature):
+# cargo unifies features over the selected packages, and `-p e2e` alone would build tokio, hyper
+# and every SDK crate a second time in debug. The tests run `make build`'s release cfinv.
+E2E_CARGO_TEST := cargo test --workspace --locked --test e2e
 E2E_UP = $(MAKE) --no-print-directory up DEBOUNCE_SECONDS=$(E2E_DEBOUNCE_SECONDS) DISTRIBUTIONS=$(E2E_DISTRIBUTIONS) \
   UP_ARGS="--param GraceSeconds=$(E2E_GRACE_SECONDS) --param AlarmEmail=ops@example.com --timeout-scale 4 $(UP_ARGS)"
 e2e: ## End-to-end tests and the fault matrix, on two fresh local stacks (started and stopped here)
-	cargo build -p cfinv -p e2e --locked --bins
-	cargo test -p e2e --locked --no-run
+	$(E2E_CARGO_TEST) --no-run
 	rm -rf target/fault-matrix
 	$(E2E_UP)
 	$(E2E_UP) STATE=$(E2E_STATE_B) || { $(MAKE) --no-print-directory down; exit 1; }
 	status=0; export E2E_FAULT_WRITES=$(E2E_FAULT_WRITES); \
-	CFINV_STACK=$(CURDIR)/$(E2E_STATE_B)/stack.json cargo test -p e2e --locked -- --test-threads 6 \
+	CFINV_STACK=$(CURDIR)/$(E2E_STATE_B)/stack.json $(E2E_CARGO_TEST) -- --test-threads 6 \
 	  $(E2E_STACK_B_TESTS) > $(E2E_STATE_B)/tests.log 2>&1 & stack_b=$$!; \
 	export CFINV_STACK=$(CURDIR)/$(STATE)/stack.json; \
-	cargo test -p e2e --locked -- --test-threads 12 --skip faults:: || status=$$?; \
-	cargo test -p e2e --locked -- --test-threads 6 faults:: $(addprefix --skip ,$(E2E_STACK_B_TESTS)) || status=$$?; \
+	$(E2E_CARGO_TEST) -- --test-threads 12 --skip faults:: || status=$$?; \
+	$(E2E_CARGO_TEST) -- --test-threads 6 faults:: $(addprefix --skip ,$(E2E_STACK_B_TESTS)) || status=$$?; \
 	wait $$stack_b || status=$$?; \
 	echo; echo "==> fault-matrix rows on stack B ($(E2E_STATE_B)):"; cat $(E2E_STATE_B)/tests.log; \
 	$(MAKE) --no-print-directory down; $(MAKE) --no-print-directory down STATE=$(E2E_STATE_B); \
@@ -176,9 +179,9 @@ E2E_STATE_D := $(STATE)/e2e-discovery
 # Its own small stack: deployed with Routes empty, every change goes to every distribution, and
 # cache tags read from objects' cache-tag metadata (the "tags" profile's CacheTagConfig reads it).
 e2e-discovery: ## Routing by discovery end to end (tests/tests/e2e/discovery.rs) on its own local stack, Routes empty
-	cargo build -p cfinv -p e2e --locked --bins
+	$(E2E_CARGO_TEST) --no-run
 	$(MAKE) --no-print-directory up STATE=$(E2E_STATE_D) DEBOUNCE_SECONDS=5 DISTRIBUTIONS=1 UP_ARGS="--discover --param CacheTagMetadata=cache-tag"
-	status=0; CFINV_STACK=$(CURDIR)/$(E2E_STATE_D)/stack.json cargo test -p e2e --locked -- --ignored discovery:: || status=$$?; \
+	status=0; CFINV_STACK=$(CURDIR)/$(E2E_STATE_D)/stack.json $(E2E_CARGO_TEST) -- --ignored discovery:: || status=$$?; \
 	$(MAKE) --no-print-directory down STATE=$(E2E_STATE_D); exit $$status
 
 .PHONY: fuzz

@@ -1,10 +1,10 @@
 //! End-to-end: the `cfinv` binary as the tests run it, and its answers to bad arguments and to
 //! what it cannot find (no pipeline run needed; `audit.rs` runs the pipeline its audit reads).
 //!
-//! The binary is the one `cargo build -p cfinv` put beside this test's own directory (`make e2e`
-//! builds it first).
+//! The binary is the release build the local stack is started with (`make build`, which `make up`
+//! and `make e2e` run), the one a user runs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use e2e::{Stack, stack_file};
@@ -32,17 +32,19 @@ impl Run {
     }
 }
 
-/// The CLI built by `cargo build -p cfinv`: test executables live in `<target>/<profile>/deps`.
+/// The CLI of `make build`: test executables live in `<target>/<profile>/deps`, the CLI in
+/// `<target>/release`.
 fn cfinv_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let bin = exe
-        .parent()
-        .and_then(Path::parent)
+        .ancestors()
+        .nth(3)
         .expect("a target directory")
+        .join("release")
         .join(format!("cfinv{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "{} does not exist: build it with `cargo build -p cfinv` (make e2e does)",
+        "{} does not exist: build it with `make build` (make up and make e2e do)",
         bin.display()
     );
     bin
