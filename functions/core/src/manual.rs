@@ -246,12 +246,15 @@ pub struct RequestRecord {
 
 /// What admission needs from the table: the hourly budget and the request records.
 pub trait ManualStore: Send + Sync {
-    /// Adds `count` to the distribution's manual paths of the hour starting `hour`, unless that
-    /// would pass `limit`: `false` then, and nothing added.
+    /// Adds `count` to the distribution's manual paths of the hour starting `hour` for request
+    /// `request_id`, unless that would pass `limit`: `false` then, and nothing added. A request
+    /// that already reserved in that hour (a redelivered event, a retried or redriven dedupe)
+    /// is `true` and adds nothing: it is charged once.
     fn reserve_manual_paths(
         &self,
         distribution_id: &str,
         hour: OffsetDateTime,
+        request_id: &str,
         count: usize,
         limit: usize,
     ) -> impl Future<Output = Result<bool>> + Send;
@@ -292,6 +295,7 @@ pub async fn admit<S: ManualStore>(
                 .reserve_manual_paths(
                     &request.distribution_id,
                     hour,
+                    request_id,
                     items.len(),
                     limits.max_paths_per_hour,
                 )
@@ -685,6 +689,20 @@ mod tests {
                 .all(|r| r.reason.as_deref() == Some("deploy 42"))
         );
         assert_eq!(store.manual_paths("E1", datetime!(2026-11-25 10:00 UTC)), 4);
+    }
+
+    #[tokio::test]
+    async fn a_request_asked_again_is_charged_once() {
+        // A redelivered event or a retried dedupe admits the same request (same id) again.
+        let store = MemoryStore::new();
+        let asked = ask(&request(&["/a", "/b", "/c"]), None);
+        for _ in 0..2 {
+            let admitted = admit(&store, &asked, &limits(), NOW).await.unwrap();
+            assert_eq!(admitted.map(|c| c.len()), Ok(3));
+        }
+        assert_eq!(store.manual_paths("E1", datetime!(2026-11-25 10:00 UTC)), 3);
+        let next = run(&store, &request(&["/d", "/e"]), None).await;
+        assert!(matches!(next, Err(Refusal::HourlyLimit { .. })), "{next:?}");
     }
 
     #[tokio::test]

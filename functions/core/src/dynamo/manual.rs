@@ -3,10 +3,10 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
-use super::{DynamoStore, conditional};
+use super::{DynamoStore, conditional, store_error};
 use crate::Result;
 use crate::manual::{ManualStore, RequestRecord};
-use crate::schema::item::{key, n, s, time};
+use crate::schema::item::{key, n, s, string_set, time};
 use crate::schema::{BY_DISTRIBUTION_PK, BY_DISTRIBUTION_SK, ItemType, attr, bounded, keys};
 
 impl ManualStore for DynamoStore {
@@ -14,33 +14,55 @@ impl ManualStore for DynamoStore {
         &self,
         distribution_id: &str,
         hour: OffsetDateTime,
+        request_id: &str,
         count: usize,
         limit: usize,
     ) -> Result<bool> {
         if count > limit {
             return Ok(false);
         }
-        // One conditional ADD: racing requests cannot both pass the budget.
-        let used = attr::MANUAL_PATHS;
+        // One conditional ADD: racing requests cannot both pass the budget. The hour's item
+        // keeps the ids of the requests it charged, so a request asked again is charged once.
+        let (used, charged) = (attr::MANUAL_PATHS, attr::REQUEST_IDS);
+        let key = key(
+            keys::manual_budget_pk(distribution_id),
+            crate::model::timestamp(hour),
+        );
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(
-                keys::manual_budget_pk(distribution_id),
-                crate::model::timestamp(hour),
-            )))
+            .set_key(Some(key.clone()))
             .update_expression(format!(
-                "ADD {used} :n SET {ttl} = :ttl",
+                "ADD {used} :n, {charged} :ids SET {ttl} = :ttl",
                 ttl = attr::EXPIRES_AT
             ))
-            .condition_expression(format!("attribute_not_exists({used}) OR {used} <= :room"))
+            .condition_expression(format!(
+                "(attribute_not_exists({used}) OR {used} <= :room) AND NOT contains({charged}, :id)"
+            ))
             .expression_attribute_values(":n", n(count))
             .expression_attribute_values(":room", n(limit - count))
+            .expression_attribute_values(":ids", AttributeValue::Ss(vec![request_id.to_owned()]))
+            .expression_attribute_values(":id", s(request_id))
             .expression_attribute_values(":ttl", self.expires_at(hour))
             .send()
             .await;
-        conditional(res)
+        if conditional(res)? {
+            return Ok(true);
+        }
+        // Refused: over the budget, or charged already (then it stands).
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out
+            .item
+            .is_some_and(|item| string_set(&item, charged).iter().any(|id| id == request_id)))
     }
 
     async fn record_request(&self, record: &RequestRecord) -> Result<()> {

@@ -242,3 +242,44 @@ async fn a_duplicate_event_adds_its_id_to_a_set() {
         .unwrap();
     assert_eq!(rule.num_calls(), 1);
 }
+
+#[tokio::test]
+async fn a_manual_request_asked_again_is_charged_once() {
+    use crate::manual::ManualStore;
+    let hour = datetime!(2026-11-25 10:00 UTC);
+    // The hour's item after request M-1 reserved: a second ask by M-1 stands, M-2 is over.
+    let refused = mock!(Client::update_item)
+        .match_requests(|r| {
+            r.condition_expression()
+                .is_some_and(|c| c.contains("NOT contains(requestIds, :id)"))
+                && r.expression_attribute_values().and_then(|v| v.get(":room")) == Some(&n(2))
+        })
+        .then_http_response(|| wire_error("ConditionalCheckFailedException"));
+    let read = mock!(Client::get_item)
+        .match_requests(|r| r.consistent_read() == Some(true))
+        .then_output(|| {
+            GetItemOutput::builder()
+                .set_item(Some(HashMap::from([
+                    ("manualPaths".to_owned(), n(3)),
+                    (
+                        "requestIds".to_owned(),
+                        AttributeValue::Ss(vec!["M-1".into()]),
+                    ),
+                ])))
+                .build()
+        });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&refused, &read]);
+    let store = store(client);
+    assert!(
+        store
+            .reserve_manual_paths("E1", hour, "M-1", 2, 4)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .reserve_manual_paths("E1", hour, "M-2", 2, 4)
+            .await
+            .unwrap()
+    );
+}

@@ -124,7 +124,8 @@ struct State {
     /// execution name -> failed event
     events: HashMap<String, StoredEvent>,
     calls: Vec<&'static str>,
-    manual_hours: HashMap<(String, OffsetDateTime), usize>,
+    /// (distribution, hour) -> manual paths reserved, and the requests that reserved them
+    manual_hours: HashMap<(String, OffsetDateTime), (usize, HashSet<String>)>,
     requests: Vec<RequestRecord>,
     /// (bucket, key) -> last seen cache tags
     object_tags: HashMap<(String, String), BTreeSet<String>>,
@@ -616,7 +617,7 @@ impl MemoryStore {
     pub fn manual_paths(&self, distribution_id: &str, hour: OffsetDateTime) -> usize {
         let state = self.state.lock().unwrap();
         let key = (distribution_id.to_owned(), hour);
-        state.manual_hours.get(&key).copied().unwrap_or(0)
+        state.manual_hours.get(&key).map_or(0, |(used, _)| *used)
     }
 }
 
@@ -625,19 +626,24 @@ impl ManualStore for MemoryStore {
         &self,
         distribution_id: &str,
         hour: OffsetDateTime,
+        request_id: &str,
         count: usize,
         limit: usize,
     ) -> Result<bool> {
         self.enter("reserve_manual_paths");
         let mut state = self.state.lock().unwrap();
-        let used = state
+        let (used, requests) = state
             .manual_hours
             .entry((distribution_id.to_owned(), hour))
             .or_default();
+        if requests.contains(request_id) {
+            return Ok(true);
+        }
         if *used + count > limit {
             return Ok(false);
         }
         *used += count;
+        requests.insert(request_id.to_owned());
         Ok(true)
     }
 

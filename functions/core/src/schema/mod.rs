@@ -126,6 +126,8 @@ pub mod attr {
     pub const REQUESTED_AT: &str = "requestedAt";
     /// Manual paths reserved in one hour.
     pub const MANUAL_PATHS: &str = "manualPaths";
+    /// The requests that hour's manual paths were reserved for (each is charged once).
+    pub const REQUEST_IDS: &str = "requestIds";
 
     // An object's last seen cache tags (`functions/core/src/object_tags.rs`); `BUCKET`, `KEY`,
     // `LAST_SEEN_AT` as on a path item.
