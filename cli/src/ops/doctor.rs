@@ -188,6 +188,61 @@ pub fn distribution_check(
     }
 }
 
+/// The cache-tag check of a distribution when the stack reads cache tags from the S3 metadata
+/// key `metadata` (`CacheTagMetadata`). S3 serves that metadata as the response header
+/// `x-amz-meta-<metadata>` (the guide, quoted in `functions/core/src/object_tags.rs`), so the distribution's `CacheTagConfig`
+/// must read that header, or the tags invalidated are not the ones it stored. `header`: its
+/// `CacheTagConfig.HeaderName`; `by_discovery`: the stack routes by discovery (`Routes` empty),
+/// whose plans send tags only to distributions with a `CacheTagConfig`; hand-written Routes send
+/// them to every routed distribution.
+pub fn cache_tag_check(
+    id: &str,
+    metadata: &str,
+    header: Option<&str>,
+    by_discovery: bool,
+) -> Check {
+    let name = format!("cache tags {id}");
+    let wanted = format!("x-amz-meta-{metadata}");
+    match header {
+        // HTTP header names are case-insensitive.
+        Some(h) if h.eq_ignore_ascii_case(&wanted) => Check::pass(
+            name,
+            format!("its CacheTagConfig reads {wanted}, the tags CacheTagMetadata reads"),
+        ),
+        Some(h) => Check::fail(
+            name,
+            format!(
+                "its CacheTagConfig reads {h}, the stack reads tags from metadata {metadata:?} \
+                 ({wanted}): the tags invalidated are not the ones it stored, and each is billed"
+            ),
+            match h
+                .get(..11)
+                .filter(|p| p.eq_ignore_ascii_case("x-amz-meta-"))
+            {
+                Some(_) => format!(
+                    "set its CacheTagConfig HeaderName to {wanted}, or redeploy with \
+                     CacheTagMetadata={}",
+                    &h[11..]
+                ),
+                None => format!("set its CacheTagConfig HeaderName to {wanted}"),
+            },
+        ),
+        None if by_discovery => Check::pass(
+            name,
+            "no CacheTagConfig: it stores no tags, and its plans send it none",
+        ),
+        None => Check::fail(
+            name,
+            "no CacheTagConfig, yet Routes send it the tags CacheTagMetadata reads: each is billed \
+             and matches nothing",
+            format!(
+                "give it a CacheTagConfig with HeaderName {wanted}, or redeploy with Routes empty \
+                 (discovery sends tags only where they are stored)"
+            ),
+        ),
+    }
+}
+
 /// A subscription is confirmed once it has an ARN. The SNS API reference (Subscribe): the
 /// subscription's ARN "if it is confirmed, or the string \"pending confirmation\" if the
 /// subscription requires confirmation"; ListSubscriptionsByTopic shows `PendingConfirmation`.
@@ -284,6 +339,15 @@ pub async fn run(
     } else {
         opts.distributions.to_vec()
     };
+    // With CacheTagMetadata set, each distribution also gets a cache-tag check.
+    let tags_from = stack
+        .parameter("CacheTagMetadata")
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    let by_discovery = stack
+        .parameter("Routes")
+        .is_none_or(|r| r.trim().is_empty());
+    let mut tag_checks = Vec::new();
     for id in &ids {
         let expected = expected_origin_paths(&mapping, bucket, id);
         checks.push(match cloudfront.get_distribution().id(id).send().await {
@@ -300,6 +364,12 @@ pub async fn run(
                         path: o.origin_path().unwrap_or_default().to_owned(),
                     })
                     .collect();
+                if let Some(metadata) = tags_from {
+                    let header = config
+                        .and_then(|c| c.cache_tag_config())
+                        .map(|t| t.header_name());
+                    tag_checks.push(cache_tag_check(id, metadata, header, by_discovery));
+                }
                 distribution_check(id, Some((enabled, &origins)), bucket, &expected)
             }
             Err(e)
@@ -311,6 +381,8 @@ pub async fn run(
             Err(e) => unreadable(&format!("distribution {id}"), &e),
         });
     }
+
+    checks.append(&mut tag_checks);
 
     let events = aws_sdk_eventbridge::Client::new(conf);
     for (logical, name) in stack.of_type("AWS::Events::Rule") {
@@ -505,6 +577,32 @@ mod tests {
         assert!(!other.ok && other.detail.contains("no origin serves"));
         let wrong_path = distribution_check("E1", Some((true, &good)), "site", &[""]);
         assert!(!wrong_path.ok && wrong_path.detail.contains("origin path"));
+    }
+
+    #[test]
+    fn a_distribution_must_store_the_tags_the_stack_reads() {
+        let check = |header, by_discovery| cache_tag_check("E1", "cache-tag", header, by_discovery);
+        assert!(check(Some("X-Amz-Meta-Cache-Tag"), false).ok);
+        let other = check(Some("x-amz-meta-tags"), true);
+        assert!(!other.ok && other.detail.contains("not the ones it stored"));
+        assert!(
+            other
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("CacheTagMetadata=tags"))
+        );
+        let not_metadata = check(Some("edge-cache-tag"), true);
+        assert!(!not_metadata.ok);
+        assert!(
+            !not_metadata
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("CacheTagMetadata=")
+        );
+        assert!(check(None, true).ok);
+        let routed = check(None, false);
+        assert!(!routed.ok && routed.detail.contains("billed"));
     }
 
     #[test]

@@ -436,3 +436,52 @@ async fn a_tagged_object_is_fresh_under_every_spelling_once_its_tag_completes() 
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a stack started with `local up --discover --param CacheTagMetadata=cache-tag`"]
+async fn doctor_checks_each_distribution_stores_the_tags_the_stack_reads() {
+    let stack = Stack::connect().await;
+    let tagged = stack.profile("tags", "tg/");
+    let plain = stack
+        .info
+        .distribution_ids
+        .iter()
+        .find(|id| !stack.info.distribution_profiles.contains_key(*id))
+        .expect("a distribution of no profile");
+    // Other checks may fail on this stack (it has no alarm topic): only the tag lines count.
+    let run = cfinv(&[
+        "--json",
+        "doctor",
+        "-d",
+        &tagged.distribution_id,
+        "-d",
+        plain,
+    ]);
+    let diagnosis: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", run.stdout, run.stderr));
+    let check = |id: &str| {
+        let name = format!("cache tags {id}");
+        diagnosis["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name.as_str()))
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {name}: {diagnosis:#}"))
+    };
+    let stores = check(&tagged.distribution_id);
+    assert_eq!(stores["ok"], true, "{stores:#}");
+    assert!(
+        stores["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("x-amz-meta-cache-tag")),
+        "{stores:#}"
+    );
+    // No CacheTagConfig: under discovery its plans send it no tags.
+    let none = check(plain);
+    assert_eq!(none["ok"], true, "{none:#}");
+    assert!(
+        none["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no CacheTagConfig")),
+        "{none:#}"
+    );
+}
