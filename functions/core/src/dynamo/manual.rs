@@ -52,11 +52,7 @@ impl ManualStore for DynamoStore {
         }
         // Refused: over the budget, or charged already (then it stands).
         let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
+            .read_consistent(key)
             .send()
             .await
             .map_err(store_error)?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
@@ -65,6 +66,17 @@ impl DynamoStore {
             opened_at: lifecycle::opened_at_of(&batch.batch_id, at),
             ttl: self.expires_at(at),
         }
+    }
+
+    /// A strongly consistent read of the item at `key`: what is decided from it must see every
+    /// write that succeeded before. A request builder, not an `async fn`: one more async layer
+    /// puts poll-status's release build over rustc's query depth limit.
+    fn read_consistent(&self, key: Item) -> GetItemFluentBuilder {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
     }
 
     /// An update of batch `batch_id`'s item.
@@ -159,11 +171,7 @@ impl DynamoStore {
 impl PointerStore for DynamoStore {
     async fn get_pointer(&self, distribution_id: &str) -> Result<Option<OpenPointer>> {
         let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::dist_pk(distribution_id), keys::OPEN)))
-            .consistent_read(true)
+            .read_consistent(key(keys::dist_pk(distribution_id), keys::OPEN))
             .send()
             .await
             .map_err(store_error)?;
@@ -232,11 +240,7 @@ impl JoinStore for DynamoStore {
 
     async fn get_batch(&self, batch_id: &str) -> Result<Option<Batch>> {
         let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::batch_pk(batch_id), keys::META)))
-            .consistent_read(true)
+            .read_consistent(key(keys::batch_pk(batch_id), keys::META))
             .send()
             .await
             .map_err(store_error)?;

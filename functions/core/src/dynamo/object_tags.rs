@@ -14,11 +14,7 @@ use crate::schema::{ItemType, attr, keys};
 impl TagStore for DynamoStore {
     async fn last_tags(&self, bucket: &str, object_key: &str) -> Result<BTreeSet<String>> {
         let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::object_pk(bucket, object_key), keys::TAGS)))
-            .consistent_read(true)
+            .read_consistent(key(keys::object_pk(bucket, object_key), keys::TAGS))
             .send()
             .await
             .map_err(store_error)?;

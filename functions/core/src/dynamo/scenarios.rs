@@ -34,11 +34,7 @@ use crate::store::scenarios::{Audited, AuditedEvent, Inspect, run};
 impl DynamoStore {
     async fn meta(&self, pk: String) -> Result<Option<Item>> {
         let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, keys::META)))
-            .consistent_read(true)
+            .read_consistent(key(pk, keys::META))
             .send()
             .await
             .map_err(store_error)?;
