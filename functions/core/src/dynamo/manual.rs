@@ -23,6 +23,11 @@ impl ManualStore for DynamoStore {
         }
         // One conditional ADD: racing requests cannot both pass the budget. The hour's item
         // keeps the ids of the requests it charged, so a request asked again is charged once.
+        // `contains` on a set (DynamoDB developer guide, "Condition and filter expressions,
+        // operators, and functions"): true if the attribute is "a Set that contains a particular
+        // element within the set". On a missing attribute it is false, so the first ask passes:
+        // no document says so in these words (moto agrees); were it to fail instead, the read
+        // below finds no id and the request is refused, never charged twice.
         let (used, charged) = (attr::MANUAL_PATHS, attr::REQUEST_IDS);
         let key = key(
             keys::manual_budget_pk(distribution_id),
