@@ -188,10 +188,14 @@ pub fn distribution_check(
     }
 }
 
+/// The prefix of the response headers S3 serves an object's user metadata as.
+const METADATA_HEADER: &str = "x-amz-meta-";
+
 /// The cache-tag check of a distribution when the stack reads cache tags from the S3 metadata
 /// key `metadata` (`CacheTagMetadata`). S3 serves that metadata as the response header
-/// `x-amz-meta-<metadata>` (the guide, quoted in `functions/core/src/object_tags.rs`), so the distribution's `CacheTagConfig`
-/// must read that header, or the tags invalidated are not the ones it stored. `header`: its
+/// `x-amz-meta-<metadata>` (the guide, quoted in `functions/core/src/object_tags.rs`), so the
+/// distribution's `CacheTagConfig` must read that header, or the tags invalidated are not the
+/// ones it stored. `header`: its
 /// `CacheTagConfig.HeaderName`; `by_discovery`: the stack routes by discovery (`Routes` empty),
 /// whose plans send tags only to distributions with a `CacheTagConfig`; hand-written Routes send
 /// them to every routed distribution.
@@ -202,7 +206,7 @@ pub fn cache_tag_check(
     by_discovery: bool,
 ) -> Check {
     let name = format!("cache tags {id}");
-    let wanted = format!("x-amz-meta-{metadata}");
+    let wanted = format!("{METADATA_HEADER}{metadata}");
     match header {
         // HTTP header names are case-insensitive.
         Some(h) if h.eq_ignore_ascii_case(&wanted) => Check::pass(
@@ -215,14 +219,10 @@ pub fn cache_tag_check(
                 "its CacheTagConfig reads {h}, the stack reads tags from metadata {metadata:?} \
                  ({wanted}): the tags invalidated are not the ones it stored, and each is billed"
             ),
-            match h
-                .get(..11)
-                .filter(|p| p.eq_ignore_ascii_case("x-amz-meta-"))
-            {
-                Some(_) => format!(
+            match h.to_ascii_lowercase().strip_prefix(METADATA_HEADER) {
+                Some(key) => format!(
                     "set its CacheTagConfig HeaderName to {wanted}, or redeploy with \
-                     CacheTagMetadata={}",
-                    &h[11..]
+                     CacheTagMetadata={key}"
                 ),
                 None => format!("set its CacheTagConfig HeaderName to {wanted}"),
             },
