@@ -1,14 +1,16 @@
-//! collect-keys: one S3 event in, the CloudFront paths to invalidate out (per distribution); a
-//! manual request event passes through to dedupe. Pure: no AWS calls, so it needs no SDK at all.
+//! collect-keys: a batch of S3 events (or one) in, the CloudFront paths to invalidate out (per
+//! distribution); manual request events pass through to dedupe, and an event that cannot be
+//! mapped is set aside for dedupe to record while the others go on. Pure: no AWS calls, so it
+//! needs no SDK at all.
 
 use cfinv_core::Result;
-use cfinv_core::collect::{CollectOutput, collect};
+use cfinv_core::collect::{BatchOutput, collect_batch};
 use cfinv_core::routes::MappingConfig;
 use serde_json::Value;
 
-/// Maps the event, logging each path and each ignored key with its reason.
-pub fn handle(event: &Value, config: &MappingConfig) -> Result<CollectOutput> {
-    let out = collect(event, config)?;
+/// Maps the input, logging each path and each ignored key with its reason.
+pub fn handle(input: &Value, config: &MappingConfig) -> Result<BatchOutput> {
+    let out = collect_batch(input, config)?;
     for ignored in &out.ignored {
         tracing::info!(
             bucket = ignored.bucket.as_deref(),
@@ -74,7 +76,7 @@ mod tests {
             "resources": [], "detail": {"distributionId": "E1", "paths": ["/a"], "anything": 1}});
         let out = handle(&manual_event, &config()).unwrap();
         assert!(out.paths.is_empty());
-        let manual = out.manual.expect("passed through");
+        let manual = &out.manual[0];
         assert_eq!(manual.event_id, "6a7e8feb-b491-4cf7-a9f1-bf3703467718");
         assert_eq!(manual.account, "111122223333");
         assert_eq!(manual.source, "cf-invalidator.manual");
@@ -83,7 +85,7 @@ mod tests {
             "unchecked: dedupe admits it"
         );
         let serialized = serde_json::to_value(handle(&manual_event, &config()).unwrap()).unwrap();
-        assert_eq!(serialized["manual"]["eventId"], manual_event["id"]);
+        assert_eq!(serialized["manual"][0]["eventId"], manual_event["id"]);
         let mut no_account = manual_event.clone();
         no_account.as_object_mut().unwrap().remove("account");
         assert_eq!(
@@ -92,7 +94,7 @@ mod tests {
         );
         // An S3 event carries no manual request.
         let s3 = serde_json::to_value(handle(&event("site", "a.png"), &config()).unwrap()).unwrap();
-        assert!(s3.get("manual").is_none(), "{s3}");
+        assert_eq!(s3["manual"], json!([]), "{s3}");
     }
 
     #[test]

@@ -127,6 +127,111 @@ pub fn collect(event: &serde_json::Value, cfg: &MappingConfig) -> Result<Collect
     })
 }
 
+/// The error an object-changed execution ends with when events of its batch failed: dedupe
+/// recorded each of them, so record-outcome does not record the execution again
+/// (statemachine/object-changed.asl.json, state `EventsFailed`).
+pub const EVENTS_FAILED: &str = "EventsFailed";
+
+/// What collect-keys hands dedupe for one execution's input: the paths of every event, the
+/// manual requests, and the events that could not be mapped (docs/design.md §2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchOutput {
+    pub paths: Vec<PathChange>,
+    pub ignored: Vec<Ignored>,
+    pub manual: Vec<crate::manual::ManualEvent>,
+    pub failed: Vec<FailedEvent>,
+}
+
+/// An event of a batch that could not be mapped: dedupe records it in the audit as a failed
+/// event, and the batch's other events go on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedEvent {
+    /// The event's `id`, or its place in the batch when it has none.
+    pub event_id: String,
+    /// The error's name ([`Error::name`]), as a failed execution's error would read.
+    pub error: String,
+    pub cause: String,
+    /// The event as it came, for the audit and a replay.
+    pub event: serde_json::Value,
+}
+
+/// Maps an execution's input: a JSON array (the ingest pipe's batch: events, or SQS records
+/// whose `body` holds the event as JSON or as a string), or one event. In a batch, an event
+/// that fails is returned in `failed` and the others are mapped; one event's error is the
+/// execution's, as before batching.
+///
+/// A path named by several events of the batch is joined once, with the last one's details.
+pub fn collect_batch(input: &serde_json::Value, cfg: &MappingConfig) -> Result<BatchOutput> {
+    let serde_json::Value::Array(items) = input else {
+        let mut out = BatchOutput::default();
+        out.add(collect(input, cfg)?);
+        return Ok(out);
+    };
+    let mut out = BatchOutput::default();
+    for (index, item) in items.iter().enumerate() {
+        let (event, mapped) = match record_body(item) {
+            Ok(event) => {
+                let mapped = collect(&event, cfg);
+                (event, mapped)
+            }
+            Err(e) => (item.clone(), Err(e)),
+        };
+        match mapped {
+            Ok(one) => out.add(one),
+            Err(err) => {
+                let event_id = event["id"]
+                    .as_str()
+                    .map_or_else(|| format!("#{index}"), str::to_owned);
+                tracing::warn!(event = %event_id, error = err.name(), cause = %err, "event failed; the batch goes on");
+                out.failed.push(FailedEvent {
+                    event_id,
+                    error: err.name().to_owned(),
+                    cause: err.to_string(),
+                    event,
+                });
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut paths: Vec<PathChange> = std::mem::take(&mut out.paths)
+        .into_iter()
+        .rev()
+        .filter(|p| seen.insert((p.distribution_id.clone(), p.path.clone())))
+        .collect();
+    paths.sort_by(|a, b| (&a.distribution_id, &a.path).cmp(&(&b.distribution_id, &b.path)));
+    out.paths = paths;
+    Ok(out)
+}
+
+impl BatchOutput {
+    fn add(&mut self, one: CollectOutput) {
+        self.paths.extend(one.paths);
+        self.ignored.extend(one.ignored);
+        self.manual.extend(one.manual);
+    }
+}
+
+/// The event a batch item carries: an SQS record's `body` (parsed when it is a string), or the
+/// item itself.
+fn record_body(item: &serde_json::Value) -> Result<serde_json::Value> {
+    match item {
+        serde_json::Value::String(body) => parse_body(body),
+        _ if item["eventSource"] == "aws:sqs" => match item.get("body") {
+            Some(serde_json::Value::String(body)) => parse_body(body),
+            Some(body) => Ok(body.clone()),
+            None => Err(Error::InvalidEvent("an SQS record without a body".into())),
+        },
+        _ => Ok(item.clone()),
+    }
+}
+
+fn parse_body(body: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(body)
+        .map_err(|e| Error::InvalidEvent(format!("the message body is not JSON: {e}")))
+}
+
 fn path_change(
     change: &ObjectChange,
     key: &str,
@@ -470,5 +575,78 @@ mod tests {
         assert_eq!(out.paths[1].change, ChangeKind::Deleted);
         assert_eq!(out.paths[1].event_id.as_deref(), Some("R1:02"));
         assert_eq!(out.paths[0].key, "site/✓.txt");
+    }
+
+    fn with_id(mut event: Value, id: &str) -> Value {
+        event["id"] = json!(id);
+        event
+    }
+
+    #[test]
+    fn a_batch_maps_every_event_and_sets_a_bad_one_aside() {
+        let cfg = config(vec![route("", "E1", "")], KeyEncoding::Raw);
+        let body = with_id(eventbridge("b.png"), "ev-2").to_string();
+        let sqs_record = json!({"messageId": "m-1", "receiptHandle": "r", "body": body,
+            "attributes": {}, "messageAttributes": {}, "md5OfBody": "x",
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q", "awsRegion": "us-east-1"});
+        let mut over_long = with_id(eventbridge(&"k".repeat(1025)), "ev-bad");
+        over_long["detail"]["reason"] = json!("PutObject");
+        let manual = json!({"id": "ev-m", "detail-type": "Invalidation Requested",
+            "source": "cf-invalidator.manual", "account": "1", "detail": {"paths": ["/x"]}});
+        let batch = json!([
+            with_id(eventbridge("a.png"), "ev-1"),
+            sqs_record,
+            over_long,
+            "not json",
+            with_id(eventbridge("a.png"), "ev-3"),
+            manual,
+            {"id": "ev-4"},
+        ]);
+        let out = collect_batch(&batch, &cfg).unwrap();
+        let paths: Vec<_> = out
+            .paths
+            .iter()
+            .map(|p| (p.path.as_str(), p.event_id.as_deref()))
+            .collect();
+        assert_eq!(
+            paths,
+            [("/a.png", Some("ev-3")), ("/b.png", Some("ev-2"))],
+            "a path named twice is joined once, as the last event left it"
+        );
+        assert_eq!(out.manual.len(), 1);
+        assert_eq!(out.manual[0].event_id, "ev-m");
+        let failed: Vec<_> = out
+            .failed
+            .iter()
+            .map(|f| (f.event_id.as_str(), f.error.as_str()))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                ("ev-bad", "InvalidKey"),
+                ("#3", "InvalidEvent"),
+                ("ev-4", "InvalidEvent")
+            ]
+        );
+        assert_eq!(
+            out.failed[0].event, batch[2],
+            "kept as it came, for the audit"
+        );
+    }
+
+    #[test]
+    fn one_event_fails_as_before_batching() {
+        let cfg = config(vec![route("", "E1", "")], KeyEncoding::Raw);
+        let out = collect_batch(&eventbridge("a.png"), &cfg).unwrap();
+        assert_eq!(out.paths.len(), 1);
+        assert!(out.failed.is_empty());
+        let err = collect_batch(&json!({"id": "x"}), &cfg).unwrap_err();
+        assert_eq!(err.name(), "InvalidEvent");
+        let serialized = serde_json::to_value(collect_batch(&json!([]), &cfg).unwrap()).unwrap();
+        assert_eq!(
+            serialized,
+            json!({"paths": [], "ignored": [], "manual": [], "failed": []}),
+            "every list is present: the state machine reads them by path"
+        );
     }
 }

@@ -258,6 +258,11 @@ pub fn timestamp(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// An execution's name: the last `:`-separated part of its ARN.
+pub fn execution_name(execution_arn: &str) -> &str {
+    execution_arn.rsplit(':').next().unwrap_or(execution_arn)
+}
+
 pub fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }

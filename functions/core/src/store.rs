@@ -180,10 +180,13 @@ pub trait OutcomeStore: Send + Sync {
         outcome: &Outcome,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Records a failed object-changed execution: the S3 change it carried is visible in the
-    /// failures index even though it never reached a batch.
+    /// Records a failed event under `name`: the S3 change (or manual request) it carried is
+    /// visible in the failures index even though it never reached a batch. A failed
+    /// object-changed execution is named by the execution ([`crate::model::execution_name`]);
+    /// one event of a batch that failed alone, by `<execution name>/<event id>`.
     fn record_failed_event(
         &self,
+        name: &str,
         outcome: &Outcome,
         input: &str,
     ) -> impl Future<Output = Result<()>> + Send;

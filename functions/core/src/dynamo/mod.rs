@@ -348,12 +348,7 @@ impl OutcomeStore for DynamoStore {
         conditional(res).map(|_| ())
     }
 
-    async fn record_failed_event(&self, outcome: &Outcome, input: &str) -> Result<()> {
-        let name = outcome
-            .execution_arn
-            .rsplit(':')
-            .next()
-            .unwrap_or(&outcome.execution_arn);
+    async fn record_failed_event(&self, name: &str, outcome: &Outcome, input: &str) -> Result<()> {
         let item_key = key(keys::exec_pk(name), keys::META);
         let Some(error) = lifecycle::execution_error(outcome) else {
             // A redriven execution that now succeeded: drop it from the failures index.

@@ -529,15 +529,10 @@ impl OutcomeStore for MemoryStore {
         Ok(())
     }
 
-    async fn record_failed_event(&self, outcome: &Outcome, _input: &str) -> Result<()> {
+    async fn record_failed_event(&self, name: &str, outcome: &Outcome, _input: &str) -> Result<()> {
         self.enter("record_failed_event");
         let mut st = self.state.lock().unwrap();
-        let name = outcome
-            .execution_arn
-            .rsplit(':')
-            .next()
-            .unwrap_or(&outcome.execution_arn)
-            .to_owned();
+        let name = name.to_owned();
         match lifecycle::execution_error(outcome) {
             Some(error) => {
                 st.events.insert(

@@ -397,7 +397,10 @@ async fn a_hot_path_keeps_counting_events_past_its_id_set(store: &impl Store) {
 async fn a_failed_event_stays_in_the_failures_index_until_a_newer_success(store: &impl Store) {
     let name = format!("ev-{}", uuid::Uuid::now_v7().simple());
     let failure = outcome(ExecutionStatus::Failed, &name, Some("InvalidEvent"), at(5));
-    store.record_failed_event(&failure, "{}").await.unwrap();
+    store
+        .record_failed_event(&name, &failure, "{}")
+        .await
+        .unwrap();
     let failed = AuditedEvent {
         last_error: "InvalidEvent: it broke".into(),
         failed: true,
@@ -405,10 +408,16 @@ async fn a_failed_event_stays_in_the_failures_index_until_a_newer_success(store:
     let event = || async { store.audited_event(&name).await.unwrap().unwrap() };
     assert_eq!(event().await, failed);
     let older = outcome(ExecutionStatus::Succeeded, &name, None, at(4));
-    store.record_failed_event(&older, "{}").await.unwrap();
+    store
+        .record_failed_event(&name, &older, "{}")
+        .await
+        .unwrap();
     assert_eq!(event().await, failed);
     let redriven = outcome(ExecutionStatus::Succeeded, &name, None, at(6));
-    store.record_failed_event(&redriven, "{}").await.unwrap();
+    store
+        .record_failed_event(&name, &redriven, "{}")
+        .await
+        .unwrap();
     assert!(!event().await.failed);
 }
 
