@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .faults import Faults
     from .lambda_patch import LambdaService
     from .middleware import RequestLog
+    from .pipes import Pipes
     from .s3_events import S3Events
     from .service_time import ServiceTimes
     from .sfn_ext import Executions
@@ -47,6 +48,7 @@ class Control:
         lambdas: "LambdaService",
         scheduler: "Scheduler",
         events: "EventTargets",
+        pipes: "Pipes",
         s3_events: "S3Events",
         executions: "Executions",
         requests: "RequestLog",
@@ -55,7 +57,7 @@ class Control:
         self.account, self.region = account, region
         self.describe, self.is_ready, self.clients = describe, is_ready, clients
         self.faults, self.cloudfront, self.lambdas, self.scheduler = faults, cloudfront, lambdas, scheduler
-        self.events, self.s3, self.executions = events, s3_events, executions
+        self.events, self.pipes, self.s3, self.executions = events, pipes, s3_events, executions
         self.requests, self.service_times = requests, service_times
         self.edges = edges
         self._denials = itertools.count(1)
@@ -90,10 +92,11 @@ class Control:
             # events
             "events/deliveries": lambda b: {"deliveries": list(self.events.deliveries)},
             "events/dead-letters": lambda b: {"dead_letters": list(self.events.dead_letters)},
+            "pipes/batches": lambda b: {"batches": list(self.pipes.batches)},
             "s3/events": self.s3_events,
             "s3/key-encoding": self.s3_key_encoding,
             "sfn/status-events": lambda b: {"events": list(self.executions.status_events)},
-            "sfn/running": lambda b: {"running": self.executions.running(str(b["contains"]))},
+            "sfn/running": lambda b: {"running": self.executions.running(str(b["contains"])) + self.pipes.queued(str(b["contains"]))},
             "trace": self.trace,
             # AWS requests received, by calling function
             "aws/requests": lambda b: {"requests": self.requests.snapshot(b.get("service"))},
@@ -143,13 +146,18 @@ class Control:
         return self.faults.add(kind, spec)
 
     def iam_deny(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Put an inline policy denying ``action`` on ``resource`` on ``function``'s role, through
-        the IAM API as an operator would; the function's next such request is refused."""
-        pool = self.lambdas.runtime.pool_for(body["function"])
-        if pool is None:
-            raise ValueError(f"no local function {body['function']!r}")
-        role = self.clients("lambda").get_function_configuration(FunctionName=pool.function_name)["Role"]
-        role_name = role.rsplit("/", 1)[-1]
+        """Put an inline policy denying ``action`` on ``resource`` on ``function``'s role (or on
+        the role ``role``, a logical id or name, e.g. the pipe's), through the IAM API as an
+        operator would; the next such request of its holder is refused."""
+        if "role" in body:
+            resources = self.describe().get("resources", {})
+            role_name = resources.get(body["role"], {}).get("physical") or body["role"]
+        else:
+            pool = self.lambdas.runtime.pool_for(body["function"])
+            if pool is None:
+                raise ValueError(f"no local function {body['function']!r}")
+            role = self.clients("lambda").get_function_configuration(FunctionName=pool.function_name)["Role"]
+            role_name = role.rsplit("/", 1)[-1]
         policy = f"local-deny-{next(self._denials)}"
         document = {
             "Version": "2012-10-17",

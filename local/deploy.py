@@ -32,6 +32,7 @@ from . import sam
 from .faults import Faults
 from .iam import Iam
 from .lambda_runtime import FunctionPool, RuntimeApi
+from .pipes import Pipes
 from .patching import replace
 
 LOG = logging.getLogger("local.deploy")
@@ -52,6 +53,7 @@ class Target(Protocol):
     runtime: RuntimeApi
     faults: Faults
     iam: Iam
+    pipes: Pipes
 
     def clients(self, service: str) -> Any: ...
 
@@ -343,9 +345,12 @@ def fill_gaps(stack: Target, translated: dict[str, Any], dep: Deployment) -> Non
 
     * ``AWS::CloudWatch::Alarm`` -> ``PutMetricAlarm`` (moto has no CFN support for alarms);
     * resources whose ``Condition`` is false are skipped, as CloudFormation does;
-    * ``AWS::Lambda::Permission``, ``AWS::SQS::QueuePolicy``, ``AWS::SNS::TopicPolicy``,
-      ``AWS::SNS::Subscription``: nothing to do locally (moto enforces no resource policies;
-      an e-mail subscription cannot be confirmed); listed as ``not created`` in stack.json.
+    * ``AWS::SQS::QueuePolicy`` -> ``SetQueueAttributes`` ``Policy`` on each queue: EventBridge
+      targets send only where it allows them (``local/event_targets.py`` ``send_message``);
+    * ``AWS::Pipes::Pipe`` -> a local pipe (``local/pipes.py``);
+    * ``AWS::Lambda::Permission``, ``AWS::SNS::TopicPolicy``, ``AWS::SNS::Subscription``:
+      nothing to do locally (moto enforces no such resource policies; an e-mail subscription
+      cannot be confirmed); listed as ``not created`` in stack.json.
     """
     from moto.cloudformation.models import cloudformation_backends
     from moto.cloudformation.parsing import clean_json
@@ -369,6 +374,19 @@ def fill_gaps(stack: Target, translated: dict[str, Any], dep: Deployment) -> Non
                     props[key] = [a for a in props[key] if a]
             stack.clients("cloudwatch").put_metric_alarm(**props)
             dep.resources[logical] = {"type": rtype, "physical": props["AlarmName"]}
+            continue
+        if rtype == "AWS::SQS::QueuePolicy":
+            props = clean_json(res.get("Properties", {}), rmap)
+            sqs = stack.clients("sqs")
+            for url in props["Queues"]:
+                sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+            dep.resources[logical] = {"type": rtype, "physical": ",".join(props["Queues"])}
+            continue
+        if rtype == "AWS::Pipes::Pipe":
+            props = clean_json(res.get("Properties", {}), rmap)
+            name = props.get("Name") or f"{STACK_NAME}-{logical}"
+            stack.pipes.add(name, props)
+            dep.resources[logical] = {"type": rtype, "physical": name}
             continue
         if rtype == "AWS::Lambda::EventInvokeConfig":
             # Applied by the function's pool (LambdaService.invoke_async in local/lambda_patch.py).

@@ -16,6 +16,10 @@ the S3 notification path swallows -- the event is dropped silently. This module 
   logged and recorded;
 * targets whose ARN service is ``lambda`` invoke the function asynchronously (pool, retried
   twice on function errors by :meth:`local.lambda_patch.LambdaService.invoke_async`);
+* targets whose ARN service is ``sqs`` get the (transformed) event as a message, with the same
+  retries and DLQ as Step Functions targets, if the queue's policy lets EventBridge send for
+  the rule (:func:`queue_policy_allows`); moto's own SQS target passed ``time`` as epoch
+  seconds into an ``InputTransformer`` and judged no policy;
 * other targets are left to moto;
 * rules with ``ScheduleExpression: rate(N unit)`` fire on that period (``Scheduled Event``
   from ``aws.events``); ``cron(...)`` schedules are not run (logged once).
@@ -55,6 +59,8 @@ NON_RETRYABLE = {
     "InvalidName",
     "ValidationException",
     "StateMachineDeleting",
+    "QueueDoesNotExist",
+    "AWS.SimpleQueueService.NonExistentQueue",
 }
 
 # What the control API shows of recent events: enough for a whole test run (a fault-matrix
@@ -87,7 +93,7 @@ class EventTargets:
             return
         if not rule.event_pattern.matches_event(original_event):
             return
-        mine = [t for t in rule.targets if _service(t["Arn"]) in ("states", "lambda")]
+        mine = [t for t in rule.targets if _service(t["Arn"]) in ("states", "lambda", "sqs")]
         others = [t for t in rule.targets if t not in mine]
         if others:
             proxy = copy.copy(rule)
@@ -131,6 +137,8 @@ class EventTargets:
         self._record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": True}, self.deliveries)
 
     def _deliver_states(self, rule_arn: str, target: dict[str, Any], event: dict[str, Any], payload: str) -> None:
+        """Start an execution (``execution_arn``) or send a message (``message_id``), retried by
+        the target's RetryPolicy, then dead-lettered."""
         policy = target.get("RetryPolicy") or {}
         max_attempts = int(policy.get("MaximumRetryAttempts", 185))
         max_age = float(policy.get("MaximumEventAgeInSeconds", 86400))
@@ -139,23 +147,26 @@ class EventTargets:
         while True:
             code = message = None
             retryable = True
-            fault = self.faults.target_failure_for("states")
+            service = _service(target["Arn"])
+            fault = self.faults.target_failure_for(service)
             if fault is not None:
                 code, message, retryable = fault.code, fault.message, fault.retryable
-            elif not self.faults.start_admitted(target["Arn"], payload):
+            elif service == "states" and not self.faults.start_admitted(target["Arn"], payload):
                 code, message = "ThrottlingException", "Rate exceeded"  # the StartExecution token bucket
             else:
                 try:
-                    name = str(uuid.uuid4())
-                    exec_arn = _start_execution(target["Arn"], name, payload)
-                    self._record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": True, "execution_arn": exec_arn, "retries": retries}, self.deliveries)
+                    if service == "sqs":
+                        done = {"message_id": send_message(target["Arn"], payload, rule_arn)}
+                    else:
+                        done = {"execution_arn": start_execution(target["Arn"], str(uuid.uuid4()), payload)}
+                    self._record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": True, "retries": retries, **done}, self.deliveries)
                     return
                 except Exception as e:  # noqa: BLE001
                     code = getattr(e, "error_type", None) or type(e).__name__
                     message = getattr(e, "message", None) or str(e)
                     retryable = code not in NON_RETRYABLE
             self._record({"time": time.time(), "rule": rule_arn, "target": target["Arn"], "event_id": event.get("id"), "ok": False, "error": code, "retries": retries}, self.deliveries)
-            LOG.warning("StartExecution for event %s failed: %s %s", event.get("id"), code, message)
+            LOG.warning("delivery of event %s to %s failed: %s %s", event.get("id"), target["Arn"], code, message)
             if not retryable:
                 return self._dead_letter(rule_arn, target, event, code, message, retries, None)
             if retries >= max_attempts:
@@ -175,9 +186,6 @@ class EventTargets:
         if not dlq:
             LOG.error("event %s dropped (no DLQ): %s %s", event.get("id"), code, message)
             return
-        from moto.sqs.models import sqs_backends
-
-        parts = dlq.split(":")
         attrs = {
             "RULE_ARN": rule_arn,
             "TARGET_ARN": target["Arn"],
@@ -187,11 +195,10 @@ class EventTargets:
         }
         if exhausted:
             attrs["EXHAUSTED_RETRY_CONDITION"] = exhausted
-        sqs_backends[parts[4]][parts[3]].send_message(
-            queue_name=parts[5],
-            message_body=json.dumps(event),
-            message_attributes={k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()},
-        )
+        try:
+            send_message(dlq, json.dumps(event), rule_arn, {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()})
+        except Exception as e:  # noqa: BLE001 - as on AWS, an event the DLQ refuses is lost
+            LOG.error("event %s dropped: its DLQ %s refused it: %s", event.get("id"), dlq, getattr(e, "message", e))
 
 
 def install(targets: EventTargets) -> None:
@@ -267,13 +274,74 @@ def _target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
         out = EventTemplateParser.parse(
             input_template=transformer.get("InputTemplate"),
             input_paths_map=transformer.get("InputPathsMap", {}),
-            event=event,
+            event={**event, "ingestion-time": iso(None)},  # its <aws.events.event.ingestion-time>
         )
         return out if isinstance(out, str) else json.dumps(out)
     return json.dumps(event)
 
 
-def _start_execution(arn: str, name: str, payload: str) -> str:
+class QueuePolicyRefusal(Exception):
+    error_type = "AccessDenied"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def send_message(queue_arn: str, body: str, rule_arn: str, attributes: dict[str, Any] | None = None) -> str:
+    """EventBridge's SendMessage to the queue for ``rule_arn``: refused unless the queue's policy
+    allows it. EventBridge user guide, "Using resource-based policies for Amazon EventBridge"
+    (Amazon SQS permissions): "To allow an EventBridge rule to invoke an Amazon SQS queue, use
+    the aws sqs set-queue-attributes command" with a statement whose principal is
+    ``events.amazonaws.com``, action ``sqs:SendMessage`` and condition ``aws:SourceArn`` on the
+    rule. The template's QueuePolicy resources are applied at deploy (local/deploy.py)."""
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account, name = queue_arn.split(":", 5)
+    backend = sqs_backends[account][region]
+    queue = backend.get_queue(name)
+    if not queue_policy_allows(getattr(queue, "policy", None), queue_arn, rule_arn):
+        raise QueuePolicyRefusal(f"the policy of queue {name} does not let events.amazonaws.com send messages for rule {rule_arn}")
+    return backend.send_message(queue_name=name, message_body=body, message_attributes=attributes).id
+
+
+def queue_policy_allows(policy: str | dict[str, Any] | None, queue_arn: str, rule_arn: str) -> bool:
+    """Whether a queue policy lets EventBridge send a message for ``rule_arn``: an Allow for
+    the ``events.amazonaws.com`` service principal, ``sqs:SendMessage`` on the queue, whose
+    conditions (``ArnEquals``/``ArnLike``/``StringEquals``/``StringLike`` on ``aws:SourceArn``
+    only; any other fails closed) hold, and no Deny that matches."""
+    import fnmatch
+
+    doc = json.loads(policy) if isinstance(policy, str) else (policy or {})
+
+    def listed(value: Any) -> list[str]:
+        return value if isinstance(value, list) else [value]
+
+    def matches(statement: dict[str, Any]) -> bool:
+        principal = statement.get("Principal")
+        services = listed(principal.get("Service", [])) if isinstance(principal, dict) else [principal]
+        if "events.amazonaws.com" not in services and "*" not in services:
+            return False
+        if not any(fnmatch.fnmatchcase("sqs:SendMessage", a) for a in listed(statement.get("Action", []))):
+            return False
+        if not any(fnmatch.fnmatchcase(queue_arn, r) for r in listed(statement.get("Resource", "*"))):
+            return False
+        for operator, conditions in (statement.get("Condition") or {}).items():
+            if operator not in ("ArnEquals", "ArnLike", "StringEquals", "StringLike") or set(conditions) != {"aws:SourceArn"}:
+                return False
+            wanted = listed(conditions["aws:SourceArn"])
+            like = operator.endswith("Like")
+            if not any(fnmatch.fnmatchcase(rule_arn, w) if like else rule_arn == w for w in wanted):
+                return False
+        return True
+
+    statements = listed(doc.get("Statement", []))
+    if any(s.get("Effect") == "Deny" and matches(s) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and matches(s) for s in statements)
+
+
+def start_execution(arn: str, name: str, payload: str) -> str:
     from moto.stepfunctions.responses import get_backend
 
     parts = arn.split(":")

@@ -22,8 +22,9 @@ be proven if tests can make AWS misbehave on demand, deterministically. Kinds of
   id it signs with (each process gets its own). With ``contains``, only requests whose URL path
   or body (UTF-8) contains that string match (and count towards ``times``).
 * EventBridge target failures (``target_failure``): the next ``count`` deliveries to targets of
-  a service (``states``/``lambda``) fail with ``code`` (retryable or not), so the rule's
-  RetryPolicy and DeadLetterConfig are exercised.
+  a service (``states``/``lambda``/``sqs``) fail with ``code`` (retryable or not), so the rule's
+  RetryPolicy and DeadLetterConfig are exercised; ``pipes``: the next ``count`` executions the
+  pipes try to start fail, so their batches return to the queue (``local/pipes.py``).
 * S3 event delivery (``s3_delivery``, applied by :mod:`local.s3_events`) to S3 -> EventBridge
   events whose key starts with ``prefix``: ``duplicate`` delivers each one a second time (same
   envelope ``id`` and detail, EventBridge's at-least-once delivery) after a random delay in
@@ -199,7 +200,7 @@ class CrashAfter:
 
 @dataclass
 class TargetFailure:
-    service: str = "states"  # target ARN service: states | lambda
+    service: str = "states"  # target ARN service: states | lambda | sqs, or pipes (a pipe's start)
     code: str = "ThrottlingException"
     message: str = "Rate exceeded (local fault)"
     count: int | None = 1

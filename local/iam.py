@@ -136,7 +136,7 @@ class Iam:
                 403,
             )
         for resource in resources:
-            refusal = self._decide(request, service, action, resource)
+            refusal = self._decide(request._access_key._owner_role_name, request._access_key.arn, service, action, resource)
             if refusal is not None:
                 return refusal
         return None
@@ -157,7 +157,13 @@ class Iam:
         request = self._request(method, path, query, headers, b"", "s3", "ListBucket")
         if isinstance(request, Refusal):
             return request
-        return self._decide(request, "s3", "s3:ListBucket", f"arn:aws:s3:::{target.bucket}")
+        return self._decide(request._access_key._owner_role_name, request._access_key.arn, "s3", "s3:ListBucket", f"arn:aws:s3:::{target.bucket}")
+
+    def role_refusal(self, role_arn: str, action: str, resource: str) -> Refusal | None:
+        """The verdict on a call a service makes as ``role_arn`` without signing a request to
+        this stack (the local pipes, ``local/pipes.py``): None if the role's policies allow it."""
+        name = role_arn.rsplit("/", 1)[-1]
+        return self._decide(name, f"{role_arn} (as {action.split(':')[0]})", action.split(":")[0], action, resource)
 
     def _request(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, service: str, op: str) -> Any:
         """moto's view of the signed request (its signature and session token checked), or the
@@ -188,14 +194,14 @@ class Iam:
             return Refusal("InvalidClientTokenId", f"missing {e} for a temporary credential", 403)
         return request
 
-    def _decide(self, request: Any, service: str, action: str, resource: str) -> Refusal | None:
+    def _decide(self, role_name: str, principal: str, service: str, action: str, resource: str) -> Refusal | None:
         """The role's verdict on ``action`` over ``resource``: None if allowed."""
         from moto.iam.access_control import IAMPolicy, PermissionResult
         from moto.iam.models import iam_backends
 
         # The role's inline documents and managed policies (moto's collect_policies for an
         # assumed role hands back managed policies in a shape its own IAMPolicy cannot read).
-        role = iam_backends[self.account]["aws"].get_role(request._access_key._owner_role_name)
+        role = iam_backends[self.account]["aws"].get_role(role_name)
         policies = [IAMPolicy(doc if isinstance(doc, str) else json.dumps(doc)) for doc in role.policies.values()]
         policies += [IAMPolicy(managed) for managed in role.managed_policies.values()]
         results = [p.is_action_permitted(action, resource) for p in policies]
@@ -205,7 +211,7 @@ class Iam:
             reason = f"because no identity-based policy allows the {action} action"
         else:
             return None
-        message = f"User: {request._access_key.arn} is not authorized to perform: {action} on resource: {resource} {reason}"
+        message = f"User: {principal} is not authorized to perform: {action} on resource: {resource} {reason}"
         if service in ("cloudfront", "s3"):
             return Refusal("AccessDenied", message, 403)
         return Refusal("AccessDeniedException", message, 400)

@@ -77,7 +77,7 @@ class Stack:
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
         from werkzeug.serving import ThreadedWSGIServer
 
-        from . import asl_fixes, dynamodb_query, event_targets, lambda_patch, s3_events, sfn_ext
+        from . import asl_fixes, dynamodb_query, event_targets, lambda_patch, pipes, s3_events, sfn_ext
         from .cloudfront.edge import Edges
         from .deploy import install_list_defaults, install_no_value, install_parameter_list
         from .cloudfront.models import CloudFrontModel
@@ -95,6 +95,7 @@ class Stack:
         self.runtime = RuntimeApi()
         self.lambdas = lambda_patch.LambdaService(self.runtime)
         self.events = event_targets.EventTargets(self.faults, self.lambdas)
+        self.pipes = pipes.Pipes(self.faults, self.iam, self.events, self.account, self.region)
         self.s3_events = s3_events.S3Events(self.faults)
         self.executions = sfn_ext.Executions()
         self.cloudfront = CloudFrontModel(
@@ -119,6 +120,7 @@ class Stack:
             lambdas=self.lambdas,
             scheduler=self.scheduler,
             events=self.events,
+            pipes=self.pipes,
             s3_events=self.s3_events,
             executions=self.executions,
             requests=self.requests,
@@ -176,12 +178,14 @@ class Stack:
         )
         for dist in self.deployment.distribution_ids:
             self.edges.start(dist)
+        self.pipes.start()  # once every function's pool is there to run what they start
         self.ready = True
 
     def stop(self) -> None:
         self.ready = False
         try:
             self.scheduler.stop()
+            self.pipes.stop()
         except AttributeError:
             pass
         if getattr(self, "runtime", None) is not None:
@@ -278,6 +282,7 @@ class Stack:
                 dlq_url=_dlq_url(dep),
                 queues={k: v["physical"] for k, v in dep.resources.items() if v["type"] == "AWS::SQS::Queue"},
                 rules={k: v["physical"] for k, v in dep.resources.items() if v["type"] == "AWS::Events::Rule"},
+                pipes={k: self.pipes.pipes[v["physical"]].describe() for k, v in dep.resources.items() if v["type"] == "AWS::Pipes::Pipe"},
                 outputs=dep.outputs,
                 resources=dep.resources,
                 unsupported_resources=dep.unsupported,
@@ -293,7 +298,10 @@ def _first(dep: Any, rtype: str) -> str | None:
 
 
 def _dlq_url(dep: Any) -> str | None:
+    """The rules' dead-letter queue (EventBridge's), else the first one named like a DLQ."""
     queues = {k: v["physical"] for k, v in dep.resources.items() if v["type"] == "AWS::SQS::Queue"}
+    if "EventsDeadLetterQueue" in queues:
+        return queues["EventsDeadLetterQueue"]
     for k, url in queues.items():
         if "dead" in k.lower() or "dlq" in k.lower():
             return url

@@ -15,10 +15,20 @@ import pytest
 from .conftest import wait_for
 
 
-def _queue(stack) -> tuple[str, str]:
+def _queue(stack, name: str | None = None, policy: bool = True, **attributes: str) -> tuple[str, str]:
+    """A queue EventBridge may send to (a policy for any rule of the account), as on AWS."""
     sqs = stack.client("sqs")
-    url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    url = sqs.create_queue(QueueName=name or f"q-{uuid.uuid4().hex[:8]}", Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    if policy:
+        statement = {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/*"}},
+        }
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({"Statement": [statement]})})
     return url, arn
 
 

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from .conftest import wait_for
+from .test_events import _queue
 
 
 def _wait_sm(stack, seconds=1):
@@ -57,8 +58,7 @@ def test_status_change_events_reach_rules(stack):
     sm_ok = stack.state_machine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
     sm_bad = stack.state_machine({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "because"}}})
     sqs = stack.client("sqs")
-    url = sqs.create_queue(QueueName=f"st-{uuid.uuid4().hex[:6]}")["QueueUrl"]
-    qarn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url, qarn = _queue(stack, f"st-{uuid.uuid4().hex[:6]}")
     ev = stack.client("events")
     ev.put_rule(
         Name="status",

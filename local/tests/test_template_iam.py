@@ -18,7 +18,7 @@ import pytest
 from local import sam
 
 ROOT = Path(__file__).resolve().parents[2]
-SCOPED_SERVICES = ("cloudfront:", "dynamodb:", "states:", "s3:")
+SCOPED_SERVICES = ("cloudfront:", "dynamodb:", "states:", "s3:", "sqs:")
 
 # What each role may do on the scoped services: the SDK calls in functions/*/ and the ASL tasks.
 EXPECTED = {
@@ -43,13 +43,13 @@ EXPECTED = {
         "cloudfront:GetDistributionConfig",
     },
     "PollStatusFunctionRole": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "cloudfront:GetInvalidation"},
-    "RecordOutcomeFunctionRole": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+    # sqs:SendMessage: its on-failure destination (test_record_outcome_keeps_what_it_could_not_record).
+    "RecordOutcomeFunctionRole": {"dynamodb:PutItem", "dynamodb:UpdateItem", "sqs:SendMessage"},
     "SweepFunctionRole": {"dynamodb:Query", "states:StartExecution"},
     "ObjectChangedStateMachineRole": {"states:StartExecution"},
-    # The S3 rule's role: starts the object-changed machine.
-    "ObjectChangedStateMachineObjectChangedRole": {"states:StartExecution"},
-    # The manual-request rule's role: starts the same machine.
-    "ObjectChangedStateMachineManualRequestRole": {"states:StartExecution"},
+    # The pipe's role: reads the ingest queue, starts the object-changed machine per batch
+    # (test_both_rules_feed_the_ingest_queue_and_only_the_pipe_reads_it).
+    "IngestPipeRole": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "states:StartExecution"},
     "InvalidateBatchStateMachineRole": set(),
 }
 
@@ -230,11 +230,35 @@ def test_manual_requests_come_by_their_own_rule_to_the_object_changed_machine(tr
     assert len(rules) == 1
     assert rules[0]["Properties"]["EventPattern"] == {"detail-type": ["Invalidation Requested"]}
     target = rules[0]["Properties"]["Targets"][0]
-    assert target["Arn"] == {"Ref": "ObjectChangedStateMachine"}
+    assert target["Arn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     assert "DeadLetterConfig" in target
     env = translated["Resources"]["DedupeFunction"]["Properties"]["Environment"]["Variables"]
     assert env["ACCOUNT_ID"] == {"Ref": "AWS::AccountId"}
     assert env["MANUAL_EVENT_SOURCES"] == {"Fn::Join": [",", {"Ref": "ManualEventSources"}]}
+
+
+def test_both_rules_feed_the_ingest_queue_and_only_the_pipe_reads_it(translated: dict[str, Any]) -> None:
+    resources = translated["Resources"]
+    queue = {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    rules = {k for k, r in resources.items() if r["Type"] == "AWS::Events::Rule" and r["Properties"]["Targets"][0]["Arn"] == queue}
+    assert rules == {"ObjectChangedRule", "ManualRequestRule"}
+    # EventBridge may send only for those two rules (the queue policy, judged by the local stack).
+    (statement,) = resources["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == queue
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [r, "Arn"]} for r in ("ObjectChangedRule", "ManualRequestRule")]}}
+    role = resources["IngestPipeRole"]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "pipes.amazonaws.com"}
+    by_action = {a: s["Resource"] for s in statements(role) for a in actions(s)}
+    assert by_action["sqs:ReceiveMessage"] == by_action["sqs:DeleteMessage"] == queue
+    assert by_action["states:StartExecution"] == {"Ref": "ObjectChangedStateMachine"}
+    pipe = resources["IngestPipe"]["Properties"]
+    assert pipe["Source"] == queue and pipe["Target"] == {"Ref": "ObjectChangedStateMachine"}
+    assert pipe["TargetParameters"]["StepFunctionStateMachineParameters"]["InvocationType"] == "FIRE_AND_FORGET"
+    redrive = resources["IngestQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert any(a["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "QueueName"]} for a in alarms)
 
 
 def test_the_alarm_topic_is_one_cloudwatch_can_publish_to(translated: dict[str, Any]) -> None:
