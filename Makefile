@@ -145,8 +145,8 @@ test-local: $(VENV_OK) ## The local stack's own tests
 # idled. Every fault row writes its line of the report table (tests/tests/e2e/faults.rs),
 # printed pass or fail.
 E2E_STATE_B := $(STATE)/e2e-b
-# One distribution per lane: the tests own lanes 0-28 (a test file says which are its).
-E2E_DISTRIBUTIONS := 29
+# One distribution per lane: the tests own lanes 0-29 (a test file says which are its).
+E2E_DISTRIBUTIONS := 30
 E2E_STACK_B_TESTS := faults::access_denied faults::no_such_distribution faults::distribution_held \
   faults::create_invalidation_killed faults::dedupe_killed faults::an_opener
 # AlarmEmail: the alarm topic and its subscription exist, as cfinv doctor's healthy case needs

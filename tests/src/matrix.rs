@@ -132,6 +132,12 @@ impl Outcome {
     /// Invariants 1 and 2 with nothing left failed: every change invalidated after it was made,
     /// no invalidation paid twice, every batch COMPLETED.
     pub fn assert_recovered(&self) {
+        self.assert_recovered_with_failed_events(0);
+    }
+
+    /// As [`Outcome::assert_recovered`], with exactly `failed_events` events recorded as failed
+    /// (poison events the lane sent on purpose).
+    pub fn assert_recovered_with_failed_events(&self, failed_events: usize) {
         assert_eq!(self.covered, self.writes, "coverage: {self:#?}");
         assert_eq!(self.duplicates, 0, "duplicate invalidations: {self:#?}");
         assert_eq!(
@@ -144,8 +150,8 @@ impl Outcome {
             "unfinished batches: {self:#?}"
         );
         assert_eq!(
-            self.failed_events, 0,
-            "failed object-changed executions: {self:#?}"
+            self.failed_events, failed_events,
+            "failed object-changed events: {self:#?}"
         );
     }
 }

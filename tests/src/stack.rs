@@ -19,6 +19,9 @@ pub struct StackInfo {
     pub distribution_ids: Vec<String>,
     pub table: String,
     pub state_machines: BTreeMap<String, String>,
+    /// Queue URLs by logical id (the ingest queue, the dead-letter queues).
+    #[serde(default)]
+    pub queues: BTreeMap<String, String>,
     pub control_url: String,
     /// The functions' logs (one file per function) and the stack's own.
     pub logs_dir: PathBuf,

@@ -251,9 +251,13 @@ pub fn is_confirmed(subscription_arn: &str) -> bool {
     subscription_arn.starts_with("arn:")
 }
 
-/// The queue check from its approximate message counts (visible, in flight, delayed).
-pub fn queue_check(logical_id: &str, url: &str, messages: u64) -> Check {
+/// The queue check from its approximate message counts (visible, in flight, delayed): a
+/// dead-letter queue must be empty; a working queue's messages are on their way.
+pub fn queue_check(logical_id: &str, url: &str, messages: u64, working: bool) -> Check {
     let name = format!("queue {logical_id}");
+    if working {
+        return Check::pass(name, format!("{messages} message(s) on their way"));
+    }
     if messages == 0 {
         return Check::pass(name, "empty");
     }
@@ -409,15 +413,25 @@ pub async fn run(
             .attribute_names(A::ApproximateNumberOfMessages)
             .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
             .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+            .attribute_names(A::RedrivePolicy)
             .send()
             .await;
         checks.push(match out {
             Ok(out) => {
-                let messages = out
-                    .attributes()
-                    .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
-                    .unwrap_or(0);
-                queue_check(logical, url, messages)
+                let attributes = out.attributes();
+                let count = |name: A| {
+                    attributes
+                        .and_then(|a| a.get(&name))
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                let messages = count(A::ApproximateNumberOfMessages)
+                    + count(A::ApproximateNumberOfMessagesNotVisible)
+                    + count(A::ApproximateNumberOfMessagesDelayed);
+                // A queue with a dead-letter queue of its own is a working queue (the ingest
+                // queue): its messages wait for the pipe; the failed ones reach its DLQ.
+                let working = attributes.is_some_and(|a| a.contains_key(&A::RedrivePolicy));
+                queue_check(logical, url, messages, working)
             }
             Err(e) => unreadable(&format!("queue {logical}"), &e),
         });
@@ -753,8 +767,12 @@ mod tests {
 
     #[test]
     fn a_queue_with_messages_fails_with_how_to_read_them() {
-        assert!(queue_check("Dlq", "https://q", 0).ok);
-        let c = queue_check("Dlq", "https://q", 3);
+        assert!(queue_check("Dlq", "https://q", 0, false).ok);
+        assert!(
+            queue_check("Ingest", "https://q", 3, true).ok,
+            "a working queue"
+        );
+        let c = queue_check("Dlq", "https://q", 3, false);
         assert!(!c.ok && c.detail.contains("3 message"));
         assert!(
             c.fix

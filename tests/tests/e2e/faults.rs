@@ -1,4 +1,4 @@
-//! The fault matrix: each test arms one fault on its own lane (lanes 11-21, 23), drives
+//! The fault matrix: each test arms one fault on its own lane (lanes 11-21, 23, 29), drives
 //! at least 300 mixed changes (new keys, keys that need encoding, overwrites, deletes) through
 //! the real pipeline, and checks the invariants of docs/design.md §2: every change covered by
 //! a Completed invalidation created after it, no invalidation beyond a batch's plan, and every
@@ -360,7 +360,8 @@ async fn start_execution_throttled_by_its_token_bucket() {
     let armed = [
         arm(
             &stack,
-            json!({"kind": "start_throttle", "rate": 2.0, "burst": 5, "contains": format!("\"{}", lane.prefix)}),
+            // One pipe batch start every 20 s: the pipe retries a throttled start in place.
+            json!({"kind": "start_throttle", "rate": 0.05, "burst": 1, "contains": format!("\"{}", lane.prefix)}),
         ),
         arm(
             &stack,
@@ -372,14 +373,14 @@ async fn start_execution_throttled_by_its_token_bucket() {
     settle_recovered(
         &stack,
         &lane,
-        "StartExecution token bucket (object changes 2/s, batch starts 1/s)",
+        "StartExecution token bucket (pipe batches 1 per 20 s, invalidate-batch starts 1/s)",
         &writes,
         started,
         viewers,
         |_| {
             let refused = throttled();
             format!(
-                "{} object-change and {} batch starts throttled",
+                "{} pipe-batch and {} invalidate-batch starts throttled",
                 refused[0], refused[1]
             )
         },
@@ -494,4 +495,45 @@ async fn access_denied_fails_visibly_and_a_redrive_completes_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_such_distribution_fails_visibly_and_a_redrive_completes_once() {
     permanent_error_then_redrive(20, "NoSuchDistribution").await;
+}
+
+/// A poison event inside a batch: a message on the ingest queue that no S3 event could be
+/// (its object has no key) rides in a pipe batch with the lane's real changes. It is recorded
+/// as a failed event and fails its execution as EventsFailed, visibly; every other change of
+/// the batch is invalidated as if it were not there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_event_inside_a_batch() {
+    let stack = Stack::connect().await;
+    let lane = stack.lane(29);
+    let queue = stack
+        .info
+        .queues
+        .get("IngestQueue")
+        .expect("stack.json lists IngestQueue");
+    let sqs = aws_sdk_sqs::Client::new(&stack.conf);
+    let poison = json!({
+        "version": "0", "id": format!("poison-{}", lane.distribution_id),
+        "detail-type": "Object Created", "source": "aws.s3", "account": "123456789012",
+        "time": "2026-12-02T00:00:00Z", "region": stack.info.region,
+        "detail": {"bucket": {"name": stack.info.bucket}, "object": {"size": 1, "note": format!("{}poison", lane.prefix)}},
+    });
+    let started = Instant::now();
+    let changes = mixed_workload(&lane, writes_per_fault());
+    let viewers = stack.watch(&lane, &changes);
+    let (writes, sent) = tokio::join!(stack.apply(&changes, PARALLEL, Duration::ZERO), async {
+        sqs.send_message()
+            .queue_url(queue)
+            .message_body(poison.to_string())
+            .send()
+            .await
+            .expect("send the poison message")
+    });
+    assert!(sent.message_id().is_some());
+    let mut outcome = stack
+        .settle(&lane, "a poison event inside a batch", &writes, started)
+        .await;
+    outcome.add_freshness(&viewers.finish(&writes));
+    outcome.add_note(format!("{} failed event(s) recorded", outcome.failed_events));
+    outcome.record(&lane);
+    outcome.assert_recovered_with_failed_events(1);
 }

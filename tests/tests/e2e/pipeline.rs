@@ -284,12 +284,17 @@ async fn a_duplicate_event_delivery_makes_no_second_invalidation() {
                     .execution_arn(arn)
                     .send()
                     .await;
-                let status = run.ok()?.status().as_str().to_owned();
+                let run = run.ok()?;
+                let status = run.status().as_str();
+                // The pipe's execution carries other tests' events too: one of theirs may fail
+                // it as EventsFailed once every event joined; nothing else may.
+                let other_events_failed = status == "FAILED" && run.error() == Some("EventsFailed");
                 assert!(
-                    status == "RUNNING" || status == "SUCCEEDED",
-                    "{arn}: {status}"
+                    status == "RUNNING" || status == "SUCCEEDED" || other_events_failed,
+                    "{arn}: {status} {:?}",
+                    run.error()
                 );
-                (status == "SUCCEEDED").then_some(())?;
+                (status != "RUNNING").then_some(())?;
             }
             Some(())
         })
