@@ -77,7 +77,7 @@ class Burst:
     ``distributions``: the stack's distribution ids; ours is the one the workload's prefix routes
     to, the live baseline gets the next one and the nominal-rate replay the one after."""
 
-    def __init__(self, info: Item, workload: Workload, *, writers: int = 16, max_in_flight: int = 64,
+    def __init__(self, info: Item, workload: Workload, *, writers: int = 16, max_in_flight: int = 0,
                  replay_seconds: float | None = 10.0, timeout: float = 900.0, log: Callable[[str], None] = print) -> None:
         self.info = info
         self.workload = workload
@@ -189,7 +189,8 @@ class Burst:
         self.viewers.start()
         try:
             self.log(f"  writing {w.writes} objects over {w.directories} directories + {w.overwrites} overwrites of "
-                     f"{w.overwritten_keys} keys ({self.writers} writers, at most {self.max_in_flight} events in the pipeline) ...")
+                     f"{w.overwritten_keys} keys ({self.writers} writers, "
+                     + (f"at most {self.max_in_flight} events in the pipeline" if self.max_in_flight else "unpaced") + ") ...")
             t0 = time.time()
             self._write_all()
             t_last = max(x.ended for x in self.writes)
@@ -302,18 +303,18 @@ class Burst:
         }
 
     def _histories(self) -> Item:
-        """Transitions and Lambda invocations per execution, from Step Functions histories: a
-        sample of the object-changed executions of this run (the stack remembers the last 2,000
-        deliveries) and every invalidate-batch execution."""
-        deliveries = [d for d in control(self.ctl, "events/deliveries")["deliveries"] if d.get("ok") and d.get("execution_arn")]
+        """Transitions and Lambda invocations per execution, from Step Functions histories: every
+        object-changed execution the ingest pipe started for this run (one per batch of events,
+        with how many events it carried) and every invalidate-batch execution."""
         oc_arn = self.info["state_machines"]["ObjectChangedStateMachine"].replace(":stateMachine:", ":execution:")
-        arns = [d["execution_arn"] for d in deliveries if d["execution_arn"].startswith(oc_arn + ":")]
-        sample = arns[:: max(1, len(arns) // 25)][:25]
-        per_event = [count_history(self._history(a)) for a in sample]
+        events: Counter[str] = Counter(
+            d["execution_arn"] for d in control(self.ctl, "events/deliveries")["deliveries"]
+            if d.get("ok") and d.get("pipe") and d.get("execution_arn", "").startswith(oc_arn + ":"))
+        ingest = [{"events": n, **count_history(self._history(a))} for a, n in sorted(events.items())]
         batch_arn = self.info["state_machines"]["InvalidateBatchStateMachine"]
         batches = [e for p in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=batch_arn) for e in p["executions"]]
         per_batch = [{"name": b["name"], "status": b["status"], **count_history(self._history(b["executionArn"]))} for b in batches]
-        return {"per_event_sample": per_event, "per_batch": per_batch}
+        return {"ingest_executions": ingest, "per_batch": per_batch}
 
     def _history(self, arn: str) -> list[Item]:
         events: list[Item] = []

@@ -51,7 +51,8 @@ def per_write(burst: Item) -> dict[str, Item]:
     events = burst["workload"]["events"]
     ours = burst["ours"]
     hist = ours["histories"]
-    per_event = statistics.median(h["transitions"] for h in hist["per_event_sample"]) if hist["per_event_sample"] else 5
+    ingest = hist["ingest_executions"]
+    per_event = sum(h["transitions"] for h in ingest) / events if ingest else 5
     batch_hist = hist["per_batch"] or [{"transitions": 6, "lambda_invocations": 2}]
     batch_transitions = sum(b["transitions"] for b in batch_hist)
     ddb = ours["dynamodb_requests_by_function"]

@@ -85,10 +85,16 @@ def targets(r: Item) -> list[Item]:
     fresh = ours["freshness"]
     add("stale reads through the edge after Completed", "0", fresh["stale_after_completed"], fresh["stale_after_completed"] == 0,
         f"{fresh['watched']} overwritten keys read every 2 s during the burst, then once more")
-    add("state transitions per event joining an open batch", "<= 6", per["transitions_per_event"],
-        per["transitions_per_event"] <= 6, f"median of {per['histories_sampled']} histories (max {per['transitions_per_event_max']})")
-    add("Lambda invocations per event joining an open batch", "<= 2", per["lambda_invocations_per_event"],
-        per["lambda_invocations_per_event"] <= 2, "from the same histories")
+    # The issue's 0.05 transitions and 0.02 invocations per change are for the 5,000-write burst;
+    # a small run's batches are cut by the pipe's batching window, so they carry fewer events.
+    full = events >= 5000
+    per_change, invocations = (0.05, 0.02) if full else (0.1, 0.05)
+    how = (f"all {per['ingest_executions']} object-changed executions' histories, median {per['events_per_ingest_execution']} "
+           f"events each (max {per['transitions_per_ingest_execution_max']} transitions)")
+    add("state transitions per S3 change (object-changed executions)", f"<= {per_change}", round(per["transitions_per_event"], 4),
+        per["transitions_per_event"] <= per_change, how)
+    add("Lambda invocations per S3 change (object-changed executions)", f"<= {invocations}", round(per["lambda_invocations_per_event"], 4),
+        per["lambda_invocations_per_event"] <= invocations, "from the same histories")
     for name, size in r["functions"]["sizes"].items():
         add(f"binary size: {name}", "<= 8 MB", f"{size / MB:.2f} MB", size <= 8 * MB, "x86_64 release build, stripped")
     for name, c in cold.items():
@@ -165,9 +171,9 @@ def print_report(r: Item) -> None:
     per = r["per_event"]
     print("\n2. Per-event overhead of cf-invalidator (Step Functions histories; AWS requests counted by the stack)")
     print(render(["", "per S3 event", "per batch"], [
-        ["state transitions", f"{per['transitions_per_event']} (max {per['transitions_per_event_max']}, {per['histories_sampled']} histories)",
-         f"{per['batch_transitions']}"],
-        ["Lambda invocations", f"{per['lambda_invocations_per_event']} (all events: {per['lambda_invocations_per_event_all']:.2f})",
+        ["state transitions", f"{per['transitions_per_event']:.4f} ({per['ingest_executions']} executions of a median "
+         f"{per['events_per_ingest_execution']} events)", f"{per['batch_transitions']}"],
+        ["Lambda invocations", f"{per['lambda_invocations_per_event']:.4f} (all events: {per['lambda_invocations_per_event_all']:.3f})",
          f"{per['batch_lambda_invocations']}"],
         ["DynamoDB write requests", f"{per['dynamodb_writes_per_event']:.3f}", f"{per['batch_dynamodb_writes']:.0f}"],
         ["DynamoDB read requests", f"{per['dynamodb_reads_per_event']:.3f}", f"{per['batch_dynamodb_reads']:.0f}"],

@@ -45,7 +45,7 @@ def per_event(burst: Item) -> Item:
     """Per-event and per-batch overhead of cf-invalidator from the burst's histories and counts."""
     ours = burst["ours"]
     events = burst["workload"]["events"]
-    sample = ours["histories"]["per_event_sample"]
+    ingest = ours["histories"]["ingest_executions"] or [{"events": 1, "transitions": 0, "lambda_invocations": 0}]
     batches = ours["histories"]["per_batch"] or [{"transitions": 0, "lambda_invocations": 0}]
     ddb = ours["dynamodb_requests_by_function"]
     dedupe = ddb.get("DedupeFunction", {"writes": 0, "reads": 0})
@@ -53,10 +53,11 @@ def per_event(burst: Item) -> Item:
     n_batches = max(1, len(ours["batches"]))
     inv = ours["lambda_invocations_by_function"]
     return {
-        "histories_sampled": len(sample),
-        "transitions_per_event": statistics.median(h["transitions"] for h in sample),
-        "transitions_per_event_max": max(h["transitions"] for h in sample),
-        "lambda_invocations_per_event": statistics.median(h["lambda_invocations"] for h in sample),
+        "ingest_executions": len(ingest),
+        "events_per_ingest_execution": statistics.median(h["events"] for h in ingest),
+        "transitions_per_event": sum(h["transitions"] for h in ingest) / events,
+        "transitions_per_ingest_execution_max": max(h["transitions"] for h in ingest),
+        "lambda_invocations_per_event": sum(h["lambda_invocations"] for h in ingest) / events,
         "lambda_invocations_per_event_all": (inv.get("CollectKeysFunction", 0) + inv.get("DedupeFunction", 0)) / events,
         "dynamodb_writes_per_event": dedupe["writes"] / events,
         "dynamodb_reads_per_event": dedupe["reads"] / events,
@@ -80,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=float, default=None,
                         help="PollSeconds (default: the InProgress time + 1, so a batch needs one poll, like the deployed 60 s)")
     parser.add_argument("--in-progress-seconds", type=float, default=15.0, help="CloudFront InProgress time of the model")
-    parser.add_argument("--max-in-flight", type=int, default=64, help="events written but not yet through dedupe, at most")
+    parser.add_argument("--max-in-flight", type=int, default=0,
+                        help="pace the writers: events written but not yet through a dedupe invocation, at most (0: "
+                             "unpaced; the ingest queue takes the burst, and a dedupe invocation now joins a whole batch)")
     parser.add_argument("--replay-seconds", type=float, default=10.0, help="replay the baseline's events within this time (0: no replay)")
     parser.add_argument("--cold-repeats", type=int, default=10)
     parser.add_argument("--criterion-seconds", type=float, default=2.0, help="criterion measurement time per benchmark (0: skip)")

@@ -162,7 +162,8 @@ pub struct FailedEvent {
 /// that fails is returned in `failed` and the others are mapped; one event's error is the
 /// execution's, as before batching.
 ///
-/// A path named by several events of the batch is joined once, with the last one's details.
+/// Every event's paths are kept, in (distribution, path) order: a path several events of the
+/// batch name is joined once per event, so each event's id reaches the path item's audit.
 pub fn collect_batch(input: &serde_json::Value, cfg: &MappingConfig) -> Result<BatchOutput> {
     let serde_json::Value::Array(items) = input else {
         let mut out = BatchOutput::default();
@@ -194,14 +195,8 @@ pub fn collect_batch(input: &serde_json::Value, cfg: &MappingConfig) -> Result<B
             }
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    let mut paths: Vec<PathChange> = std::mem::take(&mut out.paths)
-        .into_iter()
-        .rev()
-        .filter(|p| seen.insert((p.distribution_id.clone(), p.path.clone())))
-        .collect();
-    paths.sort_by(|a, b| (&a.distribution_id, &a.path).cmp(&(&b.distribution_id, &b.path)));
-    out.paths = paths;
+    out.paths
+        .sort_by(|a, b| (&a.distribution_id, &a.path).cmp(&(&b.distribution_id, &b.path)));
     Ok(out)
 }
 
@@ -610,8 +605,12 @@ mod tests {
             .collect();
         assert_eq!(
             paths,
-            [("/a.png", Some("ev-3")), ("/b.png", Some("ev-2"))],
-            "a path named twice is joined once, as the last event left it"
+            [
+                ("/a.png", Some("ev-1")),
+                ("/a.png", Some("ev-3")),
+                ("/b.png", Some("ev-2"))
+            ],
+            "a path named twice is joined for each event, in the batch's order"
         );
         assert_eq!(out.manual.len(), 1);
         assert_eq!(out.manual[0].event_id, "ev-m");
