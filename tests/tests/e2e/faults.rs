@@ -533,7 +533,10 @@ async fn a_poison_event_inside_a_batch() {
         .settle(&lane, "a poison event inside a batch", &writes, started)
         .await;
     outcome.add_freshness(&viewers.finish(&writes));
-    outcome.add_note(format!("{} failed event(s) recorded", outcome.failed_events));
+    outcome.add_note(format!(
+        "{} failed event(s) recorded",
+        outcome.failed_events
+    ));
     outcome.record(&lane);
     outcome.assert_recovered_with_failed_events(1);
 }
