@@ -130,7 +130,7 @@ pub fn collect(event: &serde_json::Value, cfg: &MappingConfig) -> Result<Collect
 /// The error an object-changed execution ends with when events of its batch failed: dedupe
 /// recorded each of them, so record-outcome does not record the execution again
 /// (statemachine/object-changed.asl.json, state `EventsFailed`).
-pub const EVENTS_FAILED: &str = "EventsFailed";
+pub const EVENTS_FAILED_ERROR: &str = "EventsFailed";
 
 /// What collect-keys hands dedupe for one execution's input: the paths of every event, the
 /// manual requests, and the events that could not be mapped (docs/design.md §2).

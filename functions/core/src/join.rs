@@ -156,7 +156,8 @@ async fn join<S: JoinStore>(
     )))
 }
 
-fn push_once(flushes: &mut Vec<FlushRequest>, request: FlushRequest) {
+/// Adds `request` unless the same flush is already asked for.
+pub fn push_once(flushes: &mut Vec<FlushRequest>, request: FlushRequest) {
     if !flushes.contains(&request) {
         flushes.push(request);
     }

@@ -6,7 +6,7 @@
 //! map are recorded as failed events.
 
 use cfinv_core::collect::{FailedEvent, PathChange};
-use cfinv_core::join::{EnqueueInput, Settings, enqueue};
+use cfinv_core::join::{EnqueueInput, Settings, enqueue, push_once};
 use cfinv_core::manual::{ManualEvent, ManualLimits, ManualStore, submit_event};
 use cfinv_core::metrics::{EVENTS_FAILED, Metrics};
 use cfinv_core::model::{Clock, ExecutionStatus, FlushRequest, execution_name};
@@ -92,19 +92,16 @@ where
     let execution = input.execution_arn.as_deref().unwrap_or_default();
     let mut failed = Vec::new();
     for event in &input.failed {
-        let outcome = Outcome {
-            status: ExecutionStatus::Failed,
-            execution_arn: execution.to_owned(),
-            error: Some(event.error.clone()),
-            cause: Some(event.cause.clone()),
-            at: clock.now(),
-        };
+        let input = event.event.to_string();
+        let (error, cause) = (event.error.clone(), event.cause.clone());
         record(
             store,
+            clock,
             execution,
             &event.event_id,
-            &outcome,
-            &event.event.to_string(),
+            error,
+            cause,
+            &input,
         )
         .await?;
         failed.push(event.event_id.clone());
@@ -119,27 +116,13 @@ where
         match submit_event(store, clock, config.window, metrics, event, &config.limits).await {
             Ok(joined) => {
                 for flush in joined.flushes {
-                    if !flushes.contains(&flush) {
-                        flushes.push(flush);
-                    }
+                    push_once(&mut flushes, flush);
                 }
             }
             Err(refused @ Error::ManualRequestRefused(_)) => {
-                let outcome = Outcome {
-                    status: ExecutionStatus::Failed,
-                    execution_arn: execution.to_owned(),
-                    error: Some(refused.name().to_owned()),
-                    cause: Some(refused.to_string()),
-                    at: clock.now(),
-                };
-                record(
-                    store,
-                    execution,
-                    &id,
-                    &outcome,
-                    &as_recorded.unwrap_or_default(),
-                )
-                .await?;
+                let (error, cause) = (refused.name().to_owned(), refused.to_string());
+                let input = as_recorded.unwrap_or_default();
+                record(store, clock, execution, &id, error, cause, &input).await?;
                 failed.push(id);
             }
             Err(e) => return Err(e),
@@ -154,14 +137,23 @@ where
 /// One failed event's audit item, named `<execution name>/<event id>`.
 async fn record<S: OutcomeStore>(
     store: &S,
+    clock: &dyn Clock,
     execution: &str,
     event_id: &str,
-    outcome: &Outcome,
+    error: String,
+    cause: String,
     input: &str,
 ) -> Result<()> {
     let name = format!("{}/{event_id}", execution_name(execution));
-    tracing::warn!(item = %name, error = outcome.error.as_deref(), "failed event recorded");
-    store.record_failed_event(&name, outcome, input).await
+    tracing::warn!(item = %name, error = %error, "failed event recorded");
+    let outcome = Outcome {
+        status: ExecutionStatus::Failed,
+        execution_arn: execution.to_owned(),
+        error: Some(error),
+        cause: Some(cause),
+        at: clock.now(),
+    };
+    store.record_failed_event(&name, &outcome, input).await
 }
 
 async fn join_paths<S, M>(

@@ -5,8 +5,8 @@
 //! the redriven execution clears it); a failed object-changed execution is recorded on its own,
 //! with the S3 event it carried, so no change disappears before it reached a batch.
 
-use cfinv_core::collect::EVENTS_FAILED;
-use cfinv_core::metrics::{BATCHES_FAILED, EVENTS_FAILED as EVENTS_FAILED_METRIC, Metrics};
+use cfinv_core::collect::EVENTS_FAILED_ERROR;
+use cfinv_core::metrics::{BATCHES_FAILED, EVENTS_FAILED, Metrics};
 use cfinv_core::model::{BatchRef, ExecutionStatus, execution_name, parse_timestamp};
 use cfinv_core::store::{Outcome, OutcomeStore};
 use cfinv_core::{Error, Result};
@@ -84,7 +84,7 @@ pub async fn record<S: OutcomeStore>(
             metrics.publish_for(&batch.distribution_id, at, &[(BATCHES_FAILED, 1)]);
         }
         "batch"
-    } else if change.error.as_deref() == Some(EVENTS_FAILED) {
+    } else if change.error.as_deref() == Some(EVENTS_FAILED_ERROR) {
         // dedupe recorded each failed event of the batch (and counted it) before the execution
         // failed to show them: recording the whole batch again would list its good events too.
         "events"
@@ -97,7 +97,7 @@ pub async fn record<S: OutcomeStore>(
             )
             .await?;
         if failed {
-            metrics.publish(at, &[], &[(EVENTS_FAILED_METRIC, 1)]);
+            metrics.publish(at, &[], &[(EVENTS_FAILED, 1)]);
         }
         "event"
     };
@@ -226,7 +226,7 @@ mod tests {
     async fn a_batch_whose_events_dedupe_recorded_is_not_recorded_again() {
         let (store, metrics) = (MemoryStore::new(), Metrics::recording("prod"));
         let mut event = status_change(EVENT_SM, "batch-1", "FAILED", 1_000);
-        event["detail"]["error"] = json!(EVENTS_FAILED);
+        event["detail"]["error"] = json!(EVENTS_FAILED_ERROR);
         let rec = record(&store, BATCH_SM, &metrics, &event).await.unwrap();
         assert_eq!(rec.kind, "events");
         assert!(store.failed_events().is_empty());
