@@ -295,14 +295,19 @@ def send_message(queue_arn: str, body: str, rule_arn: str, attributes: dict[str,
     the aws sqs set-queue-attributes command" with a statement whose principal is
     ``events.amazonaws.com``, action ``sqs:SendMessage`` and condition ``aws:SourceArn`` on the
     rule. The template's QueuePolicy resources are applied at deploy (local/deploy.py)."""
-    from moto.sqs.models import sqs_backends
-
-    _, _, _, region, account, name = queue_arn.split(":", 5)
-    backend = sqs_backends[account][region]
+    backend, name = queue_backend(queue_arn)
     queue = backend.get_queue(name)
     if not queue_policy_allows(getattr(queue, "policy", None), queue_arn, rule_arn):
         raise QueuePolicyRefusal(f"the policy of queue {name} does not let events.amazonaws.com send messages for rule {rule_arn}")
     return backend.send_message(queue_name=name, message_body=body, message_attributes=attributes).id
+
+
+def queue_backend(queue_arn: str) -> tuple[Any, str]:
+    """moto's SQS backend holding the queue, and the queue's name."""
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account, name = queue_arn.split(":", 5)
+    return sqs_backends[account][region], name
 
 
 def queue_policy_allows(policy: str | dict[str, Any] | None, queue_arn: str, rule_arn: str) -> bool:

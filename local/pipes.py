@@ -44,7 +44,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .event_targets import HISTORY, NON_RETRYABLE, EventTargets, start_execution
+from .event_targets import HISTORY, NON_RETRYABLE, EventTargets, queue_backend, start_execution
 from .faults import Faults
 from .iam import Iam
 
@@ -139,13 +139,13 @@ class Pipes:
         body contains ``marker``: events on their way to an execution."""
         count = 0
         for pipe in self.pipes.values():
-            backend, name = _queue(pipe.source_arn)
+            backend, name = queue_backend(pipe.source_arn)
             count += sum(marker in m.body for m in list(backend.get_queue(name)._messages))
         return count
 
     # ---- the poller -------------------------------------------------------------------------
     def _run(self, pipe: Pipe) -> None:
-        carry: list[Any] = []
+        carry: list[tuple[Any, Any]] = []
         while not pipe.stop.is_set():
             try:
                 batch, carry = self._gather(pipe, carry)
@@ -155,11 +155,12 @@ class Pipes:
                 LOG.exception("pipe %s failed a round; polling on", pipe.name)
                 pipe.stop.wait(1.0)
 
-    def _gather(self, pipe: Pipe, carry: list[Any]) -> tuple[list[Any], list[Any]]:
-        """One batch of messages (and what was received beyond its size quota, for the next)."""
-        backend, queue_name = _queue(pipe.source_arn)
+    def _gather(self, pipe: Pipe, carry: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+        """One batch of (message, transformed record) pairs, and what was received beyond its
+        size quota, for the next."""
+        backend, queue_name = queue_backend(pipe.source_arn)
         batch = list(carry)
-        size = _input_chars([self._transform(pipe, m) for m in batch])
+        size = len(json.dumps([item for _, item in batch], ensure_ascii=False))
         opened = time.monotonic() if batch else None
         while len(batch) < pipe.batch_size and not pipe.stop.is_set():
             left = pipe.window - (time.monotonic() - opened) if opened is not None else 1.0
@@ -177,22 +178,23 @@ class Pipes:
                 wait_seconds_timeout=min(1.0, max(left, 0.05)),
                 visibility_timeout=int(queue.visibility_timeout),
             )
-            for i, message in enumerate(got):
-                size += len(json.dumps(self._transform(pipe, message), ensure_ascii=False)) + 2
+            received = [(m, self._transform(pipe, m)) for m in got]
+            for i, (message, item) in enumerate(received):
+                size += len(json.dumps(item, ensure_ascii=False)) + 2
                 if size > MAX_INPUT_CHARS and batch:
-                    return batch, got[i:]
-                batch.append(message)
+                    return batch, received[i:]
+                batch.append((message, item))
             if batch and opened is None:
                 opened = time.monotonic()
             if batch and pipe.window == 0:
                 break
         return batch, []
 
-    def _deliver(self, pipe: Pipe, batch: list[Any]) -> None:
-        backend, queue_name = _queue(pipe.source_arn)
-        items = [self._transform(pipe, m) for m in batch]
-        payload = json.dumps(items, ensure_ascii=False)
-        ids = [_event_id(item, m) for item, m in zip(items, batch)]
+    def _deliver(self, pipe: Pipe, received: list[tuple[Any, Any]]) -> None:
+        backend, queue_name = queue_backend(pipe.source_arn)
+        batch = [m for m, _ in received]
+        payload = json.dumps([item for _, item in received], ensure_ascii=False)
+        ids = [_event_id(item, m) for m, item in received]
         visibility = float(backend.get_queue(queue_name).visibility_timeout)
         started = time.monotonic()
         delay, retries = 0.5, 0
@@ -299,17 +301,6 @@ def _event_id(item: Any, message: Any) -> str:
     if isinstance(item, dict) and isinstance(item.get("id"), str):
         return item["id"]
     return f"message:{message.id}"
-
-
-def _input_chars(items: list[Any]) -> int:
-    return len(json.dumps(items, ensure_ascii=False))
-
-
-def _queue(arn: str) -> tuple[Any, str]:
-    from moto.sqs.models import sqs_backends
-
-    _, _, _, region, account, name = arn.split(":", 5)
-    return sqs_backends[account][region], name
 
 
 def _state_machine_type(arn: str) -> str:
