@@ -85,7 +85,7 @@ def targets(r: Item) -> list[Item]:
     fresh = ours["freshness"]
     add("stale reads through the edge after Completed", "0", fresh["stale_after_completed"], fresh["stale_after_completed"] == 0,
         f"{fresh['watched']} overwritten keys read every 2 s during the burst, then once more")
-    # The 0.05 transitions and 0.02 invocations per change are for the 5,000-write burst;
+    # 0.05 transitions and 0.02 invocations per change are the targets of the 5,000-write burst;
     # a small run's batches are cut by the pipe's batching window, so they carry fewer events.
     full = events >= 5000
     per_change, invocations = (0.05, 0.02) if full else (0.1, 0.05)
