@@ -77,7 +77,7 @@ class Stack:
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
         from werkzeug.serving import ThreadedWSGIServer
 
-        from . import asl_fixes, dynamodb_query, event_targets, lambda_patch, pipes, s3_events, sfn_ext
+        from . import asl_fixes, dynamodb_query, event_targets, lambda_patch, pipes, s3_events, sfn_ext, speedups
         from .cloudfront.edge import Edges
         from .deploy import install_list_defaults, install_no_value, install_parameter_list
         from .cloudfront.models import CloudFrontModel
@@ -154,6 +154,7 @@ class Stack:
         sfn_ext.install(self.executions)
         asl_fixes.install()
         dynamodb_query.install()
+        speedups.install()
         install_parameter_list()
         install_list_defaults()
         install_no_value()
