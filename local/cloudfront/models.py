@@ -111,6 +111,12 @@ class CloudFrontModel:
     calls: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: int = 0
+    # Indexes over ``invalidations`` (the one-file Lambda's burst makes thousands, and each
+    # create read them all): by (distribution, CallerReference), and each distribution's
+    # invalidations not yet seen Completed (an invalidation only ever completes sooner:
+    # complete_all), pruned at each create.
+    _by_reference: dict[tuple[str, str], Invalidation] = field(default_factory=dict)
+    _in_progress: dict[str, list[Invalidation]] = field(default_factory=dict)
 
     # ---- settings / inspection ---------------------------------------------------------------
     def set_in_progress_seconds(self, seconds: float, distribution_id: str | None = None) -> None:
@@ -246,19 +252,19 @@ class CloudFrontModel:
             raise CloudFrontError("BatchTooLarge", 413, "Invalidation batch specified is too large.")
         with self._lock:
             invs = self.invalidations.setdefault(dist, [])
-            for inv in invs:
-                if inv.caller_reference == ref:
-                    if Counter(inv.paths) == Counter(paths):
-                        return inv, False
-                    raise CloudFrontError(
-                        "InvalidationBatchAlreadyExists",
-                        409,
-                        f"Invalidation batch specified already exists: {inv.id}",
-                    )
+            inv = self._by_reference.get((dist, ref))
+            if inv is not None:
+                if Counter(inv.paths) == Counter(paths):
+                    return inv, False
+                raise CloudFrontError(
+                    "InvalidationBatchAlreadyExists",
+                    409,
+                    f"Invalidation batch specified already exists: {inv.id}",
+                )
             hit = self.faults.cloudfront_error("CreateInvalidation:limit", dist)
             if hit:
                 raise CloudFrontError(hit[0], hit[1], hit[3], hit[2])
-            live = [i for i in invs if i.status(now) == "InProgress"]
+            live = self._in_progress[dist] = [i for i in self._in_progress.get(dist, []) if i.status(now) == "InProgress"]
             live_files = sum(1 for i in live for p in i.paths if not is_wildcard(p))
             live_wild = sum(1 for i in live for p in i.paths if is_wildcard(p))
             if wild and live_wild + wild > MAX_WILDCARDS_IN_PROGRESS:
@@ -278,6 +284,8 @@ class CloudFrontModel:
             duration = self.per_distribution_seconds.get(dist, self.in_progress_seconds)
             inv = Invalidation(_new_id(), dist, ref, list(paths), now, duration)
             invs.insert(0, inv)  # newest first, like ListInvalidations
+            self._by_reference[(dist, ref)] = inv
+            live.append(inv)
             return inv, True
 
     def get(self, dist: str, inv_id: str) -> Invalidation:
