@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 from .cloudfront import urls as cloudfront_urls
 from .iam import Refusal, error_response, headers_of
+from .sqs_redrive import MessageMoves, MoveRefused
 
 if TYPE_CHECKING:
     from .cloudfront.responses import CloudFrontResponse
@@ -123,11 +124,13 @@ class Middleware:
         faults: "Faults",
         cloudfront: "CloudFrontResponse",
         requests: RequestLog,
+        message_moves: MessageMoves,
     ) -> None:
         self.app = app
         self.control = control
         self.runtime, self.iam, self.faults = runtime, iam, faults
         self.cloudfront, self.requests = cloudfront, requests
+        self.message_moves = message_moves
         # moto's DynamoDB is not thread-safe: a Query iterating a table while another request
         # adds an item fails with "dictionary changed size during iteration", an HTTP 500 that
         # real DynamoDB does not give for it. One DynamoDB request at a time keeps its answers
@@ -161,6 +164,14 @@ class Middleware:
             if not self.faults.start_admitted(_buffered_body(environ)):
                 throttled = Refusal("ThrottlingException", "Rate exceeded", 400)
                 return _answer(start_response, *error_response(service, throttled, str(uuid.uuid4())))
+        if service == "sqs" and op in ("StartMessageMoveTask", "ListMessageMoveTasks"):
+            # moto has neither: the DLQ redrive of local/sqs_redrive.py.
+            try:
+                request = json.loads(_buffered_body(environ) or b"{}")
+                answer = (self.message_moves.start if op == "StartMessageMoveTask" else self.message_moves.list)(request)
+            except MoveRefused as refused:
+                return _answer(start_response, *error_response(service, refused.refusal, str(uuid.uuid4())))
+            return _answer(start_response, 200, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(answer).encode())
         if cloudfront_urls.match(path):
             body = _buffered_body(environ)
             try:

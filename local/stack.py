@@ -89,6 +89,7 @@ class Stack:
         from .lambda_runtime import LISTEN_BACKLOG, RuntimeApi
         from .middleware import Middleware, RequestLog
         from .service_time import ServiceTimes, stamp_accepts, timed
+        from .sqs_redrive import MessageMoves
 
         self.faults = Faults()
         self.iam = Iam(self.account, self.region)
@@ -106,6 +107,7 @@ class Stack:
         )
         self.edges = Edges(self.account, self.cloudfront)
         self.requests = RequestLog()
+        self.message_moves = MessageMoves()
         self.service_times = ServiceTimes()
         self.scheduler = event_targets.Scheduler(self.events, self.account, self.region, enabled=self.settings.schedules)
         control = Control(
@@ -134,6 +136,7 @@ class Stack:
             faults=self.faults,
             cloudfront=CloudFrontResponse(self.cloudfront),
             requests=self.requests,
+            message_moves=self.message_moves,
         )
         app = timed(middleware, self.service_times)
 

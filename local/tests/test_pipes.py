@@ -120,3 +120,27 @@ def test_a_rule_input_transformer_sees_the_event_time_as_aws_writes_it(stack, bu
     body = json.loads(_drain(stack, url, 1)[0]["Body"])
     assert body["key"] == "a+b.html" or body["key"] == "a b.html"
     assert body["time"].endswith("Z") and "T" in body["time"], body
+
+
+def test_dead_letters_redriven_to_their_source_queue(stack) -> None:
+    """StartMessageMoveTask (local/sqs_redrive.py): a DLQ's messages go back to the queue whose
+    redrive policy names it; a queue that is no DLQ is refused."""
+    sqs = stack.client("sqs")
+    dlq_url, dlq_arn = _queue(stack)
+    source_url = sqs.create_queue(
+        QueueName=f"src-{uuid.uuid4().hex[:8]}",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1})},
+    )["QueueUrl"]
+    source_arn = sqs.get_queue_attributes(QueueUrl=source_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for body in ("one", "two", "three"):
+        sqs.send_message(QueueUrl=dlq_url, MessageBody=body, MessageAttributes={"k": {"DataType": "String", "StringValue": body}})
+
+    with pytest.raises(sqs.exceptions.ClientError, match="Dead Letter Queue"):
+        sqs.start_message_move_task(SourceArn=source_arn)
+    handle = sqs.start_message_move_task(SourceArn=dlq_arn)["TaskHandle"]
+    task = wait_for(lambda: next((t for t in sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"]
+                                  if t["TaskHandle"] == handle and t["Status"] == "COMPLETED"), None), what="the move task")
+    assert task["ApproximateNumberOfMessagesMoved"] == 3 and task["DestinationArn"] == source_arn
+    moved = sqs.receive_message(QueueUrl=source_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])["Messages"]
+    assert sorted((m["Body"], m["MessageAttributes"]["k"]["StringValue"]) for m in moved) == [(b, b) for b in ("one", "three", "two")]
+    assert "Messages" not in sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10)
