@@ -214,6 +214,25 @@ def install(targets: EventTargets) -> None:
 
     replace(Rule, "send_to_targets", wrap)
     replace(EventsBackend, "put_events", _refuse_reserved_sources)
+    from moto.sqs.models import Queue
+
+    replace(Queue, "_set_attributes", _keep_policy)
+
+
+def _keep_policy(original: Any) -> Any:
+    """moto 5.2.5's SetQueueAttributes sets ``Policy`` to what the request gives, so changing
+    any other attribute (a visibility timeout) dropped the queue's policy, and with it
+    EventBridge's permission to send. SQS API Reference, SetQueueAttributes: "Sets the value
+    of one or more queue attributes": the others keep theirs."""
+
+    def set_attributes(self: Any, attributes: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        policy = getattr(self, "policy", None)
+        out = original(self, attributes, *args, **kwargs)
+        if "Policy" not in attributes:
+            self.policy = policy
+        return out
+
+    return set_attributes
 
 
 # PutEventsResultEntry, ErrorCode: "NotAuthorizedForSourceException: You do not have

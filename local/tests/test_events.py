@@ -258,3 +258,13 @@ def test_a_disabled_rule_receives_no_put_events(stack):
     ev.enable_rule(Name=name)
     ev.put_events(Entries=[{"Source": "cf-invalidator.manual", "DetailType": detail_type, "Detail": "{}"}])
     wait_for(lambda: sfn.list_executions(stateMachineArn=sm)["executions"], what="an execution once enabled")
+
+
+def test_setting_one_queue_attribute_keeps_the_policy(stack) -> None:
+    """SetQueueAttributes changes only what it names (moto dropped the Policy)."""
+    sqs = stack.client("sqs")
+    url, _ = _queue(stack)
+    policy = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]["Policy"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    after = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy", "VisibilityTimeout"])["Attributes"]
+    assert after == {"Policy": policy, "VisibilityTimeout": "1"}
