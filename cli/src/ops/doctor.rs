@@ -251,24 +251,35 @@ pub fn is_confirmed(subscription_arn: &str) -> bool {
     subscription_arn.starts_with("arn:")
 }
 
+/// What a queue of the stack is for.
+pub enum QueueRole<'a> {
+    /// Messages on their way (the ingest queue).
+    Working,
+    /// A dead-letter queue of another of the stack's queues (this ARN): redriven to it.
+    RedrivenToSource(&'a str),
+    /// A dead-letter queue of EventBridge or Lambda: its messages are replayed by hand.
+    DeadLetters,
+}
+
 /// The queue check from its approximate message counts (visible, in flight, delayed): a
 /// dead-letter queue must be empty; a working queue's messages are on their way.
-pub fn queue_check(logical_id: &str, url: &str, messages: u64, working: bool) -> Check {
+pub fn queue_check(logical_id: &str, url: &str, messages: u64, role: QueueRole) -> Check {
     let name = format!("queue {logical_id}");
-    if working {
+    if let QueueRole::Working = role {
         return Check::pass(name, format!("{messages} message(s) on their way"));
     }
     if messages == 0 {
         return Check::pass(name, "empty");
     }
-    Check::fail(
-        name,
-        format!("{messages} message(s) waiting"),
-        format!(
-            "read them (`aws sqs receive-message --queue-url {url}`), fix their cause, then \
-             replay them and purge the queue"
+    let read = format!("read them (`aws sqs receive-message --queue-url {url}`), fix their cause");
+    let fix = match role {
+        QueueRole::RedrivenToSource(arn) => format!(
+            "{read}, then redrive the queue to its source \
+             (`aws sqs start-message-move-task --source-arn {arn}`)"
         ),
-    )
+        _ => format!("{read}, then replay them and purge the queue"),
+    };
+    Check::fail(name, format!("{messages} message(s) waiting"), fix)
 }
 
 pub struct DoctorOptions<'a> {
@@ -404,9 +415,10 @@ pub async fn run(
         });
     }
 
+    use aws_sdk_sqs::types::QueueAttributeName as A;
     let sqs = aws_sdk_sqs::Client::new(conf);
+    let mut queues = Vec::new();
     for (logical, url) in stack.of_type("AWS::SQS::Queue") {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
         let out = sqs
             .get_queue_attributes()
             .queue_url(url)
@@ -414,14 +426,31 @@ pub async fn run(
             .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
             .attribute_names(A::ApproximateNumberOfMessagesDelayed)
             .attribute_names(A::RedrivePolicy)
+            .attribute_names(A::QueueArn)
             .send()
             .await;
-        checks.push(match out {
-            Ok(out) => {
-                let attributes = out.attributes();
+        queues.push((
+            logical,
+            url,
+            out.map(|o| o.attributes().cloned().unwrap_or_default()),
+        ));
+    }
+    // The dead-letter queues of the stack's own queues (the ingest queue's): redriven to their
+    // source once the cause is fixed, not replayed by hand.
+    let redrive_targets: Vec<String> = queues
+        .iter()
+        .filter_map(|(_, _, attributes)| {
+            let policy = attributes.as_ref().ok()?.get(&A::RedrivePolicy)?;
+            let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+            Some(policy["deadLetterTargetArn"].as_str()?.to_owned())
+        })
+        .collect();
+    for (logical, url, attributes) in queues {
+        checks.push(match attributes {
+            Ok(attributes) => {
                 let count = |name: A| {
                     attributes
-                        .and_then(|a| a.get(&name))
+                        .get(&name)
                         .and_then(|v| v.parse::<u64>().ok())
                         .unwrap_or(0)
                 };
@@ -430,8 +459,17 @@ pub async fn run(
                     + count(A::ApproximateNumberOfMessagesDelayed);
                 // A queue with a dead-letter queue of its own is a working queue (the ingest
                 // queue): its messages wait for the pipe; the failed ones reach its DLQ.
-                let working = attributes.is_some_and(|a| a.contains_key(&A::RedrivePolicy));
-                queue_check(logical, url, messages, working)
+                let role = if attributes.contains_key(&A::RedrivePolicy) {
+                    QueueRole::Working
+                } else {
+                    match attributes.get(&A::QueueArn) {
+                        Some(arn) if redrive_targets.contains(arn) => {
+                            QueueRole::RedrivenToSource(arn)
+                        }
+                        _ => QueueRole::DeadLetters,
+                    }
+                };
+                queue_check(logical, url, messages, role)
             }
             Err(e) => unreadable(&format!("queue {logical}"), &e),
         });
@@ -767,17 +805,26 @@ mod tests {
 
     #[test]
     fn a_queue_with_messages_fails_with_how_to_read_them() {
-        assert!(queue_check("Dlq", "https://q", 0, false).ok);
+        assert!(queue_check("Dlq", "https://q", 0, QueueRole::DeadLetters).ok);
         assert!(
-            queue_check("Ingest", "https://q", 3, true).ok,
+            queue_check("Ingest", "https://q", 3, QueueRole::Working).ok,
             "a working queue"
         );
-        let c = queue_check("Dlq", "https://q", 3, false);
+        let c = queue_check("Dlq", "https://q", 3, QueueRole::DeadLetters);
         assert!(!c.ok && c.detail.contains("3 message"));
+        let fix = c.fix.unwrap();
+        assert!(fix.contains("receive-message --queue-url https://q") && fix.contains("replay"));
+        let c = queue_check(
+            "IngestDlq",
+            "https://q",
+            2,
+            QueueRole::RedrivenToSource("arn:dlq"),
+        );
+        assert!(!c.ok);
         assert!(
             c.fix
                 .unwrap()
-                .contains("receive-message --queue-url https://q")
+                .contains("start-message-move-task --source-arn arn:dlq")
         );
     }
 
