@@ -140,15 +140,18 @@ test-local: $(VENV_OK) ## The local stack's own tests
 # Two stacks, each one emulator process (Python: one core each), in parallel:
 # - stack A (.local): the pipeline and audit tests (lanes 0-10, 22: some time a burst against
 #   the debounce), then the fault-matrix rows not listed below;
-# - stack B (E2E_STATE_B): the fault-matrix rows listed in E2E_STACK_B_TESTS, from the start.
+# - stack B (E2E_STATE_B): the fault-matrix rows listed in E2E_STACK_B_TESTS, from the start,
+#   then E2E_ALONE_TESTS (ignored by a plain run) one by one: a fault that stalls every lane
+#   (the shared pipe) runs with nothing else on its stack, in the time B waited for A anyway.
 # One emulator carrying all the fault lanes ran at one core's pace while the other core
 # idled. Every fault row writes its line of the report table (tests/tests/e2e/faults.rs),
 # printed pass or fail.
 E2E_STATE_B := $(STATE)/e2e-b
-# One distribution per lane: the tests own lanes 0-29 (a test file says which are its).
-E2E_DISTRIBUTIONS := 30
+# One distribution per lane: the tests own lanes 0-30 (a test file says which are its).
+E2E_DISTRIBUTIONS := 31
 E2E_STACK_B_TESTS := faults::access_denied faults::no_such_distribution faults::distribution_held \
   faults::create_invalidation_killed faults::dedupe_killed faults::an_opener
+E2E_ALONE_TESTS := faults::a_pipe_that_cannot_start_executions
 # AlarmEmail: the alarm topic and its subscription exist, as cfinv doctor's healthy case needs
 # (tests/tests/e2e/ops.rs).
 # The whole workspace selected, as `make unit` selects it (minus e2e, which adds no feature):
@@ -163,8 +166,10 @@ e2e: ## End-to-end tests and the fault matrix, on two fresh local stacks (starte
 	$(E2E_UP)
 	$(E2E_UP) STATE=$(E2E_STATE_B) || { $(MAKE) --no-print-directory down; exit 1; }
 	status=0; export E2E_FAULT_WRITES=$(E2E_FAULT_WRITES); \
-	CFINV_STACK=$(CURDIR)/$(E2E_STATE_B)/stack.json $(E2E_CARGO_TEST) -- --test-threads 6 \
-	  $(E2E_STACK_B_TESTS) > $(E2E_STATE_B)/tests.log 2>&1 & stack_b=$$!; \
+	( export CFINV_STACK=$(CURDIR)/$(E2E_STATE_B)/stack.json; b=0; \
+	  $(E2E_CARGO_TEST) -- --test-threads 6 $(E2E_STACK_B_TESTS) || b=$$?; \
+	  for t in $(E2E_ALONE_TESTS); do $(E2E_CARGO_TEST) -- --ignored --exact $$t || b=$$?; done; \
+	  exit $$b ) > $(E2E_STATE_B)/tests.log 2>&1 & stack_b=$$!; \
 	export CFINV_STACK=$(CURDIR)/$(STATE)/stack.json; \
 	$(E2E_CARGO_TEST) -- --test-threads 12 --skip faults:: || status=$$?; \
 	$(E2E_CARGO_TEST) -- --test-threads 6 faults:: $(addprefix --skip ,$(E2E_STACK_B_TESTS)) || status=$$?; \

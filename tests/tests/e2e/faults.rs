@@ -1,4 +1,4 @@
-//! The fault matrix: each test arms one fault on its own lane (lanes 11-21, 23, 29), drives
+//! The fault matrix: each test arms one fault on its own lane (lanes 11-21, 23, 29, 30), drives
 //! at least 300 mixed changes (new keys, keys that need encoding, overwrites, deletes) through
 //! the real pipeline, and checks the invariants of docs/design.md §2: every change covered by
 //! a Completed invalidation created after it, no invalidation beyond a batch's plan, and every
@@ -539,4 +539,125 @@ async fn a_poison_event_inside_a_batch() {
     ));
     outcome.record(&lane);
     outcome.assert_recovered_with_failed_events(1);
+}
+
+/// A pipe that cannot start executions: its role loses `states:StartExecution`, so every batch
+/// it takes fails and returns to the ingest queue until the queue's redrive policy moves it to
+/// `IngestDeadLetterQueue` (the alarm's queue: `cfinv doctor` fails on it). Nothing started,
+/// nothing lost: after the fix, the operator redrives the dead-letter queue to its source (the
+/// README's `aws sqs start-message-move-task`) and every change is invalidated once.
+///
+/// The pipe is shared by every lane, so this row stalls all of them: `make e2e` runs it alone,
+/// on stack B once B's other rows are done. The ingest queue's visibility timeout is cut to
+/// 1 s for the drill, so the 10 receives before the DLQ take a minute, not ten.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "stalls the shared pipe; `make e2e` runs it alone on stack B"]
+async fn a_pipe_that_cannot_start_executions() {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+
+    let stack = Stack::connect().await;
+    let lane = stack.lane(30);
+    let sqs = aws_sdk_sqs::Client::new(&stack.conf);
+    let queue_url = |logical: &str| {
+        stack
+            .info
+            .queues
+            .get(logical)
+            .unwrap_or_else(|| panic!("stack.json lists {logical}"))
+            .clone()
+    };
+    let (ingest, dead_letters) = (queue_url("IngestQueue"), queue_url("IngestDeadLetterQueue"));
+    let attribute = |url: String, name: A| {
+        let sqs = sqs.clone();
+        async move {
+            let out = sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(name.clone())
+                .send()
+                .await
+                .expect("GetQueueAttributes");
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .cloned()
+                .expect("the attribute asked for")
+        }
+    };
+    let visibility = attribute(ingest.clone(), A::VisibilityTimeout).await;
+    let set_visibility = |seconds: &str| {
+        sqs.set_queue_attributes()
+            .queue_url(&ingest)
+            .attributes(A::VisibilityTimeout, seconds)
+            .send()
+    };
+    set_visibility("1")
+        .await
+        .expect("shorten the visibility timeout");
+    let denied = stack.control(
+        "iam/deny",
+        json!({"role": "IngestPipeRole", "action": "states:StartExecution", "resource": "*"}),
+    );
+
+    let (writes, started, viewers) = drive(&stack, &lane, PARALLEL, Duration::ZERO).await;
+    let expected = writes.len();
+    let dead = stack
+        .wait_on(&lane, "every change's message in the ingest DLQ", || {
+            let depth = attribute(dead_letters.clone(), A::ApproximateNumberOfMessages);
+            async move {
+                let n: usize = depth.await.parse().unwrap_or(0);
+                if n >= expected {
+                    Ok(n)
+                } else {
+                    Err(format!("{n} of {expected} messages in the ingest DLQ"))
+                }
+            }
+        })
+        .await;
+    assert_eq!(dead, expected, "one message per change, nothing else");
+    assert!(
+        stack.batches(&lane).await.is_empty(),
+        "an execution started"
+    );
+    let run = crate::cli::cfinv(&["--json", "doctor", "-d", &lane.distribution_id]);
+    assert_eq!(run.code, 1, "doctor must fail: {}", run.stdout);
+    let doctor: Value = serde_json::from_str(&run.stdout).expect("doctor's JSON");
+    let dlq_check = doctor["checks"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|c| c["name"] == "queue IngestDeadLetterQueue")
+        })
+        .cloned()
+        .expect("doctor checks the ingest DLQ");
+    assert_eq!(dlq_check["ok"], json!(false), "{doctor:#}");
+    assert!(
+        dlq_check["fix"]
+            .as_str()
+            .is_some_and(|fix| fix.contains("start-message-move-task")),
+        "doctor's fix redrives the DLQ: {dlq_check}"
+    );
+
+    stack.control(
+        "iam/undo",
+        json!({"role": denied["role"], "policy": denied["policy"]}),
+    );
+    set_visibility(&visibility)
+        .await
+        .expect("restore the visibility timeout");
+    let dlq_arn = attribute(dead_letters.clone(), A::QueueArn).await;
+    sqs.start_message_move_task()
+        .source_arn(dlq_arn)
+        .send()
+        .await
+        .expect("redrive the ingest DLQ to its source");
+    settle_recovered(
+        &stack,
+        &lane,
+        "pipe cannot start executions, then DLQ redrive",
+        &writes,
+        started,
+        viewers,
+        |_| format!("{dead} messages dead-lettered after 10 receives, redriven"),
+    )
+    .await;
 }
